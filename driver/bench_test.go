@@ -1,0 +1,337 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/client/allocdir"
+	"github.com/hashicorp/nomad/helper/uuid"
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
+)
+
+// The benchmarks measure what a task costs the node: how long it takes to
+// start (StartTask until the guest's first byte of output) and how much
+// memory an idle task's executor holds. Each reports its own distribution
+// (p50, p90) and its ratio to the equivalent native static binary run as a
+// plain process (fork/exec until its first byte of output), measured in the
+// same run. Run them with make bench.
+
+// pluginBinary builds the real plugin binary once, so that the benchmarks
+// measure the executor users run rather than the larger test binary.
+var pluginBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "nomad-driver-wasm-bench-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "nomad-driver-wasm")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", &buildError{out: out, err: err}
+	}
+	return bin, nil
+})
+
+type buildError struct {
+	out []byte
+	err error
+}
+
+func (e *buildError) Error() string { return e.err.Error() + ": " + string(e.out) }
+
+// benchDriver is a driver running the real plugin binary as its executor.
+func benchDriver(b *testing.B, cacheDir string) *Driver {
+	b.Helper()
+	bin, err := pluginBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	d := New(ctx, hclog.NewNullLogger())
+	d.config = Config{CacheDir: cacheDir, Engine: EngineAuto}
+	if err := d.config.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	d.engine = EngineCompiler
+	d.executors.binary = bin
+	go d.executors.fill()
+	return d
+}
+
+// benchTask builds a task directory holding the module, with its stdout
+// on a FIFO the benchmark reads.
+func benchTask(b *testing.B, module string, args []string) *drivers.TaskConfig {
+	b.Helper()
+	dir := b.TempDir()
+	cfg := &drivers.TaskConfig{
+		ID:      uuid.Generate(),
+		AllocID: uuid.Generate(),
+		Name:    "bench",
+		Env:     map[string]string{"NOMAD_TASK_NAME": "bench"},
+		Resources: &drivers.Resources{NomadResources: &structs.AllocatedTaskResources{
+			Memory: structs.AllocatedMemoryResources{MemoryMB: 64},
+		}},
+	}
+	ad := allocdir.NewAllocDir(hclog.NewNullLogger(), dir, filepath.Join(dir, "mounts"), cfg.AllocID)
+	if err := ad.Build(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ad.Destroy() }) // unmounts secrets/ before TempDir's removal
+	td := ad.NewTaskDir(&structs.Task{Name: cfg.Name})
+	if err := td.Build(fsisolation.Image, nil, ""); err != nil {
+		b.Fatal(err)
+	}
+	cfg.AllocDir = ad.AllocDir
+	testmodule.Install(b, module, td.LocalDir, "app.wasm")
+	tc := TaskConfig{Module: "local/app.wasm", Args: args}
+	if err := cfg.EncodeConcreteDriverConfig(&tc); err != nil {
+		b.Fatal(err)
+	}
+	cfg.StdoutPath = filepath.Join(dir, "stdout.fifo")
+	if err := syscall.Mkfifo(cfg.StdoutPath, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg.StderrPath = filepath.Join(dir, "stderr.log")
+	return cfg
+}
+
+// firstOutput returns a channel that receives when the first byte arrives
+// on the FIFO at path; the rest is drained so that the writer never blocks.
+func firstOutput(path string) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	go func() {
+		f, err := os.Open(path)
+		if err != nil {
+			close(ch)
+			return
+		}
+		defer f.Close()
+		var one [1]byte
+		if _, err := f.Read(one[:]); err == nil {
+			ch <- time.Now()
+		}
+		_, _ = io.Copy(io.Discard, f)
+	}()
+	return ch
+}
+
+// startTask times one StartTask until the first output, then waits for the
+// task to end and destroys it.
+func startTask(b *testing.B, d *Driver, cfg *drivers.TaskConfig) time.Duration {
+	b.Helper()
+	first := firstOutput(cfg.StdoutPath)
+	start := time.Now()
+	if _, _, err := d.StartTask(cfg); err != nil {
+		b.Fatal(err)
+	}
+	at, ok := <-first
+	if !ok {
+		b.Fatal("no output")
+	}
+	took := at.Sub(start)
+	ch, err := d.WaitTask(context.Background(), cfg.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	<-ch
+	_ = d.DestroyTask(cfg.ID, true)
+	return took
+}
+
+// nativeStart times fork/exec of the native build until its first byte of
+// output, over n runs.
+func nativeStart(b *testing.B, bin string, args []string, n int) []time.Duration {
+	b.Helper()
+	var ds []time.Duration
+	for range n {
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		var one [1]byte
+		if _, err := out.Read(one[:]); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(start))
+		_, _ = io.Copy(io.Discard, out)
+		_ = cmd.Wait()
+	}
+	return ds
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(float64(len(s)-1)*p)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// waitSpare waits until the driver's spare executor is ready: the state of
+// a node between task starts.
+func waitSpare(b *testing.B, d *Driver) {
+	b.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !d.executors.ready() {
+		if time.Now().After(deadline) {
+			b.Fatal("no spare executor")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkTaskStart: StartTask until the guest's first output, for a small
+// C module and a Go module, with a cold compile and with a cache hit; the
+// burst variant starts tasks back to back, faster than spare executors are
+// replaced, so that some tasks start their own.
+func BenchmarkTaskStart(b *testing.B) {
+	guests := []struct {
+		name, module string
+		args         []string
+	}{
+		{"c", "probe", []string{"hello"}},
+		{"go", "hello-go", nil},
+	}
+	for _, g := range guests {
+		native := nativeStart(b, testmodule.Native(b, g.module), g.args, 50)
+		nativeP50 := percentile(native, 0.5)
+		for _, mode := range []string{"cold", "cached", "cached-burst"} {
+			cached, burst := mode != "cold", mode == "cached-burst"
+			b.Run(g.name+"/"+mode, func(b *testing.B) {
+				root := b.TempDir()
+				d := benchDriver(b, filepath.Join(root, "warm"))
+				if cached {
+					startTask(b, d, benchTask(b, g.module, g.args)) // fills the cache
+				}
+				var ds []time.Duration
+				for i := 0; b.Loop(); i++ {
+					b.StopTimer()
+					cfg := benchTask(b, g.module, g.args)
+					if !cached {
+						d.config.CacheDir = filepath.Join(root, strconv.Itoa(i))
+					}
+					if !burst {
+						waitSpare(b, d)
+					}
+					b.StartTimer()
+					ds = append(ds, startTask(b, d, cfg))
+				}
+				p50 := percentile(ds, 0.5)
+				b.ReportMetric(ms(p50), "p50-ms")
+				b.ReportMetric(ms(percentile(ds, 0.9)), "p90-ms")
+				b.ReportMetric(ms(nativeP50), "native-p50-ms")
+				b.ReportMetric(float64(p50)/float64(nativeP50), "x-native")
+			})
+		}
+	}
+}
+
+// BenchmarkIdleExecutorRSS: the memory of the executors of tasks whose
+// guests sleep, against the native build of the same program asleep. Each
+// iteration runs idleTasks at once and reports the median RSS of one
+// executor (which counts the pages of the plugin binary it shares with the
+// others) and the median PSS (which divides shared pages among the
+// processes sharing them: what one more task costs the node).
+func BenchmarkIdleExecutorRSS(b *testing.B) {
+	const idleTasks = 4
+	args := []string{"sleep", "3600"}
+	native := exec.Command(testmodule.Native(b, "probe"), args...)
+	out, err := native.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := native.Start(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		b.Fatal(err)
+	}
+	nativeRSS := memory(b, native.Process.Pid, "VmRSS:")
+	_ = native.Process.Kill()
+	_ = native.Wait()
+
+	d := benchDriver(b, b.TempDir())
+	startTask(b, d, benchTask(b, "probe", []string{"hello"})) // fills the cache
+	var rssMB, pssMB []float64
+	for b.Loop() {
+		var pids []int
+		var ids []string
+		for range idleTasks {
+			cfg := benchTask(b, "probe", args)
+			first := firstOutput(cfg.StdoutPath)
+			handle, _, err := d.StartTask(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			<-first
+			pids = append(pids, executorPid(b, handle))
+			ids = append(ids, cfg.ID)
+		}
+		for _, pid := range pids {
+			rssMB = append(rssMB, float64(memory(b, pid, "VmRSS:"))/(1<<20))
+			pssMB = append(pssMB, float64(memory(b, pid, "Pss:"))/(1<<20))
+		}
+		for _, id := range ids {
+			if err := d.StopTask(id, 5*time.Second, "SIGTERM"); err != nil {
+				b.Fatal(err)
+			}
+			_ = d.DestroyTask(id, true)
+		}
+	}
+	slices.Sort(rssMB)
+	slices.Sort(pssMB)
+	b.ReportMetric(rssMB[len(rssMB)/2], "rss-MB")
+	b.ReportMetric(pssMB[len(pssMB)/2], "pss-MB")
+	b.ReportMetric(float64(nativeRSS)/(1<<20), "native-rss-MB")
+}
+
+// memory reads one of a process's memory figures in bytes: a VmRSS line of
+// /proc/<pid>/status or the Pss line of /proc/<pid>/smaps_rollup.
+func memory(b *testing.B, pid int, field string) uint64 {
+	b.Helper()
+	file := "/status"
+	if field == "Pss:" {
+		file = "/smaps_rollup"
+	}
+	content, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range bytes.Lines(content) {
+		if v, ok := bytes.CutPrefix(line, []byte(field)); ok {
+			kb, err := strconv.ParseUint(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatalf("no %s in %s", field, file)
+	return 0
+}

@@ -1,0 +1,547 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+// Package driver is the Nomad task driver plugin "wasm": its identity,
+// configuration schemas, capabilities and the task lifecycle. It knows
+// Nomad; everything about running a guest is the executor's, reached only
+// through executor.Client.
+package driver
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/consul-template/signals"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/client/lib/cpustats"
+	cstructs "github.com/hashicorp/nomad/client/structs"
+	"github.com/hashicorp/nomad/drivers/shared/eventer"
+	"github.com/hashicorp/nomad/plugins/base"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
+	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/fingerprint"
+)
+
+const (
+	// PluginName is the driver's name: what a job writes in driver = "wasm".
+	PluginName = "wasm"
+
+	// executorLogFile is the executor's own log, in the task directory.
+	executorLogFile = "wasm-executor.log"
+)
+
+var pluginInfo = &base.PluginInfoResponse{
+	Type:              base.PluginTypeDriver,
+	PluginApiVersions: []string{drivers.ApiVersion010},
+	PluginVersion:     executor.Version,
+	Name:              PluginName,
+}
+
+// capabilities: the guest's filesystem is the driver's own view (Image),
+// which also makes Nomad give the task /local, /alloc and /secrets paths in
+// its environment and keeps the client's environment out of it.
+var capabilities = &drivers.Capabilities{
+	SendSignals:  true,
+	Exec:         true,
+	FSIsolation:  fsisolation.Image,
+	MountConfigs: drivers.MountConfigSupportNone,
+	NetIsolationModes: []drivers.NetIsolationMode{
+		drivers.NetIsolationModeHost,
+		drivers.NetIsolationModeGroup,
+	},
+}
+
+// Driver is the wasm task driver.
+type Driver struct {
+	ctx     context.Context
+	logger  hclog.Logger
+	eventer *eventer.Eventer
+	tasks   *taskStore
+
+	config  Config
+	engine  string
+	compute cpustats.Compute
+
+	// fingerprintPeriod is how often the node is fingerprinted again.
+	fingerprintPeriod time.Duration
+	// executors hands out executors, keeping one started ahead.
+	executors *spareExecutor
+}
+
+// New returns the driver; ctx ends with the plugin.
+func New(ctx context.Context, logger hclog.Logger) *Driver {
+	logger = logger.Named(PluginName)
+	d := &Driver{
+		ctx:     ctx,
+		logger:  logger,
+		eventer: eventer.NewEventer(ctx, logger),
+		tasks:   newTaskStore(),
+		config:  Config{Engine: EngineAuto, CacheDir: DefaultCacheDir()},
+
+		fingerprintPeriod: 30 * time.Second,
+		executors:         &spareExecutor{ctx: ctx, logger: logger.Named("executor")},
+	}
+	go d.executors.run()
+	return d
+}
+
+func (d *Driver) PluginInfo() (*base.PluginInfoResponse, error) { return pluginInfo, nil }
+
+func (d *Driver) ConfigSchema() (*hclspec.Spec, error) { return configSpec, nil }
+
+func (d *Driver) SetConfig(cfg *base.Config) error {
+	var config Config
+	if len(cfg.PluginConfig) != 0 {
+		if err := base.MsgPackDecode(cfg.PluginConfig, &config); err != nil {
+			return err
+		}
+	}
+	if err := config.Validate(); err != nil {
+		return fmt.Errorf("plugin nomad-driver-wasm: %w", err)
+	}
+	d.config = config
+	// An engine the node cannot run is reported by the fingerprint as
+	// unhealthy, with the reason, rather than failing the agent's start.
+	d.engine, _ = fingerprint.ResolveEngine(config.Engine)
+	if cfg.AgentConfig != nil {
+		d.compute = cfg.AgentConfig.Compute()
+	}
+	// Have an executor ready for the first task.
+	go d.executors.fill()
+	return nil
+}
+
+func (d *Driver) TaskConfigSchema() (*hclspec.Spec, error) { return taskConfigSpec, nil }
+
+func (d *Driver) Capabilities() (*drivers.Capabilities, error) { return capabilities, nil }
+
+func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, error) {
+	ch := make(chan *drivers.Fingerprint)
+	go func() {
+		defer close(ch)
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.ctx.Done():
+				return
+			case <-t.C:
+			}
+			fp := fingerprint.Probe(ctx, d.config.Engine, d.config.CacheDir, executor.Version)
+			select {
+			case ch <- fp:
+			case <-ctx.Done():
+				return
+			case <-d.ctx.Done():
+				return
+			}
+			t.Reset(d.fingerprintPeriod)
+		}
+	}()
+	return ch, nil
+}
+
+// guestMounts is the guest's view of the task's directories.
+func guestMounts(cfg *drivers.TaskConfig) []executor.Mount {
+	dir := cfg.TaskDir()
+	return []executor.Mount{
+		{GuestPath: "/local", HostPath: dir.LocalDir},
+		{GuestPath: "/alloc", HostPath: dir.SharedAllocDir},
+		{GuestPath: "/secrets", HostPath: dir.SecretsDir, ReadOnly: true},
+	}
+}
+
+// memoryLimit is the guest's linear-memory cap in pages, from memory_max
+// when the task sets it, else memory; and a description of where it came
+// from for error messages.
+func memoryLimit(cfg *drivers.TaskConfig) (uint32, string) {
+	if cfg.Resources == nil || cfg.Resources.NomadResources == nil {
+		return 0, "no task resources"
+	}
+	mem := cfg.Resources.NomadResources.Memory
+	mb, field := mem.MemoryMB, "resources.memory"
+	if mem.MemoryMaxMB > 0 {
+		mb, field = mem.MemoryMaxMB, "resources.memory_max"
+	}
+	if mb <= 0 {
+		return 0, "no memory resources"
+	}
+	pages := uint64(mb) * (1 << 20) / executor.PageSize
+	return uint32(min(pages, 65536)), fmt.Sprintf("%s = %d MiB", field, mb)
+}
+
+func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork, error) {
+	if _, ok := d.tasks.Get(cfg.ID); ok {
+		return nil, nil, fmt.Errorf("task with ID %q already started", cfg.ID)
+	}
+	var tc TaskConfig
+	if err := cfg.DecodeDriverConfig(&tc); err != nil {
+		return nil, nil, fmt.Errorf("failed to decode driver config: %w", err)
+	}
+	if err := tc.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("invalid task config: %w", err)
+	}
+	if d.engine == "" {
+		_, err := fingerprint.ResolveEngine(d.config.Engine)
+		return nil, nil, fmt.Errorf("the wasm driver cannot run tasks on this node: %w", err)
+	}
+	mounts := guestMounts(cfg)
+	if _, _, err := executor.ResolveGuestPath(mounts, tc.Module); err != nil {
+		return nil, nil, fmt.Errorf("invalid task config: module: %w", err)
+	}
+
+	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
+	taskDir := cfg.TaskDir().Dir
+	exec, err := d.executors.take()
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to launch executor: %w", err)
+	}
+
+	limit, limitSource := memoryLimit(cfg)
+	req := &proto.StartRequest{
+		Module:            tc.Module,
+		Sha256:            tc.Sha256,
+		Args:              tc.Args,
+		Env:               cfg.Env,
+		Entrypoint:        tc.Entrypoint,
+		MemoryLimitPages:  limit,
+		MemoryLimitSource: limitSource,
+		StdoutPath:        cfg.StdoutPath,
+		StderrPath:        cfg.StderrPath,
+		StateDir:          taskDir,
+		CacheDir:          d.config.CacheDir,
+		Engine:            d.engine,
+		LogFile:           filepath.Join(taskDir, executorLogFile),
+		LogLevel:          logLevel(d.logger),
+	}
+	for _, m := range mounts {
+		req.Mounts = append(req.Mounts, &proto.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
+	}
+	resp, err := exec.Start(d.ctx, req)
+	go d.executors.fill()
+	if err != nil {
+		exec.Kill()
+		return nil, nil, err
+	}
+
+	state := TaskState{
+		ReattachConfig: pstructs.ReattachConfigFromGoPlugin(exec.ReattachConfig()),
+		TaskConfig:     cfg,
+		DriverConfig:   tc,
+		ExecutorPid:    exec.Pid,
+		StartedAt:      time.Now().Round(time.Millisecond),
+		ModuleSha256:   resp.ModuleSha256,
+	}
+	handle := drivers.NewTaskHandle(taskHandleVersion)
+	handle.Config = cfg
+	if err := handle.SetDriverState(&state); err != nil {
+		exec.Kill()
+		return nil, nil, fmt.Errorf("failed to set driver state: %w", err)
+	}
+
+	h := d.newHandle(cfg, state, exec, logger)
+	h.emit(loadEvent(resp, d.engine), map[string]string{
+		"cache_hit":     strconv.FormatBool(resp.CacheHit),
+		"load_ms":       strconv.FormatInt(time.Duration(resp.LoadNanos).Milliseconds(), 10),
+		"module_sha256": resp.ModuleSha256,
+		"engine":        d.engine,
+	})
+	d.tasks.Set(cfg.ID, h)
+	go h.run()
+	return handle, nil, nil
+}
+
+func loadEvent(resp *proto.StartResponse, engine string) string {
+	took := time.Duration(resp.LoadNanos).Round(100 * time.Microsecond)
+	short := resp.ModuleSha256[:12]
+	switch {
+	case resp.CacheHit:
+		return fmt.Sprintf("Module %s loaded from the compiled-module cache in %s", short, took)
+	case engine == EngineCompiler:
+		return fmt.Sprintf("Module %s compiled in %s and added to the compiled-module cache", short, took)
+	}
+	return fmt.Sprintf("Module %s prepared for the interpreter in %s (the interpreter has no compiled-module cache)", short, took)
+}
+
+func logLevel(l hclog.Logger) string {
+	switch {
+	case l.IsTrace():
+		return "trace"
+	case l.IsDebug():
+		return "debug"
+	}
+	return "info"
+}
+
+func (d *Driver) newHandle(cfg *drivers.TaskConfig, state TaskState, exec *executor.Client, logger hclog.Logger) *taskHandle {
+	return &taskHandle{
+		logger:     logger,
+		exec:       exec,
+		taskConfig: cfg,
+		state:      state,
+		procState:  drivers.TaskStateRunning,
+		doneCh:     make(chan struct{}),
+		emit: func(msg string, annotations map[string]string) {
+			err := d.eventer.EmitEvent(&drivers.TaskEvent{
+				TaskID:      cfg.ID,
+				TaskName:    cfg.Name,
+				AllocID:     cfg.AllocID,
+				Timestamp:   time.Now(),
+				Message:     msg,
+				Annotations: annotations,
+			})
+			if err != nil {
+				logger.Warn("cannot emit task event", "error", err)
+			}
+		},
+	}
+}
+
+func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
+	if handle == nil {
+		return fmt.Errorf("handle cannot be nil")
+	}
+	if _, ok := d.tasks.Get(handle.Config.ID); ok {
+		return nil
+	}
+	if handle.Version != taskHandleVersion {
+		return fmt.Errorf("task handle version %d is not supported by this driver (it reads version %d)", handle.Version, taskHandleVersion)
+	}
+	var state TaskState
+	if err := handle.GetDriverState(&state); err != nil {
+		return fmt.Errorf("failed to decode task state from handle: %w", err)
+	}
+	cfg := state.TaskConfig
+	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
+	rc, err := pstructs.ReattachConfigToGoPlugin(state.ReattachConfig)
+	if err != nil {
+		return fmt.Errorf("failed to read the executor's reattach config: %w", err)
+	}
+	exec, err := executor.Reattach(rc, logger.Named("executor"))
+	h := d.newHandle(cfg, state, exec, logger)
+	d.tasks.Set(cfg.ID, h)
+	if err != nil {
+		// The executor is gone. If its guest exited while nobody was
+		// attached, it left the exit status behind.
+		logger.Info("executor is gone; reading its recorded exit status", "executor_pid", state.ExecutorPid, "error", err)
+		status, serr := executor.ReadExitStatus(cfg.TaskDir().Dir, state.ExecutorPid)
+		h.finish(status, serr)
+		return nil
+	}
+	logger.Info("reattached to executor", "executor_pid", state.ExecutorPid)
+	go h.run()
+	return nil
+}
+
+func (d *Driver) WaitTask(ctx context.Context, taskID string) (<-chan *drivers.ExitResult, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	ch := make(chan *drivers.ExitResult)
+	go func() {
+		defer close(ch)
+		select {
+		case <-h.doneCh:
+		case <-ctx.Done():
+			return
+		case <-d.ctx.Done():
+			return
+		}
+		select {
+		case ch <- h.result():
+		case <-ctx.Done():
+		case <-d.ctx.Done():
+		}
+	}()
+	return ch, nil
+}
+
+// stopGrace is how long StopTask waits, beyond the task's timeout, for the
+// executor to answer and for a killed executor to be seen gone.
+const stopGrace = 5 * time.Second
+
+func (d *Driver) StopTask(taskID string, timeout time.Duration, signal string) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	if !h.IsRunning() {
+		return nil
+	}
+	sig, known := parseSignal(signal)
+	if !known {
+		h.logger.Warn("unknown kill signal; stopping the guest as for SIGTERM", "signal", signal)
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, timeout+stopGrace)
+	defer cancel()
+	exited, err := h.exec.Stop(ctx, sig, timeout)
+	if err != nil || !exited {
+		h.logger.Warn("guest did not stop in time; killing its executor", "timeout", timeout, "error", err)
+		h.markKilled()
+		h.exec.Kill()
+	}
+	select {
+	case <-h.doneCh:
+		return nil
+	case <-time.After(stopGrace):
+		return fmt.Errorf("task %s did not report its exit after being stopped", taskID)
+	}
+}
+
+func (d *Driver) DestroyTask(taskID string, force bool) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		// Already destroyed: destroying is idempotent.
+		return nil
+	}
+	if h.IsRunning() {
+		if !force {
+			return fmt.Errorf("cannot destroy running task %s: stop it first, or destroy with force", taskID)
+		}
+		h.markKilled()
+	}
+	if h.exec != nil {
+		h.exec.Kill()
+	}
+	if h.IsRunning() {
+		select {
+		case <-h.doneCh:
+		case <-time.After(stopGrace):
+			h.logger.Warn("task did not report its exit after its executor was killed")
+		}
+	}
+	d.tasks.Delete(taskID)
+	return nil
+}
+
+func (d *Driver) InspectTask(taskID string) (*drivers.TaskStatus, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	return h.TaskStatus(), nil
+}
+
+func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Duration) (<-chan *cstructs.TaskResourceUsage, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	out := make(chan *cstructs.TaskResourceUsage)
+	if !h.IsRunning() {
+		go func() { <-ctx.Done(); close(out) }()
+		return out, nil
+	}
+	in, err := h.exec.Stats(ctx, interval)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(out)
+		for {
+			var s *proto.StatsResponse
+			select {
+			case <-ctx.Done():
+				return
+			case s, ok = <-in:
+				if !ok {
+					return
+				}
+			}
+			select {
+			case out <- d.usage(s):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// usage converts the executor's stats. The executor's process is the task
+// (RSS and CPU); the guest's linear memory is reported as its own entry in
+// Pids, under the key "wasm-linear-memory".
+func (d *Driver) usage(s *proto.StatsResponse) *cstructs.TaskResourceUsage {
+	proc := &cstructs.ResourceUsage{
+		MemoryStats: &cstructs.MemoryStats{
+			RSS:      s.RssBytes,
+			Usage:    s.RssBytes,
+			Measured: []string{"RSS", "Usage"},
+		},
+		CpuStats: &cstructs.CpuStats{
+			UserMode:   s.CpuUserPercent,
+			SystemMode: s.CpuSystemPercent,
+			Percent:    s.CpuPercent,
+			TotalTicks: d.ticks(s.CpuPercent),
+			Measured:   []string{"User Mode", "System Mode", "Percent", "Total Ticks"},
+		},
+	}
+	return &cstructs.TaskResourceUsage{
+		ResourceUsage: proc,
+		Timestamp:     s.TimestampUnixNano,
+		Pids: map[string]*cstructs.ResourceUsage{
+			strconv.Itoa(int(s.Pid)): proc,
+			"wasm-linear-memory": {
+				MemoryStats: &cstructs.MemoryStats{Usage: s.LinearMemoryBytes, Measured: []string{"Usage"}},
+				CpuStats:    &cstructs.CpuStats{},
+			},
+		},
+	}
+}
+
+// ticks converts a percentage of one core into MHz of the node's compute,
+// as Nomad accounts CPU.
+func (d *Driver) ticks(percent float64) float64 {
+	if d.compute.NumCores == 0 {
+		return 0
+	}
+	return percent / 100 * float64(d.compute.TotalCompute) / float64(d.compute.NumCores)
+}
+
+// parseSignal maps a signal name (SIGTERM, TERM, sigterm) to its number.
+// An unknown name yields SIGTERM and false.
+func parseSignal(name string) (syscall.Signal, bool) {
+	if name == "" {
+		return syscall.SIGTERM, true
+	}
+	sig, err := signals.Parse(name)
+	if err != nil {
+		return syscall.SIGTERM, false
+	}
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return syscall.SIGTERM, false
+	}
+	return s, true
+}
+
+func (d *Driver) TaskEvents(ctx context.Context) (<-chan *drivers.TaskEvent, error) {
+	return d.eventer.TaskEvents(ctx)
+}
+
+func (d *Driver) SignalTask(taskID string, signal string) error {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return drivers.ErrTaskNotFound
+	}
+	sig, known := parseSignal(signal)
+	if !known || sig != syscall.SIGINT && sig != syscall.SIGTERM {
+		return fmt.Errorf("signal %q cannot be delivered to a wasm task: %w", signal, executor.ErrSignalUnsupported)
+	}
+	if !h.IsRunning() {
+		return fmt.Errorf("task %s is not running", taskID)
+	}
+	return h.exec.Signal(d.ctx, sig)
+}

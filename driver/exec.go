@@ -1,0 +1,96 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+)
+
+// execHelp says what nomad alloc exec can run in a wasm task.
+const execHelp = "nomad alloc exec runs a WebAssembly command module from the task's view in the task's sandbox, e.g. nomad alloc exec -task NAME ALLOC /local/tool.wasm ARGS..."
+
+// Exit codes of a command that cannot run, as shells use them.
+const (
+	execNotExecutable = 126
+	execNotFound      = 127
+)
+
+// ExecTaskStreaming runs a command module from the task's view (the first
+// element of the command, e.g. /local/tool.wasm) in the task's sandbox:
+// the task's mounts, environment and memory cap. WASI has no terminals, so
+// a TTY request runs the module without one.
+//
+// A command that is not a module in the task's view fails as it would in a
+// shell: the reason on stderr and exit code 127 (not found) or 126 (not
+// runnable). Nomad does not pass a driver's error text on to the user of
+// nomad alloc exec; stderr reaches them.
+func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *drivers.ExecOptions) (*drivers.ExitResult, error) {
+	h, ok := d.tasks.Get(taskID)
+	if !ok {
+		return nil, drivers.ErrTaskNotFound
+	}
+	if !h.IsRunning() || h.exec == nil {
+		return nil, fmt.Errorf("task %s is not running", taskID)
+	}
+	if len(opts.Command) == 0 {
+		return nil, fmt.Errorf("no command given: %s", execHelp)
+	}
+	defer func() {
+		_ = opts.Stdout.Close()
+		_ = opts.Stderr.Close()
+	}()
+	var stdin io.Reader
+	if opts.Stdin != nil {
+		stdin = opts.Stdin
+	}
+	status, err := h.exec.Exec(ctx, opts.Command[0], opts.Command[1:], stdin, opts.Stdout, opts.Stderr)
+	var rejected *executor.RejectedError
+	if errors.As(err, &rejected) {
+		fmt.Fprintf(opts.Stderr, "%s\n%s\n", rejected.Msg, execHelp)
+		code := execNotExecutable
+		if strings.Contains(rejected.Msg, "does not exist") || strings.Contains(rejected.Msg, "outside the task's view") {
+			code = execNotFound
+		}
+		return &drivers.ExitResult{ExitCode: code}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	result := &drivers.ExitResult{ExitCode: int(status.ExitCode), Signal: int(status.Signal)}
+	if status.Error != "" {
+		result.Err = fmt.Errorf("%s", status.Error)
+	}
+	return result, nil
+}
+
+// ExecTask runs a command module as ExecTaskStreaming does and returns its
+// output; Nomad uses it for script checks.
+func (d *Driver) ExecTask(taskID string, cmd []string, timeout time.Duration) (*drivers.ExecTaskResult, error) {
+	ctx, cancel := context.WithTimeout(d.ctx, timeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	result, err := d.ExecTaskStreaming(ctx, taskID, &drivers.ExecOptions{
+		Command: cmd,
+		Stdout:  nopWriteCloser{&stdout},
+		Stderr:  nopWriteCloser{&stderr},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &drivers.ExecTaskResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitResult: result}, nil
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

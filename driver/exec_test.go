@@ -1,0 +1,108 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
+)
+
+type closingBuffer struct{ bytes.Buffer }
+
+func (*closingBuffer) Close() error { return nil }
+
+func TestExecRunsAModuleInTheTaskSandbox(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
+	tk.cfg.Env["JOB_ENV_VAR"] = "task env"
+	testmodule.Install(t, "probe", tk.cfg.TaskDir().LocalDir, "tool.wasm")
+	h.start(t, tk)
+	tk.waitLog(t, "stdout", "tick 0")
+
+	run := func(cmd []string, stdin string) (*drivers.ExitResult, string, string) {
+		var stdout, stderr closingBuffer
+		opts := &drivers.ExecOptions{Command: cmd, Stdout: &stdout, Stderr: &stderr}
+		if stdin != "" {
+			opts.Stdin = io.NopCloser(strings.NewReader(stdin))
+		}
+		res, err := h.driver.ExecTaskStreaming(context.Background(), tk.cfg.ID, opts)
+		must.NoError(t, err)
+		return res, stdout.String(), stderr.String()
+	}
+
+	// Same environment and mounts as the task.
+	res, out, _ := run([]string{"/local/tool.wasm", "env"}, "")
+	must.Zero(t, res.ExitCode)
+	must.StrContains(t, out, "JOB_ENV_VAR=task env\n")
+	must.StrNotContains(t, out, hostSecret)
+	res, out, _ = run([]string{"local/tool.wasm", "escape"}, "")
+	must.Zero(t, res.ExitCode)
+	must.StrContains(t, out, "made-relative-symlink: denied")
+	must.StrContains(t, out, "secrets-readonly: denied")
+
+	// stdout, stderr, stdin and the exit code come back.
+	res, out, errOut := run([]string{"/local/tool.wasm", "hello"}, "")
+	must.Zero(t, res.ExitCode)
+	must.Eq(t, "hello from wasm\n", out)
+	must.Eq(t, "a line on stderr\n", errOut)
+	res, out, _ = run([]string{"/local/tool.wasm", "stdin"}, "twelve bytes")
+	must.Zero(t, res.ExitCode)
+	must.Eq(t, "stdin read=12\n", out)
+	res, _, _ = run([]string{"/local/tool.wasm", "exit", "9"}, "")
+	must.Eq(t, 9, res.ExitCode)
+
+	// Same memory cap as the task (64 MiB).
+	_, out, _ = run([]string{"/local/tool.wasm", "grow"}, "")
+	must.StrContains(t, out, "before malloc failed")
+
+	// The task itself was not disturbed.
+	status, err := h.InspectTask(tk.cfg.ID)
+	must.NoError(t, err)
+	must.Eq(t, drivers.TaskStateRunning, status.State)
+
+	// ExecTask, as script checks use it.
+	er, err := h.driver.ExecTask(tk.cfg.ID, []string{"/local/tool.wasm", "exit", "2"}, 10*time.Second)
+	must.NoError(t, err)
+	must.Eq(t, 2, er.ExitResult.ExitCode)
+}
+
+func TestExecRejectsWhatIsNotAModule(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
+	must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().LocalDir, "script.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	h.start(t, tk)
+	tk.waitLog(t, "stdout", "tick 0")
+	cases := []struct {
+		cmd  string
+		code int
+		want string
+	}{
+		{"/bin/sh", 127, `path "/bin/sh" is outside the task's view`},
+		{"/local/nope", 127, "module /local/nope does not exist in the task's view"},
+		{"/local/script.sh", 126, `it is a script (starts with "#!/bin/sh")`},
+	}
+	for _, c := range cases {
+		var stdout, stderr closingBuffer
+		res, err := h.driver.ExecTaskStreaming(context.Background(), tk.cfg.ID, &drivers.ExecOptions{Command: []string{c.cmd}, Stdout: &stdout, Stderr: &stderr})
+		must.NoError(t, err)
+		must.Eq(t, c.code, res.ExitCode)
+		must.StrContains(t, stderr.String(), c.want)
+		must.StrContains(t, stderr.String(), "nomad alloc exec runs a WebAssembly command module")
+	}
+	_, err := h.driver.ExecTaskStreaming(context.Background(), tk.cfg.ID, &drivers.ExecOptions{Stdout: &closingBuffer{}, Stderr: &closingBuffer{}})
+	must.ErrorContains(t, err, "no command given")
+}

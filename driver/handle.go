@@ -1,0 +1,129 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+// taskHandle is one task's live state in the driver.
+type taskHandle struct {
+	logger     hclog.Logger
+	exec       *executor.Client // nil when the executor was already gone at recovery
+	taskConfig *drivers.TaskConfig
+	state      TaskState
+	// emit reports a task event.
+	emit func(msg string, annotations map[string]string)
+
+	mu          sync.RWMutex
+	procState   drivers.TaskState
+	completedAt time.Time
+	exitResult  *drivers.ExitResult
+	// killed is set when the driver killed the executor itself, so that the
+	// lost executor is not reported as a crash.
+	killed bool
+
+	doneCh chan struct{}
+}
+
+// run waits for the guest to exit and records how it ended.
+func (h *taskHandle) run() {
+	status, err := h.exec.Wait(context.Background())
+	if err != nil {
+		// The executor went away before answering: it exited after its
+		// guest (and wrote the status down), or it was killed.
+		status, err = executor.ReadExitStatus(h.taskConfig.TaskDir().Dir, h.state.ExecutorPid)
+	}
+	h.finish(status, err)
+	// The status is collected: the executor has nothing left to do.
+	h.exec.Kill()
+}
+
+// finish records the exit. status is nil when err says why it is unknown.
+func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
+	h.mu.Lock()
+	result := &drivers.ExitResult{}
+	switch {
+	case status != nil:
+		result.ExitCode = int(status.ExitCode)
+		result.Signal = int(status.Signal)
+		if status.Error != "" {
+			result.Err = errors.New(status.Error)
+		}
+	case h.killed:
+		result.ExitCode = 128 + 9
+		result.Signal = 9
+		result.Err = errors.New("the guest did not stop within the kill timeout, so its executor was killed")
+	default:
+		result.ExitCode = -1
+		result.Err = fmt.Errorf("the task's executor (pid %d) exited without recording the guest's exit status: it was killed or crashed (%w); its log is wasm-executor.log in the task directory", h.state.ExecutorPid, err)
+	}
+	h.exitResult = result
+	h.procState = drivers.TaskStateExited
+	h.completedAt = time.Now()
+	h.mu.Unlock()
+
+	if status != nil && status.Error != "" {
+		h.emit("Guest trapped: "+firstLine(status.Error), map[string]string{"exit_code": strconv.Itoa(result.ExitCode)})
+	} else if status == nil && !h.killed {
+		h.emit("Executor lost: "+result.Err.Error(), nil)
+	}
+	close(h.doneCh)
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+func (h *taskHandle) IsRunning() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.procState == drivers.TaskStateRunning
+}
+
+func (h *taskHandle) result() *drivers.ExitResult {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.exitResult.Copy()
+}
+
+func (h *taskHandle) markKilled() {
+	h.mu.Lock()
+	h.killed = true
+	h.mu.Unlock()
+}
+
+func (h *taskHandle) TaskStatus() *drivers.TaskStatus {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return &drivers.TaskStatus{
+		ID:          h.taskConfig.ID,
+		Name:        h.taskConfig.Name,
+		State:       h.procState,
+		StartedAt:   h.state.StartedAt,
+		CompletedAt: h.completedAt,
+		ExitResult:  h.exitResult.Copy(),
+		DriverAttributes: map[string]string{
+			"executor_pid":  strconv.Itoa(h.state.ExecutorPid),
+			"module":        h.state.DriverConfig.Module,
+			"module_sha256": h.state.ModuleSha256,
+		},
+	}
+}

@@ -1,0 +1,204 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/helper/testlog"
+	"github.com/hashicorp/nomad/helper/uuid"
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/base"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/hashicorp/nomad/plugins/drivers/testutils"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
+)
+
+// harness is a driver served over go-plugin gRPC, as Nomad sees it.
+type harness struct {
+	*testutils.DriverHarness
+	driver   *Driver
+	cacheDir string
+	// owner is the test that made the harness. The harness's alloc-dir
+	// cleanup also closes its plugin client, so it runs when owner ends,
+	// not when a subtest does.
+	owner *testing.T
+}
+
+func newHarness(t *testing.T, cacheDir string) *harness {
+	t.Helper()
+	if cacheDir == "" {
+		cacheDir = t.TempDir()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	d := New(ctx, testlog.HCLogger(t))
+	h := testutils.NewDriverHarness(t, d)
+	var cfg []byte
+	must.NoError(t, base.MsgPackEncode(&cfg, &Config{CacheDir: cacheDir, Engine: EngineAuto}))
+	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: cfg}))
+	return &harness{DriverHarness: h, driver: d, cacheDir: cacheDir, owner: t}
+}
+
+// task is one test task with its alloc dir and logs.
+type task struct {
+	cfg *drivers.TaskConfig
+}
+
+// newTask prepares a task running the named test module as local/<module>.wasm
+// with the given memory in MiB.
+func (h *harness) newTask(t *testing.T, module string, memoryMB int64, tc TaskConfig) *task {
+	t.Helper()
+	cfg := &drivers.TaskConfig{
+		ID:      uuid.Generate(),
+		AllocID: uuid.Generate(),
+		Name:    "test",
+		Resources: &drivers.Resources{
+			NomadResources: &structs.AllocatedTaskResources{
+				Memory: structs.AllocatedMemoryResources{MemoryMB: memoryMB},
+				Cpu:    structs.AllocatedCpuResources{CpuShares: 100},
+			},
+			LinuxResources: &drivers.LinuxResources{MemoryLimitBytes: memoryMB << 20, CPUShares: 100},
+		},
+	}
+	if tc.Module == "" {
+		tc.Module = "local/" + module + ".wasm"
+	}
+	must.NoError(t, cfg.EncodeConcreteDriverConfig(&tc))
+	// Nomad's harness destroys the alloc dir (unmounting secrets/) but
+	// leaves the temp dir around it; cleanups run last-registered first.
+	h.owner.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(cfg.AllocDir)) })
+	h.owner.Cleanup(h.MkAllocDir(cfg, true))
+	if module != "" {
+		testmodule.Install(t, module, cfg.TaskDir().LocalDir, module+".wasm")
+	}
+	return &task{cfg: cfg}
+}
+
+func (tk *task) logPath(stream string) string {
+	return filepath.Join(tk.cfg.TaskDir().LogDir, tk.cfg.Name+"."+stream+".0")
+}
+
+// waitLog polls the task's log until it contains want, and returns it.
+func (tk *task) waitLog(t *testing.T, stream, want string) string {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(tk.logPath(stream))
+		if got = string(b); strings.Contains(got, want) {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never contained %q; it has:\n%s", stream, want, got)
+	return ""
+}
+
+// waitLines polls the task's log until it has n complete lines.
+func (tk *task) waitLines(t *testing.T, stream string, n int) string {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(tk.logPath(stream))
+		if got = string(b); strings.Count(got, "\n") >= n {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never had %d lines; it has:\n%s", stream, n, got)
+	return ""
+}
+
+// start starts the task and stops and destroys it when the test ends.
+func (h *harness) start(t *testing.T, tk *task) *drivers.TaskHandle {
+	t.Helper()
+	handle, _, err := h.StartTask(tk.cfg)
+	must.NoError(t, err)
+	t.Cleanup(func() {
+		_ = h.StopTask(tk.cfg.ID, 5*time.Second, "SIGKILL")
+		_ = h.DestroyTask(tk.cfg.ID, true)
+	})
+	return handle
+}
+
+// wait returns the task's exit result, failing after a deadline.
+func (h *harness) wait(t *testing.T, id string) *drivers.ExitResult {
+	t.Helper()
+	ch, err := h.WaitTask(context.Background(), id)
+	must.NoError(t, err)
+	select {
+	case res := <-ch:
+		must.NotNil(t, res)
+		return res
+	case <-time.After(30 * time.Second):
+		t.Fatalf("task %s did not exit", id)
+	}
+	return nil
+}
+
+// run starts the task and waits for it to exit.
+func (h *harness) run(t *testing.T, tk *task) *drivers.ExitResult {
+	t.Helper()
+	h.start(t, tk)
+	return h.wait(t, tk.cfg.ID)
+}
+
+// events collects the driver's task events for one task.
+func (h *harness) events(t *testing.T) func(taskID string) []*drivers.TaskEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := h.TaskEvents(ctx)
+	must.NoError(t, err)
+	var all []*drivers.TaskEvent
+	collected := make(chan *drivers.TaskEvent, 100)
+	go func() {
+		for ev := range ch {
+			collected <- ev
+		}
+	}()
+	return func(taskID string) []*drivers.TaskEvent {
+		for {
+			select {
+			case ev := <-collected:
+				all = append(all, ev)
+				continue
+			default:
+			}
+			break
+		}
+		var mine []*drivers.TaskEvent
+		for _, ev := range all {
+			if ev.TaskID == taskID {
+				mine = append(mine, ev)
+			}
+		}
+		return mine
+	}
+}
+
+// waitEvent polls for an event of the task whose message contains want.
+func waitEvent(t *testing.T, events func(string) []*drivers.TaskEvent, taskID, want string) *drivers.TaskEvent {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, ev := range events(taskID) {
+			if strings.Contains(ev.Message, want) {
+				return ev
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no event containing %q for task %s; got %v", want, taskID, events(taskID))
+	return nil
+}

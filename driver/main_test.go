@@ -1,0 +1,26 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"os"
+	"testing"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+)
+
+// hostSecret is set in the test process's environment, which executors
+// inherit; no guest may see it.
+const hostSecret = "WASM_DRIVER_TEST_HOST_SECRET"
+
+// TestMain lets the test binary serve as the executor, as the plugin binary
+// does, so that the tests run the real out-of-process executor (with -race).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == executor.Subcommand {
+		executor.Serve()
+		return
+	}
+	os.Setenv(hostSecret, "leaked")
+	os.Exit(m.Run())
+}

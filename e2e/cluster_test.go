@@ -1,0 +1,515 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/shoenig/test/must"
+	"github.com/shoenig/test/wait"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
+)
+
+// repoRoot is the repository's top directory.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := filepath.Abs("..")
+	must.NoError(t, err)
+	return dir
+}
+
+// agentBinary returns the path of an agent put in place by e2e/agents.sh.
+func agentBinary(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(repoRoot(t), ".tools", "agents", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s agent not found at %s: run make tools first (%v)", name, p, err)
+	}
+	return p
+}
+
+var (
+	pluginOnce sync.Once
+	pluginDir  string
+	pluginErr  error
+)
+
+// pluginBinaryDir builds the plugin once per test run into a directory used
+// as the clients' plugin_dir. Its path is unique to the run, which is how
+// teardown recognises the run's executor processes.
+func pluginBinaryDir(t testing.TB) string {
+	t.Helper()
+	pluginOnce.Do(func() {
+		pluginDir, pluginErr = os.MkdirTemp("", "wasm-e2e-plugins-")
+		if pluginErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "nomad-driver-wasm"), ".")
+		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			pluginErr = fmt.Errorf("build plugin: %w\n%s", err, out)
+		}
+	})
+	must.NoError(t, pluginErr)
+	return pluginDir
+}
+
+// freePort returns a TCP port free on addr.
+func freePort(t testing.TB, addr string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", addr+":0")
+	must.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// agent is one agent process.
+type agent struct {
+	name    string
+	cmd     *exec.Cmd
+	dir     string
+	logFile string
+	args    []string
+	bin     string
+	done    chan struct{}
+}
+
+func (a *agent) start(t testing.TB) {
+	t.Helper()
+	log, err := os.OpenFile(a.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	must.NoError(t, err)
+	a.cmd = exec.Command(a.bin, a.args...)
+	a.cmd.Stdout, a.cmd.Stderr = log, log
+	// A process group of its own, so that teardown can end the agent and
+	// everything it started that stayed in its group.
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must.NoError(t, a.cmd.Start())
+	a.done = make(chan struct{})
+	go func() {
+		_ = a.cmd.Wait()
+		_ = log.Close()
+		close(a.done)
+	}()
+}
+
+// stop ends the agent with sig and waits for it to exit.
+func (a *agent) stop(sig syscall.Signal) {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-a.cmd.Process.Pid, sig)
+	select {
+	case <-a.done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		<-a.done
+	}
+}
+
+// ClientOptions describes one Nomad client of a cluster.
+type ClientOptions struct {
+	// Addr is the loopback address the client binds, e.g. 127.0.0.2.
+	Addr string
+	// NoPlugin leaves the wasm plugin out of this client.
+	NoPlugin bool
+}
+
+// Cluster is a Consul agent, a Nomad server and Nomad clients.
+type Cluster struct {
+	t       testing.TB
+	dir     string
+	plugins string
+	consul  *agent
+	server  *agent
+	clients []*agent
+	// clientConfig keeps what restarting a client needs.
+	clientHTTP []string
+
+	Nomad  *nomadapi.Client
+	Consul *consulapi.Client
+	// CacheDir is the wasm plugin's cache_dir on every client.
+	CacheDir string
+	// ArtifactURL serves the built example modules to artifact blocks.
+	ArtifactURL string
+}
+
+// StartCluster starts Consul, a Nomad server and the given clients (one
+// client on 127.0.0.1 with the plugin when none are given), and waits until
+// every client is ready and the wasm driver healthy where it is loaded.
+func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
+	t.Helper()
+	if len(clients) == 0 {
+		clients = []ClientOptions{{Addr: "127.0.0.1"}}
+	}
+	// Short, so that unix socket paths below it stay within their limit.
+	dir, err := os.MkdirTemp("", "wasm-e2e-")
+	must.NoError(t, err)
+	c := &Cluster{t: t, dir: dir, plugins: pluginBinaryDir(t), CacheDir: filepath.Join(dir, "wasm-cache")}
+	t.Cleanup(c.teardown)
+	c.ArtifactURL = serveArtifacts(t)
+
+	consulHTTP := freePort(t, "127.0.0.1")
+	c.consul = &agent{name: "consul", bin: agentBinary(t, "consul"), dir: filepath.Join(dir, "consul"), logFile: filepath.Join(dir, "consul.log"),
+		args: []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+			"-http-port", strconv.Itoa(consulHTTP), "-dns-port", "-1", "-grpc-port", "-1",
+			"-serf-lan-port", strconv.Itoa(freePort(t, "127.0.0.1")), "-serf-wan-port", strconv.Itoa(freePort(t, "127.0.0.1")),
+			"-server-port", strconv.Itoa(freePort(t, "127.0.0.1"))}}
+	c.consul.start(t)
+	c.Consul, err = consulapi.NewClient(&consulapi.Config{Address: fmt.Sprintf("127.0.0.1:%d", consulHTTP)})
+	must.NoError(t, err)
+	must.Wait(t, wait.InitialSuccess(wait.ErrorFunc(func() error {
+		leader, err := c.Consul.Status().Leader()
+		if err == nil && leader == "" {
+			err = fmt.Errorf("no leader")
+		}
+		return err
+	}), wait.Timeout(60*time.Second), wait.Gap(100*time.Millisecond)))
+
+	serverRPC := freePort(t, "127.0.0.1")
+	serverHTTP := freePort(t, "127.0.0.1")
+	c.server = c.nomadAgent(t, "server", nomadConfig{
+		Addr: "127.0.0.1", HTTP: serverHTTP, RPC: serverRPC, Serf: freePort(t, "127.0.0.1"),
+		Server: true, ConsulAddr: fmt.Sprintf("127.0.0.1:%d", consulHTTP),
+	})
+	c.Nomad, err = nomadapi.NewClient(&nomadapi.Config{Address: fmt.Sprintf("http://127.0.0.1:%d", serverHTTP)})
+	must.NoError(t, err)
+
+	for i, opts := range clients {
+		cfg := nomadConfig{
+			Addr: opts.Addr, HTTP: freePort(t, opts.Addr), RPC: freePort(t, opts.Addr), Serf: freePort(t, opts.Addr),
+			Servers: fmt.Sprintf("127.0.0.1:%d", serverRPC), ConsulAddr: fmt.Sprintf("127.0.0.1:%d", consulHTTP),
+			Plugin: !opts.NoPlugin, PluginDir: c.plugins, CacheDir: c.CacheDir,
+			Name: fmt.Sprintf("client-%d", i),
+		}
+		c.clients = append(c.clients, c.nomadAgent(t, cfg.Name, cfg))
+		c.clientHTTP = append(c.clientHTTP, fmt.Sprintf("http://%s:%d", opts.Addr, cfg.HTTP))
+	}
+	c.waitNodes(t, len(clients), func(n *nomadapi.Node) bool { return true })
+	return c
+}
+
+type nomadConfig struct {
+	Name, Addr          string
+	HTTP, RPC, Serf     int
+	Server              bool
+	Servers, ConsulAddr string
+	Plugin              bool
+	PluginDir, CacheDir string
+	DataDir             string
+}
+
+var nomadTemplate = template.Must(template.New("nomad").Parse(`
+name      = "{{.Name}}"
+data_dir  = "{{.DataDir}}"
+bind_addr = "{{.Addr}}"
+log_level = "DEBUG"
+disable_update_check = true
+ports {
+  http = {{.HTTP}}
+  rpc  = {{.RPC}}
+  serf = {{.Serf}}
+}
+advertise {
+  http = "{{.Addr}}"
+  rpc  = "{{.Addr}}"
+  serf = "{{.Addr}}"
+}
+consul {
+  address = "{{.ConsulAddr}}"
+}
+{{if .Server}}
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+{{else}}
+client {
+  enabled = true
+  servers = ["{{.Servers}}"]
+  options {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+}
+# Nomad collects task stats (nomad alloc status -stats) only when it
+# publishes allocation metrics.
+telemetry {
+  publish_allocation_metrics = true
+  collection_interval        = "1s"
+}
+plugin_dir = "{{.PluginDir}}"
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+{{if .Plugin}}
+plugin "nomad-driver-wasm" {
+  config {
+    cache_dir = "{{.CacheDir}}"
+  }
+}
+{{end}}
+{{end}}
+`))
+
+func (c *Cluster) nomadAgent(t testing.TB, name string, cfg nomadConfig) *agent {
+	t.Helper()
+	dir := filepath.Join(c.dir, name)
+	cfg.DataDir = filepath.Join(dir, "data")
+	must.NoError(t, os.MkdirAll(cfg.DataDir, 0o755))
+	var buf bytes.Buffer
+	must.NoError(t, nomadTemplate.Execute(&buf, cfg))
+	file := filepath.Join(dir, "agent.hcl")
+	must.NoError(t, os.WriteFile(file, buf.Bytes(), 0o644))
+	a := &agent{name: name, bin: agentBinary(t, "nomad"), dir: dir, logFile: filepath.Join(c.dir, name+".log"),
+		args: []string{"agent", "-config", file}}
+	a.start(t)
+	return a
+}
+
+// waitNodes waits until n client nodes are ready and, where the plugin is
+// loaded, the wasm driver healthy.
+func (c *Cluster) waitNodes(t testing.TB, n int, extra func(*nomadapi.Node) bool) []*nomadapi.Node {
+	t.Helper()
+	var ready []*nomadapi.Node
+	must.Wait(t, wait.InitialSuccess(wait.ErrorFunc(func() error {
+		stubs, _, err := c.Nomad.Nodes().List(nil)
+		if err != nil {
+			return err
+		}
+		ready = ready[:0]
+		for _, s := range stubs {
+			if s.Status != "ready" {
+				continue
+			}
+			node, _, err := c.Nomad.Nodes().Info(s.ID, nil)
+			if err != nil {
+				return err
+			}
+			if d, ok := node.Drivers["wasm"]; ok && !d.Healthy {
+				return fmt.Errorf("wasm driver on %s: %s", node.Name, d.HealthDescription)
+			}
+			if extra(node) {
+				ready = append(ready, node)
+			}
+		}
+		if len(ready) != n {
+			return fmt.Errorf("%d of %d nodes ready", len(ready), n)
+		}
+		return nil
+	}), wait.Timeout(120*time.Second), wait.Gap(250*time.Millisecond)))
+	sort.Slice(ready, func(i, j int) bool { return ready[i].Name < ready[j].Name })
+	return ready
+}
+
+// RestartClient stops client i with sig (SIGINT for a graceful stop,
+// SIGKILL for a crash) and starts it again with the same configuration.
+func (c *Cluster) RestartClient(t testing.TB, i int, sig syscall.Signal) {
+	t.Helper()
+	a := c.clients[i]
+	a.stop(sig)
+	a.start(t)
+}
+
+// PluginPids returns the pids of the wasm plugin processes (not executors)
+// of this test run.
+func (c *Cluster) PluginPids(t testing.TB) []int {
+	t.Helper()
+	var pids []int
+	for _, p := range runProcesses(c.plugins) {
+		if !strings.Contains(p.cmdline, "wasm-executor") {
+			pids = append(pids, p.pid)
+		}
+	}
+	return pids
+}
+
+type process struct {
+	pid     int
+	cmdline string
+}
+
+// processes lists the processes other than this one that match.
+func processes(match func(proc string) bool) []process {
+	entries, _ := os.ReadDir("/proc")
+	var ps []process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		proc := filepath.Join("/proc", e.Name())
+		if err != nil || pid == os.Getpid() || !match(proc) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(proc, "cmdline"))
+		ps = append(ps, process{pid: pid, cmdline: strings.ReplaceAll(string(cmdline), "\x00", " ")})
+	}
+	return ps
+}
+
+// runProcesses lists the processes running a binary from dir.
+func runProcesses(dir string) []process {
+	return processes(func(proc string) bool {
+		exe, err := os.Readlink(filepath.Join(proc, "exe"))
+		return err == nil && strings.HasPrefix(exe, dir+"/")
+	})
+}
+
+// processesUsing lists the processes with a working directory or an open
+// file below dir.
+func processesUsing(dir string) []process {
+	return processes(func(proc string) bool {
+		links, _ := readLinks(filepath.Join(proc, "fd"))
+		if cwd, err := os.Readlink(filepath.Join(proc, "cwd")); err == nil {
+			links = append(links, cwd)
+		}
+		for _, l := range links {
+			if strings.HasPrefix(l, dir+"/") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// teardown stops every agent and every process of the run, unmounts what
+// the clients mounted and removes the cluster's directory.
+func (c *Cluster) teardown() {
+	for _, a := range c.clients {
+		a.stop(syscall.SIGINT)
+	}
+	if c.server != nil {
+		c.server.stop(syscall.SIGINT)
+	}
+	if c.consul != nil {
+		c.consul.stop(syscall.SIGINT)
+	}
+	// Executors, and Nomad's logmon and docker_logger, live in sessions of
+	// their own: they outlive the agents.
+	leftovers := func() []process {
+		return append(runProcesses(c.plugins), processesUsing(c.dir)...)
+	}
+	for _, p := range leftovers() {
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(leftovers()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ps := leftovers(); len(ps) > 0 {
+		c.t.Errorf("processes left after teardown: %v", ps)
+	}
+	unmountBelow(c.dir)
+	if c.t.Failed() {
+		c.dumpLogs()
+	}
+	if os.Getenv("E2E_KEEP") != "" {
+		c.t.Logf("E2E_KEEP is set: keeping %s", c.dir)
+		return
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		c.t.Errorf("remove %s: %v", c.dir, err)
+	}
+}
+
+// unmountBelow unmounts every mount point below dir, deepest first.
+func unmountBelow(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			points = append(points, f[1])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+	}
+}
+
+// dumpLogs logs the agents' warnings and errors and the wasm plugin's
+// lines, for a failed test.
+func (c *Cluster) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(c.dir, "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		var keep []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "[ERROR]") || strings.Contains(line, "[WARN]") || strings.Contains(line, "wasm") {
+				keep = append(keep, line)
+			}
+		}
+		if len(keep) > 200 {
+			keep = keep[len(keep)-200:]
+		}
+		c.t.Logf("==== %s (warnings, errors, wasm)\n%s", filepath.Base(l), strings.Join(keep, "\n"))
+	}
+}
+
+// serveArtifacts builds the example modules and serves them, with the
+// probe test module, over HTTP on loopback for artifact blocks.
+func serveArtifacts(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	examples := exampleModules(t)
+	for _, name := range []string{"hello.wasm", "files.wasm", "upper.wasm"} {
+		b, err := os.ReadFile(filepath.Join(examples, name))
+		must.NoError(t, err)
+		must.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
+	}
+	testmodule.Install(t, "probe", dir, "probe.wasm")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir)), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return "http://" + l.Addr().String()
+}
+
+var (
+	examplesOnce sync.Once
+	examplesErr  error
+)
+
+// exampleModules builds example-jobs' modules (make -C example-jobs) once
+// per run and returns the directory that holds them.
+func exampleModules(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "example-jobs")
+	examplesOnce.Do(func() {
+		cmd := exec.Command("make", "-C", dir, "modules")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			examplesErr = fmt.Errorf("make -C example-jobs modules: %w\n%s", err, out)
+		}
+	})
+	must.NoError(t, examplesErr)
+	return filepath.Join(dir, "build")
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Copyright (c) nomad-driver-wasm contributors
+# SPDX-License-Identifier: MPL-2.0
+#
+# make demo: a Consul agent and a Nomad agent (server and client) on
+# loopback with the plugin loaded, the example jobs run, and what a
+# newcomer wants to see printed. State lives in .demo/ (gitignored); the
+# agents keep running until make demo-stop.
+#   e2e/demo.sh start | stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEMO=$ROOT/.demo
+AGENTS=$ROOT/.tools/agents
+NOMAD_ADDR=http://127.0.0.1:4646
+export NOMAD_ADDR PATH="$AGENTS:/usr/local/go/bin:$PATH" NOMAD_CLI_SHOW_HINTS=0
+
+stop() {
+	for name in nomad consul files; do
+		local pidfile=$DEMO/$name.pid
+		[ -f "$pidfile" ] || continue
+		local pid
+		pid=$(cat "$pidfile")
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -INT "$pid" 2>/dev/null || true
+			for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		rm -f "$pidfile"
+	done
+	# Executors, logmon and docker_logger run in sessions of their own and
+	# outlive the agent: end every process using the demo's directory.
+	local p
+	for p in /proc/[0-9]*; do
+		if [ "$(readlink "$p/exe" 2>/dev/null)" = "$DEMO/plugins/nomad-driver-wasm" ] ||
+			ls -l "$p/fd" 2>/dev/null | grep -q -- "-> $DEMO/"; then
+			kill -KILL "${p#/proc/}" 2>/dev/null || true
+		fi
+	done
+	# The client mounts secrets/ of each task; unmount before the next start.
+	local m
+	for m in $(awk -v d="$DEMO/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+		umount -l "$m" 2>/dev/null || true
+	done
+}
+
+wait_for() { # description command...
+	local what=$1; shift
+	for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	echo "timed out waiting for $what; see $DEMO/*.log" >&2
+	exit 1
+}
+
+start() {
+	stop
+	mkdir -p "$DEMO/plugins" "$DEMO/nomad" "$DEMO/cache"
+	cp bin/nomad-driver-wasm "$DEMO/plugins/"
+	cat > "$DEMO/nomad.hcl" <<HCL
+data_dir  = "$DEMO/nomad"
+bind_addr = "127.0.0.1"
+advertise {
+  http = "127.0.0.1"
+  rpc  = "127.0.0.1"
+  serf = "127.0.0.1"
+}
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+client {
+  enabled = true
+  options {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+}
+consul {
+  address = "127.0.0.1:8500"
+}
+telemetry {
+  publish_allocation_metrics = true
+}
+plugin_dir = "$DEMO/plugins"
+plugin "nomad-driver-wasm" {
+  config {
+    cache_dir = "$DEMO/cache"
+  }
+}
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+HCL
+	(cd example-jobs/build && exec python3 -m http.server 8700 --bind 127.0.0.1 >"$DEMO/files.log" 2>&1) &
+	echo $! > "$DEMO/files.pid"
+	consul agent -dev -bind 127.0.0.1 -client 127.0.0.1 >"$DEMO/consul.log" 2>&1 &
+	echo $! > "$DEMO/consul.pid"
+	nomad agent -config "$DEMO/nomad.hcl" >"$DEMO/nomad.log" 2>&1 &
+	echo $! > "$DEMO/nomad.pid"
+
+	wait_for "the Nomad client's wasm driver" sh -c "nomad node status -self -verbose 2>/dev/null | grep -q 'driver.wasm.engine'"
+	local sum
+	sum=$(awk '$2 == "hello.wasm" {print $1}' example-jobs/build/SHA256SUMS)
+	nomad job run -detach -var "hello_sha256=$sum" example-jobs/hello.nomad.hcl >/dev/null
+	nomad job run -detach example-jobs/env-and-files.nomad.hcl >/dev/null
+	nomad job run -detach example-jobs/constraint.nomad.hcl >/dev/null
+	nomad job run -detach example-jobs/dispatch.nomad.hcl >/dev/null
+	nomad job run -detach example-jobs/periodic.nomad.hcl >/dev/null
+	wait_for "the hello job" sh -c "nomad job status hello | grep -q ' complete '"
+
+	echo
+	echo "== The wasm driver's fingerprint (nomad node status -self -verbose)"
+	nomad node status -self -verbose | grep -E '^driver\.wasm' || true
+	echo
+	echo "== Output of the hello batch job (nomad alloc logs -job hello)"
+	nomad alloc logs -job hello
+	echo
+	echo "== Jobs"
+	nomad job status
+	echo
+	echo "Nomad UI:  $NOMAD_ADDR/ui    Consul UI: http://127.0.0.1:8500/ui"
+	echo "Try:       export NOMAD_ADDR=$NOMAD_ADDR PATH=$AGENTS:\$PATH"
+	echo "           echo hello | nomad job dispatch -payload - dispatch"
+	echo "Stop with: make demo-stop"
+}
+
+case "${1:-start}" in
+start) start ;;
+stop) stop ;;
+*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,166 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/shoenig/test/must"
+)
+
+// TestExamples runs every job in example-jobs on one single-client cluster
+// and checks its output and exit status.
+func TestExamples(t *testing.T) {
+	c := StartCluster(t)
+
+	t.Run("hello", func(t *testing.T) {
+		job := c.exampleJob(t, "hello.nomad.hcl", map[string]string{"hello_sha256": moduleSHA256(t, "hello.wasm")})
+		c.register(t, job)
+		alloc := c.waitAllocs(t, *job.ID, 1, status("complete"))[0]
+		ts := c.taskState(t, alloc.ID, "hello")
+		must.Eq(t, "dead", ts.State)
+		must.False(t, ts.Failed)
+		out := c.waitLogs(t, alloc, "hello", "stdout", "from WebAssembly")
+		must.StrContains(t, out, "Hello, Nomad, from WebAssembly!\nalloc "+alloc.ID+", task hello\n")
+		must.True(t, hasEvent(ts, "compiled-module cache"), must.Sprint(eventList(ts)))
+	})
+
+	t.Run("env-and-files", func(t *testing.T) {
+		job := c.exampleJob(t, "env-and-files.nomad.hcl", nil)
+		c.register(t, job)
+		alloc := c.waitAllocs(t, *job.ID, 1, status("complete"))[0]
+		out := c.waitLogs(t, alloc, "files", "stdout", "wrote /alloc/data/result.txt")
+		must.StrContains(t, out, "template: hello from a template in env-and-files\n")
+		must.StrContains(t, out, "env: NOMAD_TASK_DIR=/local\n")
+		must.StrContains(t, out, "env: NOMAD_ALLOC_ID="+alloc.ID+"\n")
+		r, err := c.Nomad.AllocFS().Cat(alloc, "alloc/data/result.txt", nil)
+		must.NoError(t, err)
+		defer r.Close()
+		b := new(strings.Builder)
+		_, err = io.Copy(b, r)
+		must.NoError(t, err)
+		must.Eq(t, "written by the wasm task\n", b.String())
+	})
+
+	t.Run("dispatch", func(t *testing.T) {
+		job := c.exampleJob(t, "dispatch.nomad.hcl", nil)
+		c.register(t, job)
+		resp, _, err := c.Nomad.Jobs().Dispatch(*job.ID, nil, []byte("hello payload\n"), "", nil)
+		must.NoError(t, err)
+		alloc := c.waitAllocs(t, resp.DispatchedJobID, 1, status("complete"))[0]
+		must.Eq(t, "HELLO PAYLOAD\n", c.waitLogs(t, alloc, "upper", "stdout", "HELLO PAYLOAD"))
+	})
+
+	t.Run("periodic", func(t *testing.T) {
+		job := c.exampleJob(t, "periodic.nomad.hcl", nil)
+		c.register(t, job)
+		// Force a launch rather than wait for the next minute.
+		_, _, err := c.Nomad.Jobs().PeriodicForce(*job.ID, nil)
+		must.NoError(t, err)
+		children := c.childJobs(t, *job.ID)
+		alloc := c.waitAllocs(t, children[0], 1, status("complete"))[0]
+		c.waitLogs(t, alloc, "hello", "stdout", "Hello, periodic run, from WebAssembly!")
+	})
+
+	t.Run("constraint", func(t *testing.T) {
+		job := c.exampleJob(t, "constraint.nomad.hcl", nil)
+		c.register(t, job)
+		alloc := c.waitAllocs(t, *job.ID, 1, status("complete"))[0]
+		c.waitLogs(t, alloc, "hello", "stdout", "Hello, a constrained node, from WebAssembly!")
+		node, _, err := c.Nomad.Nodes().Info(alloc.NodeID, nil)
+		must.NoError(t, err)
+		must.Eq(t, "compiler", node.Attributes["driver.wasm.engine"])
+		must.Eq(t, "preview1", node.Attributes["driver.wasm.wasi"])
+	})
+
+	t.Run("mixed", func(t *testing.T) {
+		// Docker is a prerequisite, never a reason to skip.
+		nodes := c.waitNodes(t, 1, func(*nomadapi.Node) bool { return true })
+		if d := nodes[0].Drivers["docker"]; d == nil || !d.Healthy {
+			t.Fatalf("the docker driver is not healthy on the client (%+v): the e2e tests need a running Docker engine", d)
+		}
+		job := c.exampleJob(t, "mixed.nomad.hcl", nil)
+		c.register(t, job)
+		alloc := c.waitAllocs(t, *job.ID, 1, status("complete"))[0]
+		must.Eq(t, "WRITTEN BY A DOCKER TASK\n", c.waitLogs(t, alloc, "transform", "stdout", "WRITTEN BY A DOCKER TASK"))
+		c.waitLogs(t, alloc, "produce", "stdout", "wrote /alloc/data/input.txt")
+		c.waitLogs(t, alloc, "sidecar", "stdout", "sidecar heartbeat 0")
+		r, err := c.Nomad.AllocFS().Cat(alloc, "alloc/data/output.txt", nil)
+		must.NoError(t, err)
+		defer r.Close()
+		b := new(strings.Builder)
+		_, err = io.Copy(b, r)
+		must.NoError(t, err)
+		must.Eq(t, "WRITTEN BY A DOCKER TASK\n", b.String())
+		for _, task := range []string{"produce", "transform"} {
+			ts := c.taskState(t, alloc.ID, task)
+			must.False(t, ts.Failed, must.Sprintf("%s failed:\n%s", task, eventList(ts)))
+		}
+	})
+
+	// A refused task config or module fails the task, without retries,
+	// with the driver's message in its events.
+	refused := []struct{ name, config, want string }{
+		{"bad module is a driver failure event", `module = "local/missing.wasm"`,
+			"module local/missing.wasm does not exist in the task's view"},
+		{"unknown config field is rejected", "module = \"local/x.wasm\"\nagrs = [\"x\"]",
+			`No argument or block type is named "agrs"`},
+	}
+	for i, r := range refused {
+		t.Run(r.name, func(t *testing.T) {
+			id := fmt.Sprintf("refused-%d", i)
+			job := c.parseJob(t, fmt.Sprintf(`
+job %q {
+  type = "batch"
+  group "g" {
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+    task "t" {
+      driver = "wasm"
+      config {
+        %s
+      }
+    }
+  }
+}`, id, r.config), nil)
+			c.register(t, job)
+			alloc := c.waitAllocs(t, id, 1, status("failed"))[0]
+			ts := c.taskState(t, alloc.ID, "t")
+			must.True(t, hasEvent(ts, r.want), must.Sprint(eventList(ts)))
+		})
+	}
+}
+
+// childJobs waits for the periodic job to have launched a child and
+// returns the children's IDs.
+func (c *Cluster) childJobs(t *testing.T, parent string) []string {
+	t.Helper()
+	var ids []string
+	waitFor(t, func() bool {
+		jobs, _, err := c.Nomad.Jobs().PrefixList(parent + "/")
+		if err != nil {
+			return false
+		}
+		ids = ids[:0]
+		for _, j := range jobs {
+			if j.ParentID == parent {
+				ids = append(ids, j.ID)
+			}
+		}
+		return len(ids) > 0
+	})
+	return ids
+}

@@ -1,0 +1,163 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/shoenig/test/must"
+	"github.com/shoenig/test/wait"
+)
+
+// moduleSHA256 reads a module's digest from example-jobs/build/SHA256SUMS.
+func moduleSHA256(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(exampleModules(t), "SHA256SUMS"))
+	must.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if sum, file, ok := strings.Cut(sc.Text(), "  "); ok && file == name {
+			return sum
+		}
+	}
+	t.Fatalf("no digest for %s", name)
+	return ""
+}
+
+// parseJob parses HCL through the Nomad API, with HCL2 variables.
+func (c *Cluster) parseJob(t *testing.T, src string, vars map[string]string) *nomadapi.Job {
+	t.Helper()
+	var v strings.Builder
+	for k, val := range vars {
+		fmt.Fprintf(&v, "%s = %q\n", k, val)
+	}
+	job, err := c.Nomad.Jobs().ParseHCLOpts(&nomadapi.JobsParseRequest{JobHCL: src, Variables: v.String(), Canonicalize: true})
+	must.NoError(t, err)
+	return job
+}
+
+// exampleJob parses one of example-jobs/*.nomad.hcl.
+func (c *Cluster) exampleJob(t *testing.T, file string, vars map[string]string) *nomadapi.Job {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), "example-jobs", file))
+	must.NoError(t, err)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	vars["artifact_url"] = c.ArtifactURL
+	return c.parseJob(t, string(src), vars)
+}
+
+func (c *Cluster) register(t *testing.T, job *nomadapi.Job) {
+	t.Helper()
+	_, _, err := c.Nomad.Jobs().Register(job, nil)
+	must.NoError(t, err)
+}
+
+// waitAllocs waits until the job has n allocations that satisfy ok, and
+// returns them.
+func (c *Cluster) waitAllocs(t *testing.T, jobID string, n int, ok func(*nomadapi.AllocationListStub) bool) []*nomadapi.Allocation {
+	t.Helper()
+	var allocs []*nomadapi.Allocation
+	must.Wait(t, wait.InitialSuccess(wait.ErrorFunc(func() error {
+		stubs, _, err := c.Nomad.Jobs().Allocations(jobID, true, nil)
+		if err != nil {
+			return err
+		}
+		allocs = allocs[:0]
+		var states []string
+		for _, s := range stubs {
+			states = append(states, s.ClientStatus)
+			if ok(s) {
+				a, _, err := c.Nomad.Allocations().Info(s.ID, nil)
+				if err != nil {
+					return err
+				}
+				allocs = append(allocs, a)
+			}
+		}
+		if len(allocs) != n {
+			return fmt.Errorf("job %s: %d of %d allocations as wanted (states %v)", jobID, len(allocs), n, states)
+		}
+		return nil
+	}), wait.Timeout(120*time.Second), wait.Gap(250*time.Millisecond)))
+	return allocs
+}
+
+func status(s string) func(*nomadapi.AllocationListStub) bool {
+	return func(a *nomadapi.AllocationListStub) bool { return a.ClientStatus == s }
+}
+
+// taskState returns a task's state in an allocation, freshly read.
+func (c *Cluster) taskState(t *testing.T, allocID, task string) *nomadapi.TaskState {
+	t.Helper()
+	a, _, err := c.Nomad.Allocations().Info(allocID, nil)
+	must.NoError(t, err)
+	ts, ok := a.TaskStates[task]
+	must.True(t, ok, must.Sprintf("no state for task %s", task))
+	return ts
+}
+
+// logs reads a task's whole stdout or stderr.
+func (c *Cluster) logs(t *testing.T, alloc *nomadapi.Allocation, task, stream string) string {
+	t.Helper()
+	r, err := c.Nomad.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", nil)
+	must.NoError(t, err)
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	must.NoError(t, err)
+	return string(b)
+}
+
+// waitLogs polls a task's log until it contains want.
+func (c *Cluster) waitLogs(t *testing.T, alloc *nomadapi.Allocation, task, stream, want string) string {
+	t.Helper()
+	var got string
+	must.Wait(t, wait.InitialSuccess(wait.ErrorFunc(func() error {
+		r, err := c.Nomad.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if got = string(b); !strings.Contains(got, want) {
+			return fmt.Errorf("%s of %s has no %q yet:\n%s", stream, task, want, got)
+		}
+		return nil
+	}), wait.Timeout(60*time.Second), wait.Gap(200*time.Millisecond)))
+	return got
+}
+
+// hasEvent reports whether a task has an event whose display message or
+// driver message contains want.
+func hasEvent(ts *nomadapi.TaskState, want string) bool {
+	for _, e := range ts.Events {
+		if strings.Contains(e.DisplayMessage, want) || strings.Contains(e.DriverMessage, want) || strings.Contains(e.DriverError, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func eventList(ts *nomadapi.TaskState) string {
+	var b strings.Builder
+	for _, e := range ts.Events {
+		fmt.Fprintf(&b, "%s: %s\n", e.Type, e.DisplayMessage)
+	}
+	return b.String()
+}

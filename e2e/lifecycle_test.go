@@ -1,0 +1,254 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/shoenig/test/must"
+)
+
+// serviceJob is a service whose wasm task prints a numbered tick every
+// 50 ms (the probe test module).
+func (c *Cluster) serviceJob(t *testing.T, id string, count int, extra string) *nomadapi.Job {
+	t.Helper()
+	return c.parseJob(t, fmt.Sprintf(`
+job %q {
+  type = "service"
+  group "svc" {
+    count = %d
+    %s
+    restart {
+      attempts = 3
+      delay    = "1s"
+      interval = "1m"
+      mode     = "fail"
+    }
+    task "ticker" {
+      driver = "wasm"
+      kill_timeout = "5s"
+      artifact {
+        source      = "%s/probe.wasm"
+        destination = "local/"
+      }
+      config {
+        module = "local/probe.wasm"
+        args   = ["ticker"]
+      }
+      resources {
+        cpu    = 50
+        memory = 32
+      }
+    }
+  }
+}`, id, count, extra, c.ArtifactURL), nil)
+}
+
+// runTicker starts a one-task ticker service on a new single-client
+// cluster and returns the cluster and the running allocation, once the
+// guest has written tick n.
+func runTicker(t *testing.T, id string, n int) (*Cluster, *nomadapi.Allocation) {
+	t.Helper()
+	c := StartCluster(t)
+	job := c.serviceJob(t, id, 1, "")
+	c.register(t, job)
+	alloc := c.waitAllocs(t, *job.ID, 1, status("running"))[0]
+	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n))
+	return c, alloc
+}
+
+func executorPid(t *testing.T, c *Cluster, alloc *nomadapi.Allocation) int {
+	t.Helper()
+	// The API does not expose the executor's pid (a driver attribute of
+	// the task), so find the executor that has the allocation's files open.
+	var pid int
+	waitFor(t, func() bool {
+		for _, p := range runProcesses(c.plugins) {
+			if strings.Contains(p.cmdline, "wasm-executor") && executorServes(p.pid, alloc.ID) {
+				pid = p.pid
+				return true
+			}
+		}
+		return false
+	})
+	return pid
+}
+
+// executorServes reports whether the executor process has a file of the
+// allocation open (its log FIFOs, its log file).
+func executorServes(pid int, allocID string) bool {
+	fds, err := readLinks(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	for _, target := range fds {
+		if strings.Contains(target, allocID) {
+			return true
+		}
+	}
+	return false
+}
+
+func lastTick(out string) int {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	n, _ := strconv.Atoi(strings.TrimPrefix(lines[len(lines)-1], "tick "))
+	return n
+}
+
+// TestRestartSurvival: a running wasm service survives a kill -9 of the
+// plugin and a restart of the Nomad client: same executor process, its log
+// goes on, and stopping the job still works.
+func TestRestartSurvival(t *testing.T) {
+	c, alloc := runTicker(t, "survivor", 5)
+	pid := executorPid(t, c, alloc)
+
+	// (a) The plugin process dies; Nomad starts it again and it reattaches.
+	plugins := c.PluginPids(t)
+	must.Len(t, 1, plugins)
+	must.NoError(t, syscall.Kill(plugins[0], syscall.SIGKILL))
+	waitFor(t, func() bool {
+		ps := c.PluginPids(t)
+		return len(ps) == 1 && ps[0] != plugins[0]
+	})
+	n := lastTick(c.logs(t, alloc, "ticker", "stdout"))
+	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n+20))
+	must.Eq(t, pid, executorPid(t, c, alloc))
+
+	// (b) The Nomad client restarts.
+	c.RestartClient(t, 0, syscall.SIGINT)
+	c.waitNodes(t, 1, func(*nomadapi.Node) bool { return true })
+	n = lastTick(c.logs(t, alloc, "ticker", "stdout"))
+	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n+20))
+	must.Eq(t, pid, executorPid(t, c, alloc))
+	ts := c.taskState(t, alloc.ID, "ticker")
+	must.Eq(t, "running", ts.State)
+	must.Eq(t, 0, int(ts.Restarts))
+
+	// Stopping the job still stops the guest and its executor.
+	_, _, err := c.Nomad.Jobs().Deregister(alloc.JobID, false, nil)
+	must.NoError(t, err)
+	c.waitAllocs(t, alloc.JobID, 1, status("complete"))
+	waitFor(t, func() bool { return syscall.Kill(pid, 0) != nil })
+}
+
+// TestExecutorLoss: kill -9 of an executor fails the task with a clear
+// event, and the restart policy starts it again.
+func TestExecutorLoss(t *testing.T) {
+	c, alloc := runTicker(t, "lossy", 2)
+	pid := executorPid(t, c, alloc)
+	must.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+
+	waitFor(t, func() bool {
+		ts := c.taskState(t, alloc.ID, "ticker")
+		return ts.Restarts >= 1 && ts.State == "running"
+	})
+	ts := c.taskState(t, alloc.ID, "ticker")
+	must.True(t, hasEvent(ts, "Executor lost"), must.Sprint(eventList(ts)))
+	must.True(t, hasEvent(ts, "exited without recording the guest's exit status"), must.Sprint(eventList(ts)))
+	must.NotEq(t, pid, executorPid(t, c, alloc))
+}
+
+// TestCluster: a job of four lands only on the clients with the driver,
+// spread across them, and every allocation ran.
+func TestCluster(t *testing.T) {
+	c := StartCluster(t,
+		ClientOptions{Addr: "127.0.0.2"},
+		ClientOptions{Addr: "127.0.0.3"},
+		ClientOptions{Addr: "127.0.0.4", NoPlugin: true},
+	)
+	nodes := c.waitNodes(t, 3, func(*nomadapi.Node) bool { return true })
+	withDriver := map[string]bool{}
+	for _, n := range nodes {
+		if d, ok := n.Drivers["wasm"]; ok && d.Detected && d.Healthy {
+			withDriver[n.ID] = true
+		}
+	}
+	must.MapLen(t, 2, withDriver)
+
+	job := c.serviceJob(t, "spread", 4, `spread {
+      attribute = "${node.unique.id}"
+    }`)
+	c.register(t, job)
+	allocs := c.waitAllocs(t, *job.ID, 4, status("running"))
+	perNode := map[string]int{}
+	for _, a := range allocs {
+		must.True(t, withDriver[a.NodeID], must.Sprintf("alloc %s on node %s without the driver", a.ID, a.NodeID))
+		perNode[a.NodeID]++
+		c.waitLogs(t, a, "ticker", "stdout", "tick 3\n")
+	}
+	must.MapLen(t, 2, perNode)
+	for node, n := range perNode {
+		must.Eq(t, 2, n, must.Sprintf("node %s", node))
+	}
+}
+
+// TestOperability: stats show memory and CPU, and SIGTERM through nomad
+// alloc signal stops the task gracefully.
+func TestOperability(t *testing.T) {
+	c, alloc := runTicker(t, "operable", 3)
+
+	var last string
+	waitFor(t, func() bool {
+		stats, err := c.Nomad.Allocations().Stats(alloc, nil)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		ts, ok := stats.Tasks["ticker"]
+		if !ok {
+			last = fmt.Sprintf("no ticker in %+v", stats.Tasks)
+			return false
+		}
+		last = fmt.Sprintf("memory %+v cpu %+v", ts.ResourceUsage.MemoryStats, ts.ResourceUsage.CpuStats)
+		return ts.ResourceUsage.MemoryStats.RSS > 0 && ts.ResourceUsage.CpuStats.Percent > 0
+	}, func() string { return last })
+
+	// nomad alloc exec runs a command module from the task's view in the
+	// task's sandbox and streams its output and exit code back.
+	exec := func(cmd ...string) (int, string, string, error) {
+		var stdout, stderr strings.Builder
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		code, err := c.Nomad.Allocations().Exec(ctx, alloc, "ticker", false, cmd, strings.NewReader(""), &stdout, &stderr, nil, nil)
+		return code, stdout.String(), stderr.String(), err
+	}
+	code, out, errOut, err := exec("/local/probe.wasm", "hello")
+	must.NoError(t, err)
+	must.Zero(t, code)
+	must.Eq(t, "hello from wasm\n", out)
+	must.Eq(t, "a line on stderr\n", errOut)
+	code, out, _, err = exec("/local/probe.wasm", "env")
+	must.NoError(t, err)
+	must.Zero(t, code)
+	must.StrContains(t, out, "NOMAD_ALLOC_ID="+alloc.ID+"\n")
+	code, _, _, err = exec("/local/probe.wasm", "exit", "3")
+	must.NoError(t, err)
+	must.Eq(t, 3, code)
+	code, _, errOut, err = exec("/bin/sh", "-c", "id")
+	must.NoError(t, err)
+	must.Eq(t, 127, code)
+	must.StrContains(t, errOut, `path "/bin/sh" is outside the task's view`)
+
+	err = c.Nomad.Allocations().Signal(alloc, nil, "ticker", "SIGHUP")
+	must.ErrorContains(t, err, "SIGINT and SIGTERM stop it gracefully")
+	must.NoError(t, c.Nomad.Allocations().Signal(alloc, nil, "ticker", "SIGTERM"))
+	waitFor(t, func() bool {
+		ts := c.taskState(t, alloc.ID, "ticker")
+		for _, e := range ts.Events {
+			if e.Type == nomadapi.TaskTerminated && e.Signal == 15 {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -1,0 +1,58 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package executor
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// cpuSample is the executor's CPU time at one instant.
+type cpuSample struct {
+	at           time.Time
+	user, system time.Duration
+}
+
+func sampleCPU() cpuSample {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return cpuSample{
+		at:     time.Now(),
+		user:   time.Duration(ru.Utime.Nano()),
+		system: time.Duration(ru.Stime.Nano()),
+	}
+}
+
+// percent returns the user, system and total CPU use between two samples,
+// as percentages of one core.
+func (s cpuSample) percent(prev cpuSample) (user, system, total float64) {
+	wall := s.at.Sub(prev.at)
+	if wall <= 0 {
+		return 0, 0, 0
+	}
+	user = 100 * float64(s.user-prev.user) / float64(wall)
+	system = 100 * float64(s.system-prev.system) / float64(wall)
+	return user, system, user + system
+}
+
+// residentBytes is the executor's resident set size: the guest's linear
+// memory, its compiled code and the executor's own runtime together.
+func residentBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		// Not Linux: the peak is the best the portable API offers.
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return uint64(ru.Maxrss)
+	}
+	fields := bytes.Fields(b)
+	if len(fields) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseUint(string(fields[1]), 10, 64)
+	return pages * uint64(os.Getpagesize())
+}

@@ -1,0 +1,154 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+// Package testmodule builds the test guests in executor/testdata from their
+// sources, once per content, for the tests of every package. It is for
+// tests only.
+package testmodule
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// A module's recipe: its sources and how to build them.
+type recipe struct {
+	sources []string
+	build   func(srcDir, out string) *exec.Cmd
+}
+
+func clang(src string, flags ...string) func(string, string) *exec.Cmd {
+	return func(srcDir, out string) *exec.Cmd {
+		args := append([]string{"--target=wasm32-wasi", "-O2", "-Wl,--strip-all"}, flags...)
+		args = append(args, filepath.Join(srcDir, src), "-o", out)
+		return exec.Command("clang-14", args...)
+	}
+}
+
+var recipes = map[string]recipe{
+	// probe: the multi-purpose C guest (see probe.c).
+	"probe": {[]string{"probe.c"}, clang("probe.c")},
+	// bigmem: probe declaring 128 MiB of initial linear memory.
+	"bigmem": {[]string{"probe.c"}, clang("probe.c", "-Wl,--initial-memory=134217728")},
+	// imports: needs env.host_magic and env.host_other.
+	"imports": {[]string{"imports.c"}, clang("imports.c")},
+	// reactor: no _start, exports run.
+	"reactor": {[]string{"reactor.c"}, clang("reactor.c", "-mexec-model=reactor")},
+	// hello-go: a Go wasip1 guest.
+	"hello-go": {[]string{"hello-go/main.go"}, func(srcDir, out string) *exec.Cmd {
+		cmd := exec.Command("go", "build", "-o", out, ".")
+		cmd.Dir = filepath.Join(srcDir, "hello-go")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+		return cmd
+	}},
+}
+
+// natives are the native builds equivalent to the test modules, the
+// baselines of the benchmarks: static binaries, as a WebAssembly module
+// is self-contained.
+var natives = map[string]recipe{
+	"probe": {[]string{"probe.c"}, func(srcDir, out string) *exec.Cmd {
+		return exec.Command("gcc", "-O2", "-static", filepath.Join(srcDir, "probe.c"), "-o", out)
+	}},
+	"hello-go": {[]string{"hello-go/main.go"}, func(srcDir, out string) *exec.Cmd {
+		cmd := exec.Command("go", "build", "-o", out, ".")
+		cmd.Dir = filepath.Join(srcDir, "hello-go")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		return cmd
+	}},
+}
+
+var (
+	mu    sync.Mutex
+	built = map[string]string{}
+)
+
+// Path returns the path of the named module, building it if this content
+// was not built before (the result is kept in the system's temp dir,
+// keyed by the sources and the recipe, and shared between test processes).
+// A missing toolchain fails the test: it is never a reason to skip.
+func Path(t testing.TB, name string) string {
+	t.Helper()
+	r, ok := recipes[name]
+	if !ok {
+		t.Fatalf("no test module %q", name)
+	}
+	return build(t, name, ".wasm", r)
+}
+
+// Native returns the path of the native static binary equivalent to the
+// named module, building it like Path does.
+func Native(t testing.TB, name string) string {
+	t.Helper()
+	r, ok := natives[name]
+	if !ok {
+		t.Fatalf("no native build of %q", name)
+	}
+	return build(t, name, ".native", r)
+}
+
+func build(t testing.TB, name, ext string, r recipe) string {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	key := name + ext
+	if p, ok := built[key]; ok {
+		return p
+	}
+	src := sourceDir()
+	h := sha256.New()
+	fmt.Fprintln(h, key, runtime.Version())
+	for _, s := range r.sources {
+		b, err := os.ReadFile(filepath.Join(src, s))
+		if err != nil {
+			t.Fatalf("test module %s: %v", name, err)
+		}
+		h.Write(b)
+	}
+	dir := filepath.Join(os.TempDir(), "nomad-driver-wasm-testmodules")
+	out := filepath.Join(dir, name+"-"+hex.EncodeToString(h.Sum(nil))[:16]+ext)
+	if _, err := os.Stat(out); err == nil {
+		built[key] = out
+		return out
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	cmd := r.build(src, tmp)
+	if output, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s with %v: %v\n%s\nThe C test modules need clang-14, lld-14, wasi-libc and libclang-rt-14-dev-wasm32, their native builds gcc and libc6-dev (run: make deps)", key, cmd.Args, err, output)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
+	}
+	built[key] = out
+	return out
+}
+
+// Install copies the named module into dir (a task's local directory, say)
+// under the given file name and returns the copy's path.
+func Install(t testing.TB, name, dir, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(Path(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, file)
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func sourceDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "testdata")
+}

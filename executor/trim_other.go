@@ -1,0 +1,9 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build !linux
+
+package executor
+
+// trimBinaryPages is Linux-only; elsewhere the executor keeps what it maps.
+func trimBinaryPages() {}
