@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,13 +215,19 @@ func TestLogsStreamWhileRunning(t *testing.T) {
 
 func TestStopTightLoop(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "")
+	stopSpinningGuest(t, newHarness(t, ""))
+}
+
+// stopSpinningGuest starts a guest spinning in a tight loop, stops it with
+// SIGINT and checks that it stopped at its next loop iteration, without its
+// executor being killed.
+func stopSpinningGuest(t *testing.T, h *harness) {
+	t.Helper()
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"spin"}})
 	h.start(t, tk)
 	tk.waitLog(t, "stdout", "spinning")
 	must.NoError(t, h.StopTask(tk.cfg.ID, 10*time.Second, "SIGINT"))
 	res := h.wait(t, tk.cfg.ID)
-	// The guest stopped at its next loop iteration; the executor was not killed.
 	must.Eq(t, 2, res.Signal)
 	must.Eq(t, 130, res.ExitCode)
 	must.NoError(t, res.Err)
@@ -238,18 +245,50 @@ func TestStopCutsSleepShort(t *testing.T) {
 	must.Eq(t, 143, res.ExitCode)
 }
 
-func TestStopWithoutGraceKillsExecutor(t *testing.T) {
+// TestStopKillsAGuestThatCannotStop: a guest blocked inside a host call
+// (opening a FIFO that no one ever writes to, which waits in the kernel)
+// cannot see the stop request, so after the timeout its executor is killed
+// and the task ends as SIGKILLed.
+func TestStopKillsAGuestThatCannotStop(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "")
-	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"spin"}})
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"cat", "/local/fifo"}})
+	must.NoError(t, syscall.Mkfifo(filepath.Join(tk.cfg.TaskDir().LocalDir, "fifo"), 0o600))
 	h.start(t, tk)
-	tk.waitLog(t, "stdout", "spinning")
-	must.NoError(t, h.StopTask(tk.cfg.ID, 0, "SIGTERM"))
-	res := h.wait(t, tk.cfg.ID)
-	must.False(t, res.Successful())
 	status, err := h.InspectTask(tk.cfg.ID)
 	must.NoError(t, err)
+	pid := status.DriverAttributes["executor_pid"]
+
+	// The kernel shows a thread blocked in a FIFO open as waiting in
+	// wait_for_partner.
+	deadline := time.Now().Add(20 * time.Second)
+	for !threadWaitsIn(pid, "wait_for_partner") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest never blocked opening the FIFO (executor pid %s)", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	must.NoError(t, h.StopTask(tk.cfg.ID, 300*time.Millisecond, "SIGTERM"))
+	res := h.wait(t, tk.cfg.ID)
+	must.Eq(t, 137, res.ExitCode)
+	must.Eq(t, 9, res.Signal)
+	must.ErrorContains(t, res.Err, "did not stop within the kill timeout")
+	status, err = h.InspectTask(tk.cfg.ID)
+	must.NoError(t, err)
 	must.Eq(t, drivers.TaskStateExited, status.State)
+}
+
+// threadWaitsIn reports whether a thread of process pid is blocked in the
+// kernel function wchan.
+func threadWaitsIn(pid, wchan string) bool {
+	tasks, _ := filepath.Glob(filepath.Join("/proc", pid, "task", "*", "wchan"))
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil && string(b) == wchan {
+			return true
+		}
+	}
+	return false
 }
 
 func TestSignalTask(t *testing.T) {
@@ -366,14 +405,19 @@ func TestStats(t *testing.T) {
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"spin"}})
 	h.start(t, tk)
 	tk.waitLog(t, "stdout", "spinning")
+	// Called on the driver itself: Nomad's gRPC client closes the stream on
+	// a cancelled context by itself, which would hide a driver that does not.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch, err := h.TaskStats(ctx, tk.cfg.ID, 100*time.Millisecond)
+	ch, err := h.driver.TaskStats(ctx, tk.cfg.ID, 100*time.Millisecond)
 	must.NoError(t, err)
 	var got int
 	for s := range ch {
 		must.Positive(t, s.ResourceUsage.MemoryStats.RSS)
-		must.Positive(t, s.ResourceUsage.CpuStats.Percent)
+		cpu := s.ResourceUsage.CpuStats
+		must.Positive(t, cpu.Percent)
+		must.Positive(t, cpu.UserMode+cpu.SystemMode)
+		must.Positive(t, cpu.TotalTicks)
 		lin := s.Pids["wasm-linear-memory"].MemoryStats.Usage
 		must.Positive(t, lin)
 		must.LessEq(t, uint64(64<<20), lin)
@@ -427,4 +471,38 @@ func TestCompileOncePerNode(t *testing.T) {
 	h2.start(t, tk)
 	ev := waitEvent(t, events2, tk.cfg.ID, "loaded from the compiled-module cache")
 	must.Eq(t, "true", ev.Annotations["cache_hit"])
+}
+
+// TestInterpreterEngine runs tasks with engine = "interpreter": no compile
+// step and no cache, the same guest semantics, and a tight loop still stops.
+func TestInterpreterEngine(t *testing.T) {
+	t.Parallel()
+	h := newHarnessConfig(t, Config{Engine: EngineInterpreter})
+	events := h.events(t)
+
+	tk := h.newTask(t, "probe", 64, TaskConfig{})
+	must.Zero(t, h.run(t, tk).ExitCode)
+	tk.waitLog(t, "stdout", "hello from wasm\n")
+	ev := waitEvent(t, events, tk.cfg.ID, "prepared for the interpreter")
+	must.Eq(t, EngineInterpreter, ev.Annotations["engine"])
+	must.Eq(t, "false", ev.Annotations["cache_hit"])
+	entries, err := os.ReadDir(h.cacheDir)
+	must.NoError(t, err)
+	must.SliceEmpty(t, entries, must.Sprint("the interpreter writes nothing to the cache"))
+
+	stopSpinningGuest(t, h)
+}
+
+// TestUnusableCacheDir: a cache_dir that cannot be used fails the start
+// with a message about the cache, not about the module.
+func TestUnusableCacheDir(t *testing.T) {
+	t.Parallel()
+	notDir := filepath.Join(t.TempDir(), "file")
+	must.NoError(t, os.WriteFile(notDir, nil, 0o644))
+	h := newHarnessConfig(t, Config{CacheDir: notDir, Engine: EngineCompiler})
+	tk := h.newTask(t, "probe", 64, TaskConfig{})
+	_, _, err := h.StartTask(tk.cfg)
+	must.ErrorContains(t, err, "the node's compiled-module cache cannot be used")
+	must.ErrorContains(t, err, "cache_dir must be a directory the Nomad client can write")
+	must.StrNotContains(t, err.Error(), "malformed")
 }

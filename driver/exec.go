@@ -50,6 +50,24 @@ func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *dri
 		_ = opts.Stdout.Close()
 		_ = opts.Stderr.Close()
 	}()
+	// WASI has no terminal to resize; the sizes are read and dropped, because
+	// Nomad's stream buffers only two and then stops reading stdin.
+	if opts.ResizeCh != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case _, ok := <-opts.ResizeCh:
+					if !ok {
+						return
+					}
+				}
+			}
+		}()
+	}
 	var stdin io.Reader
 	if opts.Stdin != nil {
 		stdin = opts.Stdin

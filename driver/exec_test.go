@@ -64,6 +64,28 @@ func TestExecRunsAModuleInTheTaskSandbox(t *testing.T) {
 	res, _, _ = run([]string{"/local/tool.wasm", "exit", "9"}, "")
 	must.Eq(t, 9, res.ExitCode)
 
+	// Terminal resizes are consumed: Nomad's stream sends them on the same
+	// path as stdin, so a driver that left them unread would stall stdin.
+	resize := make(chan drivers.TerminalSize)
+	stdinR, stdinW := io.Pipe()
+	go func() {
+		for i := range 5 {
+			resize <- drivers.TerminalSize{Height: 24 + i, Width: 80}
+		}
+		_, _ = stdinW.Write([]byte("twelve bytes"))
+		_ = stdinW.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stdout, stderr closingBuffer
+	res, err := h.driver.ExecTaskStreaming(ctx, tk.cfg.ID, &drivers.ExecOptions{
+		Command: []string{"/local/tool.wasm", "stdin"}, Tty: true, ResizeCh: resize,
+		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
+	})
+	must.NoError(t, err)
+	must.Zero(t, res.ExitCode)
+	must.Eq(t, "stdin read=12\n", stdout.String())
+
 	// Same memory cap as the task (64 MiB).
 	_, out, _ = run([]string{"/local/tool.wasm", "grow"}, "")
 	must.StrContains(t, out, "before malloc failed")

@@ -70,6 +70,7 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 		result.ExitCode = -1
 		result.Err = fmt.Errorf("the task's executor (pid %d) exited without recording the guest's exit status: it was killed or crashed (%w); its log is wasm-executor.log in the task directory", h.state.ExecutorPid, err)
 	}
+	killed := h.killed
 	h.exitResult = result
 	h.procState = drivers.TaskStateExited
 	h.completedAt = time.Now()
@@ -77,7 +78,7 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 
 	if status != nil && status.Error != "" {
 		h.emit("Guest trapped: "+firstLine(status.Error), map[string]string{"exit_code": strconv.Itoa(result.ExitCode)})
-	} else if status == nil && !h.killed {
+	} else if status == nil && !killed {
 		h.emit("Executor lost: "+result.Err.Error(), nil)
 	}
 	close(h.doneCh)

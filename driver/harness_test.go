@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/nomad/client/lib/numalib"
 	"github.com/hashicorp/nomad/helper/testlog"
 	"github.com/hashicorp/nomad/helper/uuid"
 	"github.com/hashicorp/nomad/nomad/structs"
@@ -35,17 +36,27 @@ type harness struct {
 
 func newHarness(t *testing.T, cacheDir string) *harness {
 	t.Helper()
-	if cacheDir == "" {
-		cacheDir = t.TempDir()
+	return newHarnessConfig(t, Config{CacheDir: cacheDir, Engine: EngineAuto})
+}
+
+// newHarnessConfig is newHarness with a plugin config of the test's own
+// (an empty cache_dir is a fresh temporary one).
+func newHarnessConfig(t *testing.T, pc Config) *harness {
+	t.Helper()
+	if pc.CacheDir == "" {
+		pc.CacheDir = t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	d := New(ctx, testlog.HCLogger(t))
 	h := testutils.NewDriverHarness(t, d)
 	var cfg []byte
-	must.NoError(t, base.MsgPackEncode(&cfg, &Config{CacheDir: cacheDir, Engine: EngineAuto}))
-	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: cfg}))
-	return &harness{DriverHarness: h, driver: d, cacheDir: cacheDir, owner: t}
+	must.NoError(t, base.MsgPackEncode(&cfg, &pc))
+	// The node's topology, as a Nomad client passes it: TaskStats converts
+	// CPU use into MHz with it.
+	agent := &base.AgentConfig{Driver: &base.ClientDriverConfig{Topology: numalib.Scan(numalib.PlatformScanners(true))}}
+	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: cfg, AgentConfig: agent}))
+	return &harness{DriverHarness: h, driver: d, cacheDir: pc.CacheDir, owner: t}
 }
 
 // task is one test task with its alloc dir and logs.

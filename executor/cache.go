@@ -58,7 +58,8 @@ var WazeroVersion = sync.OnceValue(func() string {
 // cache hit from a compile (the directory has an entry or not), and the lock
 // file makes concurrent first starts of one module on a node compile it once:
 // the first holds an exclusive flock while it compiles, the others wait and
-// then load what it wrote. wazero keys its entries by module content and CPU
+// then load what it wrote. A start that finds an entry loads it without the
+// lock. wazero keys its entries by module content and CPU
 // features, so an entry is never reused on a CPU it was not compiled for.
 type ModuleCache struct {
 	Dir string
@@ -89,18 +90,23 @@ func (c ModuleCache) compile(ctx context.Context, cfg wazero.RuntimeConfig, engi
 	base := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), engine)
 	dir := filepath.Join(base, digest)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("module cache: %w", err)
+		return nil, cacheError{err}
 	}
-	unlock, err := lockFile(dir + ".lock")
-	if err != nil {
-		return nil, fmt.Errorf("module cache: %w", err)
-	}
-	defer unlock()
-
+	// wazero writes an entry to a temporary file and renames it into place,
+	// so an entry that exists is complete: a hit loads it without the lock,
+	// and starts of a cached module never queue behind each other.
 	hit := hasEntry(dir)
+	if !hit {
+		unlock, err := lockFile(dir + ".lock")
+		if err != nil {
+			return nil, cacheError{err}
+		}
+		defer unlock()
+		hit = hasEntry(dir)
+	}
 	cache, err := wazero.NewCompilationCacheWithDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("module cache: %w", err)
+		return nil, cacheError{err}
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg.WithCompilationCache(cache))
 	mod, err := rt.CompileModule(ctx, b)
@@ -111,6 +117,13 @@ func (c ModuleCache) compile(ctx context.Context, cfg wazero.RuntimeConfig, engi
 	}
 	return &compiled{runtime: closeBoth{rt, cache}, module: mod, cacheHit: hit, took: time.Since(start)}, nil
 }
+
+// cacheError is a failure of the cache itself (its directory, its lock),
+// not of the module being compiled.
+type cacheError struct{ err error }
+
+func (e cacheError) Error() string { return e.err.Error() }
+func (e cacheError) Unwrap() error { return e.err }
 
 // closeBoth closes the compilation cache with the runtime that uses it.
 type closeBoth struct {

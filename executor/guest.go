@@ -127,7 +127,11 @@ func startGuest(logger hclog.Logger, cache ModuleCache, req *proto.StartRequest,
 	ctx := context.Background()
 	cfg := runtimeConfig(req.Engine).WithMemoryLimitPages(limit)
 	comp, err := cache.compile(ctx, cfg, req.Engine, digest, b)
-	if err != nil {
+	var cacheErr cacheError
+	switch {
+	case errors.As(err, &cacheErr):
+		return nil, nil, userErrorf("the node's compiled-module cache cannot be used: %v: the plugin's cache_dir must be a directory the Nomad client can write", err)
+	case err != nil:
 		return nil, nil, userErrorf("module %s is malformed or uses WebAssembly features this node does not support: %v", req.Module, err)
 	}
 	g.runtime = comp.runtime
