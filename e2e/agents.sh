@@ -19,7 +19,12 @@ DEST="$PWD/.tools/agents"
 export PATH="/usr/local/go/bin:$PATH"
 
 has_version() { # binary version
-	[ -x "$1" ] && "$1" version 2>/dev/null | head -1 | grep -q "v$2\b"
+	[ -x "$1" ] || return 1
+	local out
+	# Read the whole output first: under pipefail, "version | head -1" could
+	# kill the agent with SIGPIPE and fail the check, forcing a rebuild.
+	out=$("$1" version 2>/dev/null) || return 1
+	[[ ${out%%$'\n'*} =~ v"$2"([^0-9.]|$) ]]
 }
 
 ensure() { # name version build-function
@@ -60,7 +65,7 @@ replace (
 )
 MOD
 	printf 'package agents\n\nimport _ "github.com/hashicorp/nomad"\n' > tools.go
-	go get "github.com/hashicorp/nomad@v$NOMAD_VERSION" "github.com/hashicorp/nomad/api@$NOMAD_API_VERSION" >/dev/null 2>&1
+	go get "github.com/hashicorp/nomad@v$NOMAD_VERSION" "github.com/hashicorp/nomad/api@$NOMAD_API_VERSION" >get.log 2>&1 || { cat get.log >&2; return 1; }
 	CGO_ENABLED=1 go build -o nomad github.com/hashicorp/nomad
 	cd - >/dev/null
 }
@@ -81,7 +86,7 @@ exclude (
 )
 MOD
 	printf 'package agents\n\nimport _ "github.com/hashicorp/consul"\n' > tools.go
-	GONOSUMDB=github.com/hashicorp/consul go get "github.com/hashicorp/consul@v$CONSUL_VERSION" >/dev/null 2>&1
+	GONOSUMDB=github.com/hashicorp/consul go get "github.com/hashicorp/consul@v$CONSUL_VERSION" >get.log 2>&1 || { cat get.log >&2; return 1; }
 	GONOSUMDB=github.com/hashicorp/consul CGO_ENABLED=0 go build -o consul github.com/hashicorp/consul
 	cd - >/dev/null
 }

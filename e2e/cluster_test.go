@@ -412,6 +412,8 @@ func (c *Cluster) teardown() {
 	for _, p := range leftovers() {
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	}
+	// Containers of the run's Docker tasks outlive the agents too.
+	c.removeContainers()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(leftovers()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -429,6 +431,34 @@ func (c *Cluster) teardown() {
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		c.t.Errorf("remove %s: %v", c.dir, err)
+	}
+}
+
+// removeContainers removes the Docker containers of this cluster's tasks:
+// those Nomad labelled with an allocation whose directories, bind-mounted
+// into the container, lie below the cluster's directory.
+func (c *Cluster) removeContainers() {
+	out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=com.hashicorp.nomad.alloc_id").Output()
+	if err != nil || len(strings.TrimSpace(string(out))) == 0 {
+		return
+	}
+	args := append([]string{"inspect", "--format", "{{.Id}}{{range .Mounts}} {{.Source}}{{end}}"}, strings.Fields(string(out))...)
+	out, err = exec.Command("docker", args...).Output()
+	if err != nil {
+		return
+	}
+	var ids []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		for _, src := range f[min(1, len(f)):] {
+			if strings.HasPrefix(src, c.dir+"/") {
+				ids = append(ids, f[0])
+				break
+			}
+		}
+	}
+	if len(ids) > 0 {
+		_ = exec.Command("docker", append([]string{"rm", "-f"}, ids...)...).Run()
 	}
 }
 
@@ -499,15 +529,16 @@ var (
 	examplesErr  error
 )
 
-// exampleModules builds example-jobs' modules (make -C example-jobs) once
-// per run and returns the directory that holds them.
+// exampleModules builds example-jobs' modules and the mixed example's
+// Docker image (make -C example-jobs) once per run and returns the
+// directory that holds the modules.
 func exampleModules(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(repoRoot(t), "example-jobs")
 	examplesOnce.Do(func() {
-		cmd := exec.Command("make", "-C", dir, "modules")
+		cmd := exec.Command("make", "-s", "-C", dir, "modules", "image")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			examplesErr = fmt.Errorf("make -C example-jobs modules: %w\n%s", err, out)
+			examplesErr = fmt.Errorf("make -C example-jobs modules image: %w\n%s", err, out)
 		}
 	})
 	must.NoError(t, examplesErr)

@@ -15,28 +15,47 @@ AGENTS=$ROOT/.tools/agents
 NOMAD_ADDR=http://127.0.0.1:4646
 export NOMAD_ADDR PATH="$AGENTS:/usr/local/go/bin:$PATH" NOMAD_CLI_SHOW_HINTS=0
 
+# is_ours PID WORD: the process is alive and its command line has WORD (a
+# pid file can outlive its process, and the pid be reused).
+is_ours() {
+	tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "$2"
+}
+
 stop() {
+	local name
 	for name in nomad consul files; do
-		local pidfile=$DEMO/$name.pid
+		local pidfile=$DEMO/$name.pid word=$name
 		[ -f "$pidfile" ] || continue
+		[ "$name" = files ] && word=http.server
 		local pid
 		pid=$(cat "$pidfile")
-		if kill -0 "$pid" 2>/dev/null; then
+		if is_ours "$pid" "$word"; then
 			kill -INT "$pid" 2>/dev/null || true
-			for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			for _ in $(seq 100); do is_ours "$pid" "$word" || break; sleep 0.1; done
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 		rm -f "$pidfile"
 	done
 	# Executors, logmon and docker_logger run in sessions of their own and
-	# outlive the agent: end every process using the demo's directory.
+	# outlive the agent: end the demo's executors and every process holding
+	# a file in the demo client's data dir (its allocations).
 	local p
 	for p in /proc/[0-9]*; do
 		if [ "$(readlink "$p/exe" 2>/dev/null)" = "$DEMO/plugins/nomad-driver-wasm" ] ||
-			ls -l "$p/fd" 2>/dev/null | grep -q -- "-> $DEMO/"; then
+			ls -l "$p/fd" 2>/dev/null | grep -q -- "-> $DEMO/nomad/"; then
 			kill -KILL "${p#/proc/}" 2>/dev/null || true
 		fi
 	done
+	# Containers of the demo's Docker tasks: their alloc dirs are mounted
+	# from the demo's data dir.
+	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+		local c
+		for c in $(docker ps -aq --filter label=com.hashicorp.nomad.alloc_id); do
+			if docker inspect --format '{{range .Mounts}}{{.Source}} {{end}}' "$c" 2>/dev/null | grep -q -- "$DEMO/nomad/"; then
+				docker rm -f "$c" >/dev/null 2>&1 || true
+			fi
+		done
+	fi
 	# The client mounts secrets/ of each task; unmount before the next start.
 	local m
 	for m in $(awk -v d="$DEMO/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
@@ -53,6 +72,9 @@ wait_for() { # description command...
 
 start() {
 	stop
+	# Each demo starts from a fresh cluster state (the compiled-module cache
+	# is kept), so that the jobs run again and their output is new.
+	rm -rf "$DEMO/nomad"
 	mkdir -p "$DEMO/plugins" "$DEMO/nomad" "$DEMO/cache"
 	cp bin/nomad-driver-wasm "$DEMO/plugins/"
 	cat > "$DEMO/nomad.hcl" <<HCL
@@ -106,7 +128,16 @@ HCL
 	nomad job run -detach example-jobs/constraint.nomad.hcl >/dev/null
 	nomad job run -detach example-jobs/dispatch.nomad.hcl >/dev/null
 	nomad job run -detach example-jobs/periodic.nomad.hcl >/dev/null
+	local dispatched
+	dispatched=$(echo "a payload handed to nomad job dispatch" | nomad job dispatch -detach -payload - dispatch |
+		awk '/Dispatched Job ID/ {print $NF}')
+	local docker=yes
+	docker info >/dev/null 2>&1 || docker=no
+	if [ $docker = yes ]; then
+		nomad job run -detach example-jobs/mixed.nomad.hcl >/dev/null
+	fi
 	wait_for "the hello job" sh -c "nomad job status hello | grep -q ' complete '"
+	wait_for "the dispatched job" sh -c "nomad job status '$dispatched' | grep -q ' complete '"
 
 	echo
 	echo "== The wasm driver's fingerprint (nomad node status -self -verbose)"
@@ -114,6 +145,18 @@ HCL
 	echo
 	echo "== Output of the hello batch job (nomad alloc logs -job hello)"
 	nomad alloc logs -job hello
+	echo
+	echo "== The dispatch payload, upper-cased by a wasm task (nomad alloc logs -job $dispatched)"
+	nomad alloc logs -job "$dispatched"
+	if [ $docker = yes ]; then
+		wait_for "the mixed job" sh -c "nomad job status mixed | grep -q ' complete '"
+		echo
+		echo "== A Docker task's output transformed by a wasm task in the same group (nomad alloc logs -job mixed transform)"
+		nomad alloc logs -job mixed transform
+	else
+		echo
+		echo "(no Docker engine answers: the mixed Docker + wasm example was not run)"
+	fi
 	echo
 	echo "== Jobs"
 	nomad job status

@@ -89,9 +89,9 @@ func TestExamples(t *testing.T) {
 		job := c.exampleJob(t, "mixed.nomad.hcl", nil)
 		c.register(t, job)
 		alloc := c.waitAllocs(t, *job.ID, 1, status("complete"))[0]
+		// The Wasm task read what the Docker task wrote into the shared
+		// /alloc and wrote its transformation back.
 		must.Eq(t, "WRITTEN BY A DOCKER TASK\n", c.waitLogs(t, alloc, "transform", "stdout", "WRITTEN BY A DOCKER TASK"))
-		c.waitLogs(t, alloc, "produce", "stdout", "wrote /alloc/data/input.txt")
-		c.waitLogs(t, alloc, "sidecar", "stdout", "sidecar heartbeat 0")
 		r, err := c.Nomad.AllocFS().Cat(alloc, "alloc/data/output.txt", nil)
 		must.NoError(t, err)
 		defer r.Close()
@@ -99,10 +99,26 @@ func TestExamples(t *testing.T) {
 		_, err = io.Copy(b, r)
 		must.NoError(t, err)
 		must.Eq(t, "WRITTEN BY A DOCKER TASK\n", b.String())
-		for _, task := range []string{"produce", "transform"} {
-			ts := c.taskState(t, alloc.ID, task)
-			must.False(t, ts.Failed, must.Sprintf("%s failed:\n%s", task, eventList(ts)))
+
+		// The Docker tasks are judged by their task states, not their logs:
+		// Nomad's docker driver can lose the output of a container that
+		// exits within milliseconds of starting (its log forwarder stops
+		// when the container does, hashicorp/nomad#6931).
+		produce := c.taskState(t, alloc.ID, "produce")
+		transform := c.taskState(t, alloc.ID, "transform")
+		sidecar := c.taskState(t, alloc.ID, "sidecar")
+		for name, ts := range map[string]*nomadapi.TaskState{"produce": produce, "transform": transform, "sidecar": sidecar} {
+			must.Eq(t, "dead", ts.State, must.Sprint(name))
+			must.False(t, ts.Failed, must.Sprintf("%s failed:\n%s", name, eventList(ts)))
 		}
+		must.Eq(t, 0, exitCode(produce), must.Sprint(eventList(produce)))
+		must.Eq(t, 0, exitCode(transform), must.Sprint(eventList(transform)))
+		// The prestart task ended before the Wasm task began; the sidecar
+		// ran beside the Wasm task, from before it started until after it
+		// finished, when Nomad stopped it.
+		must.False(t, produce.FinishedAt.After(transform.StartedAt), must.Sprintf("produce finished %v, transform started %v", produce.FinishedAt, transform.StartedAt))
+		must.False(t, sidecar.StartedAt.After(transform.StartedAt), must.Sprintf("sidecar started %v, transform started %v", sidecar.StartedAt, transform.StartedAt))
+		must.False(t, sidecar.FinishedAt.Before(transform.FinishedAt), must.Sprintf("sidecar finished %v, transform finished %v", sidecar.FinishedAt, transform.FinishedAt))
 	})
 
 	// A refused task config or module fails the task, without retries,
@@ -142,6 +158,16 @@ job %q {
 			must.True(t, hasEvent(ts, r.want), must.Sprint(eventList(ts)))
 		})
 	}
+}
+
+// exitCode is the exit code in a dead task's Terminated event, or -1.
+func exitCode(ts *nomadapi.TaskState) int {
+	for i := len(ts.Events) - 1; i >= 0; i-- {
+		if ts.Events[i].Type == nomadapi.TaskTerminated {
+			return ts.Events[i].ExitCode
+		}
+	}
+	return -1
 }
 
 // childJobs waits for the periodic job to have launched a child and
