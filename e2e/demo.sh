@@ -129,7 +129,7 @@ HCL
 	nomad job run -detach example-jobs/dispatch.nomad.hcl >/dev/null
 	nomad job run -detach example-jobs/periodic.nomad.hcl >/dev/null
 	local dispatched
-	dispatched=$(echo "a payload handed to nomad job dispatch" | nomad job dispatch -detach -payload - dispatch |
+	dispatched=$(echo "a payload handed to nomad job dispatch" | nomad job dispatch -detach dispatch - |
 		awk '/Dispatched Job ID/ {print $NF}')
 	local docker=yes
 	docker info >/dev/null 2>&1 || docker=no
@@ -163,7 +163,7 @@ HCL
 	echo
 	echo "Nomad UI:  $NOMAD_ADDR/ui    Consul UI: http://127.0.0.1:8500/ui"
 	echo "Try:       export NOMAD_ADDR=$NOMAD_ADDR PATH=$AGENTS:\$PATH"
-	echo "           echo hello | nomad job dispatch -payload - dispatch"
+	echo "           echo hello | nomad job dispatch dispatch -"
 	echo "Stop with: make demo-stop"
 }
 

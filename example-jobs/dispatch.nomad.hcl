@@ -1,4 +1,4 @@
-# A parameterized job: nomad job dispatch -payload input.txt dispatch
+# A parameterized job: nomad job dispatch dispatch input.txt (or - for stdin)
 # The payload reaches the module as a file: dispatch_payload writes it to
 # local/input.txt, which the module sees as /local/input.txt.
 
