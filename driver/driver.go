@@ -309,8 +309,8 @@ func (d *Driver) newHandle(cfg *drivers.TaskConfig, state TaskState, exec *execu
 }
 
 func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
-	if handle == nil {
-		return fmt.Errorf("handle cannot be nil")
+	if handle == nil || handle.Config == nil {
+		return fmt.Errorf("handle cannot be nil and must carry the task's config")
 	}
 	if _, ok := d.tasks.Get(handle.Config.ID); ok {
 		return nil
@@ -323,6 +323,9 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 		return fmt.Errorf("failed to decode task state from handle: %w", err)
 	}
 	cfg := state.TaskConfig
+	if cfg == nil {
+		return fmt.Errorf("task %s: its driver state holds no task config, so it cannot be recovered", handle.Config.ID)
+	}
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	rc, err := pstructs.ReattachConfigToGoPlugin(state.ReattachConfig)
 	if err != nil {
