@@ -113,6 +113,20 @@ func TestRecoverRefusesAnotherHandleVersion(t *testing.T) {
 	must.ErrorContains(t, err, "task handle version 2 is not supported by this driver (it reads version 1)")
 }
 
+// TestRecoverRefusesIncompleteHandles: a handle without Nomad's task config,
+// or whose driver state lacks the task config, is an error, not a panic.
+func TestRecoverRefusesIncompleteHandles(t *testing.T) {
+	t.Parallel()
+	d := newHarness(t, "").driver
+	must.ErrorContains(t, d.RecoverTask(nil), "handle cannot be nil")
+	must.ErrorContains(t, d.RecoverTask(&drivers.TaskHandle{Version: taskHandleVersion}), "must carry the task's config")
+
+	handle := drivers.NewTaskHandle(taskHandleVersion)
+	handle.Config = &drivers.TaskConfig{ID: "no-state"}
+	must.NoError(t, handle.SetDriverState(&TaskState{}))
+	must.ErrorContains(t, d.RecoverTask(handle), "task no-state: its driver state holds no task config")
+}
+
 // waitGone polls until the process has exited.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
