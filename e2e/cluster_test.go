@@ -195,6 +195,21 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 	})
 	c.Nomad, err = nomadapi.NewClient(&nomadapi.Config{Address: fmt.Sprintf("http://127.0.0.1:%d", serverHTTP)})
 	must.NoError(t, err)
+	// A client that registers before the server has a leader and an active
+	// root key is refused ("keyring has not been initialized yet") and
+	// retries only after a back-off of about 20 s.
+	must.Wait(t, wait.InitialSuccess(wait.ErrorFunc(func() error {
+		keys, _, err := c.Nomad.Keyring().List(nil)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.State == nomadapi.RootKeyStateActive {
+				return nil
+			}
+		}
+		return fmt.Errorf("no active root key yet: %d keys", len(keys))
+	}), wait.Timeout(60*time.Second), wait.Gap(100*time.Millisecond)))
 
 	for i, opts := range clients {
 		cfg := nomadConfig{

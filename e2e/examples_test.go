@@ -27,6 +27,7 @@ func TestExamples(t *testing.T) {
 		ts := c.taskState(t, alloc.ID, "hello")
 		must.Eq(t, "dead", ts.State)
 		must.False(t, ts.Failed)
+		must.Eq(t, 0, exitCode(ts), must.Sprint(eventList(ts)))
 		out := c.waitLogs(t, alloc, "hello", "stdout", "from WebAssembly")
 		must.StrContains(t, out, "Hello, Nomad, from WebAssembly!\nalloc "+alloc.ID+", task hello\n")
 		must.True(t, hasEvent(ts, "compiled-module cache"), must.Sprint(eventList(ts)))
@@ -37,6 +38,7 @@ func TestExamples(t *testing.T) {
 		c.register(t, job)
 		alloc := c.waitAllocs(t, *job.ID, 1, status("complete"))[0]
 		out := c.waitLogs(t, alloc, "files", "stdout", "wrote /alloc/data/result.txt")
+		must.Eq(t, 0, exitCode(c.taskState(t, alloc.ID, "files")))
 		must.StrContains(t, out, "template: hello from a template in env-and-files\n")
 		must.StrContains(t, out, "env: NOMAD_TASK_DIR=/local\n")
 		must.StrContains(t, out, "env: NOMAD_ALLOC_ID="+alloc.ID+"\n")
@@ -56,6 +58,7 @@ func TestExamples(t *testing.T) {
 		must.NoError(t, err)
 		alloc := c.waitAllocs(t, resp.DispatchedJobID, 1, status("complete"))[0]
 		must.Eq(t, "HELLO PAYLOAD\n", c.waitLogs(t, alloc, "upper", "stdout", "HELLO PAYLOAD"))
+		must.Eq(t, 0, exitCode(c.taskState(t, alloc.ID, "upper")))
 	})
 
 	t.Run("periodic", func(t *testing.T) {
@@ -67,6 +70,7 @@ func TestExamples(t *testing.T) {
 		children := c.childJobs(t, *job.ID)
 		alloc := c.waitAllocs(t, children[0], 1, status("complete"))[0]
 		c.waitLogs(t, alloc, "hello", "stdout", "Hello, periodic run, from WebAssembly!")
+		must.Eq(t, 0, exitCode(c.taskState(t, alloc.ID, "hello")))
 	})
 
 	t.Run("constraint", func(t *testing.T) {
@@ -74,6 +78,7 @@ func TestExamples(t *testing.T) {
 		c.register(t, job)
 		alloc := c.waitAllocs(t, *job.ID, 1, status("complete"))[0]
 		c.waitLogs(t, alloc, "hello", "stdout", "Hello, a constrained node, from WebAssembly!")
+		must.Eq(t, 0, exitCode(c.taskState(t, alloc.ID, "hello")))
 		node, _, err := c.Nomad.Nodes().Info(alloc.NodeID, nil)
 		must.NoError(t, err)
 		must.Eq(t, "compiler", node.Attributes["driver.wasm.engine"])

@@ -193,8 +193,9 @@ func TestCluster(t *testing.T) {
 	must.MapLen(t, 2, perNode, must.Sprintf("allocations per node: %v", perNode))
 }
 
-// TestOperability: stats show memory and CPU, and SIGTERM through nomad
-// alloc signal stops the task gracefully.
+// TestOperability: stats show memory and CPU; nomad alloc exec runs a
+// module in the task's sandbox and refuses what is not one; SIGTERM through
+// nomad alloc signal stops the task gracefully.
 func TestOperability(t *testing.T) {
 	c, alloc := runTicker(t, "operable", 3)
 
@@ -239,6 +240,19 @@ func TestOperability(t *testing.T) {
 	must.NoError(t, err)
 	must.Eq(t, 127, code)
 	must.StrContains(t, errOut, `path "/bin/sh" is outside the task's view`)
+	// A file in the view that is not a module: 126, and what it is instead.
+	code, _, errOut, err = exec("/alloc/logs/ticker.stdout.0")
+	must.NoError(t, err)
+	must.Eq(t, 126, code)
+	must.StrContains(t, errOut, "not a WebAssembly module: it looks like text")
+	// The task's memory cap (32 MiB) bounds the exec'd module too.
+	code, out, _, err = exec("/local/probe.wasm", "grow")
+	must.NoError(t, err)
+	must.Zero(t, code)
+	var mb int
+	_, err = fmt.Sscanf(out, "allocated %d MiB", &mb)
+	must.NoError(t, err, must.Sprint(out))
+	must.Between(t, 16, mb, 31)
 
 	err = c.Nomad.Allocations().Signal(alloc, nil, "ticker", "SIGHUP")
 	must.ErrorContains(t, err, "SIGINT and SIGTERM stop it gracefully")
