@@ -35,7 +35,7 @@ func inspectModule(b []byte) (moduleHeader, error) {
 		return moduleHeader{}, errors.New("the file is empty: expected a WebAssembly module (a .wasm file starting with \\0asm)")
 	}
 	if len(b) < 8 || !bytes.Equal(b[:4], wasmMagic) {
-		if bytes.HasPrefix(wasmMagic, b) {
+		if bytes.HasPrefix(wasmMagic, b) || bytes.HasPrefix(b, wasmMagic) {
 			return moduleHeader{}, fmt.Errorf("the file is truncated: %d bytes, shorter than a WebAssembly header", len(b))
 		}
 		return moduleHeader{}, fmt.Errorf("not a WebAssembly module: %s", describe(b))

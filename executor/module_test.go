@@ -52,6 +52,7 @@ func TestInspectModule(t *testing.T) {
 	}{
 		{"empty", nil, "the file is empty"},
 		{"short", []byte("\x00as"), "the file is truncated: 3 bytes"},
+		{"short header", []byte("\x00asm\x01\x00"), "the file is truncated: 6 bytes"},
 		{"ELF", []byte("\x7fELF\x02\x01\x01\x00rest"), "it is an ELF binary"},
 		{"Mach-O", []byte{0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1}, "it is a Mach-O binary"},
 		{"PE", []byte("MZ\x90\x00\x03\x00\x00\x00"), "it is a Windows PE executable"},
