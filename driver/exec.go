@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -77,7 +76,7 @@ func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *dri
 	if errors.As(err, &rejected) {
 		fmt.Fprintf(opts.Stderr, "%s\n%s\n", rejected.Msg, execHelp)
 		code := execNotExecutable
-		if strings.Contains(rejected.Msg, "does not exist") || strings.Contains(rejected.Msg, "outside the task's view") {
+		if rejected.NotFound {
 			code = execNotFound
 		}
 		return &drivers.ExitResult{ExitCode: code}, nil

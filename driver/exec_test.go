@@ -105,7 +105,10 @@ func TestExecRejectsWhatIsNotAModule(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "")
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
-	must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().LocalDir, "script.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	local := tk.cfg.TaskDir().LocalDir
+	must.NoError(t, os.WriteFile(filepath.Join(local, "script.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	must.NoError(t, os.Symlink("/etc/hostname", filepath.Join(local, "out.wasm")))
+	must.NoError(t, os.Mkdir(filepath.Join(local, "dir.wasm"), 0o755))
 	h.start(t, tk)
 	tk.waitLog(t, "stdout", "tick 0")
 	cases := []struct {
@@ -115,7 +118,10 @@ func TestExecRejectsWhatIsNotAModule(t *testing.T) {
 	}{
 		{"/bin/sh", 127, `path "/bin/sh" is outside the task's view`},
 		{"/local/nope", 127, "module /local/nope does not exist in the task's view"},
+		{"/local/../etc/passwd", 127, `must not contain ".."`},
+		{"/local/out.wasm", 127, "module /local/out.wasm resolves outside the task's view through a symlink"},
 		{"/local/script.sh", 126, `it is a script (starts with "#!/bin/sh")`},
+		{"/local/dir.wasm", 126, "module /local/dir.wasm is a directory, not a .wasm file"},
 	}
 	for _, c := range cases {
 		var stdout, stderr closingBuffer

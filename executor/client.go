@@ -226,7 +226,12 @@ func (c *Client) Kill() { c.plugin.Kill() }
 
 // RejectedError is the executor refusing a module or request for a reason
 // the job's author can fix; its message says what and how.
-type RejectedError struct{ Msg string }
+type RejectedError struct {
+	Msg string
+	// NotFound is set when the module path names nothing in the task's
+	// view: it does not exist there, or it leads outside it.
+	NotFound bool
+}
 
 func (e *RejectedError) Error() string { return e.Msg }
 
@@ -241,8 +246,11 @@ func plainError(err error) error {
 	if !ok {
 		return err
 	}
-	if s.Code() == codes.InvalidArgument {
+	switch s.Code() {
+	case codes.InvalidArgument:
 		return &RejectedError{Msg: s.Message()}
+	case codes.NotFound:
+		return &RejectedError{Msg: s.Message(), NotFound: true}
 	}
 	if s.Code() == codes.Unavailable || s.Code() == codes.Canceled && errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%w: %s", io.ErrUnexpectedEOF, s.Message())

@@ -72,12 +72,24 @@ type guest struct {
 // startError is a start failure caused by the task's module or config,
 // as opposed to a failure of the node. Its message is written for the
 // person who wrote the job.
-type startError struct{ msg string }
+type startError struct {
+	msg string
+	// notFound: the module path names nothing in the task's view (it does
+	// not exist there, or it leads outside it), as opposed to naming a file
+	// that cannot run.
+	notFound bool
+}
 
 func (e *startError) Error() string { return e.msg }
 
 func userErrorf(format string, args ...any) error {
 	return &startError{msg: fmt.Sprintf(format, args...)}
+}
+
+// notFoundErrorf is userErrorf for a module path that names nothing in the
+// task's view.
+func notFoundErrorf(format string, args ...any) error {
+	return &startError{msg: fmt.Sprintf(format, args...), notFound: true}
 }
 
 // stdio is a guest's standard streams. The guest owns stdout and stderr
@@ -160,7 +172,7 @@ func runtimeConfig(engine string) wazero.RuntimeConfig {
 func readModule(mounts []Mount, guestPath string) ([]byte, error) {
 	m, rel, err := ResolveGuestPath(mounts, guestPath)
 	if err != nil {
-		return nil, userErrorf("module: %v", err)
+		return nil, notFoundErrorf("module: %v", err)
 	}
 	root, err := os.OpenRoot(m.HostPath)
 	if err != nil {
@@ -170,9 +182,9 @@ func readModule(mounts []Mount, guestPath string) ([]byte, error) {
 	f, err := root.Open(rel)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, userErrorf("module %s does not exist in the task's view: check the module path and the artifact block that should download it (for an artifact, destination defaults to local/)", guestPath)
+		return nil, notFoundErrorf("module %s does not exist in the task's view: check the module path and the artifact block that should download it (for an artifact, destination defaults to local/)", guestPath)
 	case err != nil && strings.Contains(err.Error(), "escapes from parent"):
-		return nil, userErrorf("module %s resolves outside the task's view through a symlink; the module must be a file inside %s", guestPath, m.GuestPath)
+		return nil, notFoundErrorf("module %s resolves outside the task's view through a symlink; the module must be a file inside %s", guestPath, m.GuestPath)
 	case err != nil:
 		return nil, userErrorf("module %s cannot be opened: %v", guestPath, err)
 	}

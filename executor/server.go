@@ -111,6 +111,16 @@ type server struct {
 	req *proto.StartRequest
 }
 
+// status is the gRPC status that carries a start error to the driver:
+// NotFound for a module path that names nothing in the task's view,
+// InvalidArgument for anything else the job's author can fix.
+func (e *startError) status() error {
+	if e.notFound {
+		return status.Error(codes.NotFound, e.msg)
+	}
+	return status.Error(codes.InvalidArgument, e.msg)
+}
+
 func (s *server) Version(context.Context, *proto.VersionRequest) (*proto.VersionResponse, error) {
 	return &proto.VersionResponse{Version: Version, Protocol: ProtocolVersion, Pid: int32(os.Getpid())}, nil
 }
@@ -140,7 +150,7 @@ func (s *server) Start(_ context.Context, req *proto.StartRequest) (*proto.Start
 	var userErr *startError
 	switch {
 	case errors.As(err, &userErr):
-		return nil, status.Error(codes.InvalidArgument, userErr.msg)
+		return nil, userErr.status()
 	case err != nil:
 		return nil, status.Error(codes.Internal, err.Error())
 	}
@@ -338,7 +348,7 @@ func (s *server) Exec(stream proto.Executor_ExecServer) error {
 	var userErr *startError
 	switch {
 	case errors.As(err, &userErr):
-		return status.Error(codes.InvalidArgument, userErr.msg)
+		return userErr.status()
 	case err != nil:
 		return status.Error(codes.Internal, err.Error())
 	}
