@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,12 @@ type harness struct {
 	owner *testing.T
 }
 
+// nodeTopology is the node's topology, as a Nomad client passes it to its
+// drivers (TaskStats converts CPU use into MHz with it); scanned once.
+var nodeTopology = sync.OnceValue(func() *numalib.Topology {
+	return numalib.Scan(numalib.PlatformScanners(true))
+})
+
 func newHarness(t *testing.T, cacheDir string) *harness {
 	t.Helper()
 	return newHarnessConfig(t, Config{CacheDir: cacheDir, Engine: EngineAuto})
@@ -52,9 +59,7 @@ func newHarnessConfig(t *testing.T, pc Config) *harness {
 	h := testutils.NewDriverHarness(t, d)
 	var cfg []byte
 	must.NoError(t, base.MsgPackEncode(&cfg, &pc))
-	// The node's topology, as a Nomad client passes it: TaskStats converts
-	// CPU use into MHz with it.
-	agent := &base.AgentConfig{Driver: &base.ClientDriverConfig{Topology: numalib.Scan(numalib.PlatformScanners(true))}}
+	agent := &base.AgentConfig{Driver: &base.ClientDriverConfig{Topology: nodeTopology()}}
 	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: cfg, AgentConfig: agent}))
 	return &harness{DriverHarness: h, driver: d, cacheDir: pc.CacheDir, owner: t}
 }

@@ -59,8 +59,8 @@ var WazeroVersion = sync.OnceValue(func() string {
 // file makes concurrent first starts of one module on a node compile it once:
 // the first holds an exclusive flock while it compiles, the others wait and
 // then load what it wrote. A start that finds an entry loads it without the
-// lock. wazero keys its entries by module content and CPU
-// features, so an entry is never reused on a CPU it was not compiled for.
+// lock. wazero keys its entries by module content and CPU features, so an
+// entry is never reused on a CPU it was not compiled for.
 type ModuleCache struct {
 	Dir string
 }

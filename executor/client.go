@@ -246,13 +246,12 @@ func plainError(err error) error {
 	if !ok {
 		return err
 	}
-	switch s.Code() {
-	case codes.InvalidArgument:
+	switch {
+	case s.Code() == codes.InvalidArgument:
 		return &RejectedError{Msg: s.Message()}
-	case codes.NotFound:
+	case s.Code() == codes.NotFound:
 		return &RejectedError{Msg: s.Message(), NotFound: true}
-	}
-	if s.Code() == codes.Unavailable || s.Code() == codes.Canceled && errors.Is(err, context.Canceled) {
+	case s.Code() == codes.Unavailable, s.Code() == codes.Canceled && errors.Is(err, context.Canceled):
 		return fmt.Errorf("%w: %s", io.ErrUnexpectedEOF, s.Message())
 	}
 	return errors.New(s.Message())

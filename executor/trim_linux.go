@@ -40,7 +40,11 @@ func trimBinaryPages() {
 		return
 	}
 	defer f.Close()
-	for _, m := range droppableMappings(f, exe) {
+	mappings, err := readSmaps(f)
+	if err != nil {
+		return
+	}
+	for _, m := range droppableMappings(mappings, exe) {
 		// The range is not Go memory, so it is passed as numbers rather
 		// than as a slice.
 		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), unix.MADV_DONTNEED)
@@ -51,12 +55,13 @@ func trimBinaryPages() {
 type mapping struct {
 	start, end  uint64
 	path, perms string
+	rssKB       int
 	anonymousKB int
 }
 
-// droppableMappings reads smaps and returns the read-only mappings of exe
-// that hold no anonymous pages.
-func droppableMappings(smaps io.Reader, exe string) []mapping {
+// readSmaps parses /proc/<pid>/smaps. A size it cannot read counts as 1 kB,
+// so that an unreadable mapping is never taken for an unmodified one.
+func readSmaps(smaps io.Reader) ([]mapping, error) {
 	var all []mapping
 	sc := bufio.NewScanner(smaps)
 	for sc.Scan() {
@@ -79,17 +84,26 @@ func droppableMappings(smaps io.Reader, exe string) []mapping {
 			all = append(all, m)
 			continue
 		}
-		if fields[0] == "Anonymous:" && len(fields) >= 2 && len(all) > 0 {
-			kb, err := strconv.Atoi(fields[1])
-			if err != nil {
-				kb = 1 // unreadable: treat as modified
-			}
+		if len(fields) < 2 || len(all) == 0 {
+			continue
+		}
+		kb, err := strconv.Atoi(fields[1])
+		if err != nil {
+			kb = 1
+		}
+		switch fields[0] {
+		case "Rss:":
+			all[len(all)-1].rssKB = kb
+		case "Anonymous:":
 			all[len(all)-1].anonymousKB = kb
 		}
 	}
-	if sc.Err() != nil {
-		return nil
-	}
+	return all, sc.Err()
+}
+
+// droppableMappings returns the read-only mappings of exe that hold no
+// anonymous pages.
+func droppableMappings(all []mapping, exe string) []mapping {
 	var keep []mapping
 	for _, m := range all {
 		if m.path == exe && !strings.Contains(m.perms, "w") && m.anonymousKB == 0 {

@@ -4,9 +4,7 @@
 package executor
 
 import (
-	"bufio"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -22,21 +20,12 @@ func binaryPages(t *testing.T) (rss, anonymous int) {
 	f, err := os.Open("/proc/self/smaps")
 	must.NoError(t, err)
 	defer f.Close()
-	inExe := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":"):
-			inExe = len(fields) == 6 && fields[5] == exe && !strings.Contains(fields[1], "w")
-		case inExe && len(fields) == 3 && (fields[0] == "Rss:" || fields[0] == "Anonymous:"):
-			kb, err := strconv.Atoi(fields[1])
-			must.NoError(t, err)
-			if fields[0] == "Rss:" {
-				rss += kb
-			} else {
-				anonymous += kb
-			}
+	mappings, err := readSmaps(f)
+	must.NoError(t, err)
+	for _, m := range mappings {
+		if m.path == exe && !strings.Contains(m.perms, "w") {
+			rss += m.rssKB
+			anonymous += m.anonymousKB
 		}
 	}
 	return rss, anonymous
@@ -74,7 +63,12 @@ Anonymous:             0 kB
 7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
 Anonymous:           132 kB
 `
-	got := droppableMappings(strings.NewReader(smaps), exe)
+	all, err := readSmaps(strings.NewReader(smaps))
+	must.NoError(t, err)
+	must.Len(t, 6, all)
+	must.Eq(t, 6000, all[0].rssKB)
+	must.Eq(t, 64, all[2].anonymousKB)
+	got := droppableMappings(all, exe)
 	must.Len(t, 2, got)
 	must.Eq(t, 0x00400000, got[0].start)
 	must.Eq(t, 0x00c00000, got[0].end)
