@@ -3,7 +3,7 @@
 
 // Command nomad-driver-wasm is a Nomad task driver plugin that runs
 // WebAssembly modules. Run with executor.Subcommand as its first argument
-// it is instead one task's executor, started by the driver.
+// it is instead an executor, started by the driver to run one task.
 package main
 
 import (
@@ -15,11 +15,12 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == executor.Subcommand {
-		executor.Serve()
+		host.Serve(os.Args[2:])
 		return
 	}
 	plugins.Serve(func(logger hclog.Logger) interface{} {

@@ -73,9 +73,8 @@ func benchDriver(b *testing.B, cacheDir string) *Driver {
 	if err := d.config.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	d.engine = EngineCompiler
 	d.executors.binary = bin
-	go d.executors.fill()
+	d.executors.fill()
 	return d
 }
 
@@ -198,7 +197,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func waitSpare(b *testing.B, d *Driver) {
 	b.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for !d.executors.ready() {
+	for d.executors.sparePid() == 0 {
 		if time.Now().After(deadline) {
 			b.Fatal("no spare executor")
 		}

@@ -16,7 +16,7 @@ import (
 
 // Engine settings of the plugin config.
 const (
-	EngineAuto        = "auto"
+	EngineAuto        = executor.EngineAuto
 	EngineCompiler    = executor.EngineCompiler
 	EngineInterpreter = executor.EngineInterpreter
 )

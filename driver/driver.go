@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/nomad/client/lib/cpustats"
 	cstructs "github.com/hashicorp/nomad/client/structs"
 	"github.com/hashicorp/nomad/drivers/shared/eventer"
+	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/base"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
@@ -68,7 +69,6 @@ type Driver struct {
 	tasks   *taskStore
 
 	config  Config
-	engine  string
 	compute cpustats.Compute
 
 	// fingerprintPeriod is how often the node is fingerprinted again.
@@ -88,7 +88,7 @@ func New(ctx context.Context, logger hclog.Logger) *Driver {
 		config:  Config{Engine: EngineAuto, CacheDir: DefaultCacheDir()},
 
 		fingerprintPeriod: 30 * time.Second,
-		executors:         &spareExecutor{ctx: ctx, logger: logger.Named("executor")},
+		executors:         newSpareExecutor(ctx, logger.Named("executor"), ""),
 	}
 	go d.executors.run()
 	return d
@@ -108,15 +108,14 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	if err := config.Validate(); err != nil {
 		return fmt.Errorf("plugin nomad-driver-wasm: %w", err)
 	}
-	d.config = config
 	// An engine the node cannot run is reported by the fingerprint as
 	// unhealthy, with the reason, rather than failing the agent's start.
-	d.engine, _ = fingerprint.ResolveEngine(config.Engine)
+	d.config = config
 	if cfg.AgentConfig != nil {
 		d.compute = cfg.AgentConfig.Compute()
 	}
 	// Have an executor ready for the first task.
-	go d.executors.fill()
+	d.executors.fill()
 	return nil
 }
 
@@ -138,7 +137,7 @@ func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, 
 				return
 			case <-t.C:
 			}
-			fp := fingerprint.Probe(ctx, d.config.Engine, d.config.CacheDir, executor.Version)
+			fp := d.fingerprint(ctx)
 			select {
 			case ch <- fp:
 			case <-ctx.Done():
@@ -150,6 +149,19 @@ func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, 
 		}
 	}()
 	return ch, nil
+}
+
+// fingerprintTimeout bounds how long one fingerprint waits for an executor
+// to start and answer.
+const fingerprintTimeout = 30 * time.Second
+
+// fingerprint asks an executor (the spare) what tasks get on this node, so
+// that the attributes describe what a task would actually run with.
+func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
+	ctx, cancel := context.WithTimeout(ctx, fingerprintTimeout)
+	defer cancel()
+	v, err := d.executors.version(ctx, &proto.VersionRequest{Engine: d.config.Engine, CacheDir: d.config.CacheDir})
+	return fingerprint.FromExecutor(v, err, d.config.CacheDir)
 }
 
 // guestMounts is the guest's view of the task's directories.
@@ -185,27 +197,53 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if _, ok := d.tasks.Get(cfg.ID); ok {
 		return nil, nil, fmt.Errorf("task with ID %q already started", cfg.ID)
 	}
+	handle, err := d.startTask(cfg)
+	if err != nil {
+		return nil, nil, d.startFailed(cfg, err)
+	}
+	return handle, nil, nil
+}
+
+// startFailed reports a task that could not start: a task event that says
+// who must act, and the error that Nomad's restart policy reads. Only a
+// failure of the node is recoverable: restarting cannot fix a job or a
+// node's configuration.
+func (d *Driver) startFailed(cfg *drivers.TaskConfig, err error) error {
+	class := executor.ClassOf(err)
+	var what string
+	switch class {
+	case executor.ClassJob:
+		what = "Rejected by the wasm driver (fix the job; restarting will not help)"
+	case executor.ClassOperator:
+		what = "The node's wasm driver is misconfigured (its operator must fix it)"
+	default:
+		what = "Node failure (the restart policy applies)"
+	}
+	d.emit(cfg, what+": "+err.Error(), map[string]string{"error_class": class.String()})
+	if class == executor.ClassNode {
+		return structs.NewRecoverableError(err, true)
+	}
+	return err
+}
+
+func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error) {
 	var tc TaskConfig
 	if err := cfg.DecodeDriverConfig(&tc); err != nil {
-		return nil, nil, fmt.Errorf("failed to decode driver config: %w", err)
+		return nil, executor.JobErrorf("failed to decode driver config: %v", err)
 	}
 	if err := tc.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("invalid task config: %w", err)
-	}
-	if d.engine == "" {
-		_, err := fingerprint.ResolveEngine(d.config.Engine)
-		return nil, nil, fmt.Errorf("the wasm driver cannot run tasks on this node: %w", err)
+		return nil, executor.JobErrorf("invalid task config: %v", err)
 	}
 	mounts := guestMounts(cfg)
 	if _, _, err := executor.ResolveGuestPath(mounts, tc.Module); err != nil {
-		return nil, nil, fmt.Errorf("invalid task config: module: %w", err)
+		return nil, executor.NotFoundErrorf("invalid task config: module: %v", err)
 	}
 
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	taskDir := cfg.TaskDir().Dir
 	exec, err := d.executors.take()
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to launch executor: %w", err)
+		return nil, executor.NodeErrorf("failed to launch executor: %v", err)
 	}
 
 	limit, limitSource := memoryLimit(cfg)
@@ -221,7 +259,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		StderrPath:        cfg.StderrPath,
 		StateDir:          taskDir,
 		CacheDir:          d.config.CacheDir,
-		Engine:            d.engine,
+		Engine:            d.config.Engine,
 		LogFile:           filepath.Join(taskDir, executorLogFile),
 		LogLevel:          logLevel(d.logger),
 	}
@@ -229,11 +267,12 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 		req.Mounts = append(req.Mounts, &proto.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
 	}
 	resp, err := exec.Start(d.ctx, req)
-	go d.executors.fill()
 	if err != nil {
 		exec.Kill()
-		return nil, nil, err
+		return nil, err
 	}
+	// The executor is the task's now: it no longer exits with this driver.
+	exec.Claimed()
 
 	state := TaskState{
 		ReattachConfig: pstructs.ReattachConfigFromGoPlugin(exec.ReattachConfig()),
@@ -247,28 +286,32 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	handle.Config = cfg
 	if err := handle.SetDriverState(&state); err != nil {
 		exec.Kill()
-		return nil, nil, fmt.Errorf("failed to set driver state: %w", err)
+		return nil, executor.NodeErrorf("failed to set driver state: %v", err)
 	}
 
 	h := d.newHandle(cfg, state, exec, logger)
-	h.emit(loadEvent(resp, d.engine), map[string]string{
+	if resp.CacheRepaired != "" {
+		h.emit(fmt.Sprintf("The node's compiled entry of module %s was damaged and has been replaced (%s); the executor log has the details", resp.ModuleSha256[:12], resp.CacheRepaired),
+			map[string]string{"module_sha256": resp.ModuleSha256, "error_class": executor.ClassNode.String()})
+	}
+	h.emit(loadEvent(resp), map[string]string{
 		"cache_hit":     strconv.FormatBool(resp.CacheHit),
 		"load_ms":       strconv.FormatInt(time.Duration(resp.LoadNanos).Milliseconds(), 10),
 		"module_sha256": resp.ModuleSha256,
-		"engine":        d.engine,
+		"engine":        resp.Engine,
 	})
 	d.tasks.Set(cfg.ID, h)
 	go h.run()
-	return handle, nil, nil
+	return handle, nil
 }
 
-func loadEvent(resp *proto.StartResponse, engine string) string {
+func loadEvent(resp *proto.StartResponse) string {
 	took := time.Duration(resp.LoadNanos).Round(100 * time.Microsecond)
 	short := resp.ModuleSha256[:12]
 	switch {
 	case resp.CacheHit:
 		return fmt.Sprintf("Module %s loaded from the compiled-module cache in %s", short, took)
-	case engine == EngineCompiler:
+	case resp.Engine == EngineCompiler:
 		return fmt.Sprintf("Module %s compiled in %s and added to the compiled-module cache", short, took)
 	}
 	return fmt.Sprintf("Module %s prepared for the interpreter in %s (the interpreter has no compiled-module cache)", short, took)
@@ -293,18 +336,23 @@ func (d *Driver) newHandle(cfg *drivers.TaskConfig, state TaskState, exec *execu
 		procState:  drivers.TaskStateRunning,
 		doneCh:     make(chan struct{}),
 		emit: func(msg string, annotations map[string]string) {
-			err := d.eventer.EmitEvent(&drivers.TaskEvent{
-				TaskID:      cfg.ID,
-				TaskName:    cfg.Name,
-				AllocID:     cfg.AllocID,
-				Timestamp:   time.Now(),
-				Message:     msg,
-				Annotations: annotations,
-			})
-			if err != nil {
-				logger.Warn("cannot emit task event", "error", err)
-			}
+			d.emit(cfg, msg, annotations)
 		},
+	}
+}
+
+// emit reports a task event.
+func (d *Driver) emit(cfg *drivers.TaskConfig, msg string, annotations map[string]string) {
+	err := d.eventer.EmitEvent(&drivers.TaskEvent{
+		TaskID:      cfg.ID,
+		TaskName:    cfg.Name,
+		AllocID:     cfg.AllocID,
+		Timestamp:   time.Now(),
+		Message:     msg,
+		Annotations: annotations,
+	})
+	if err != nil {
+		d.logger.Warn("cannot emit task event", "task_id", cfg.ID, "error", err)
 	}
 }
 
@@ -331,7 +379,7 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if err != nil {
 		return fmt.Errorf("failed to read the executor's reattach config: %w", err)
 	}
-	exec, err := executor.Reattach(rc, logger.Named("executor"))
+	exec, err := executor.Reattach(rc)
 	h := d.newHandle(cfg, state, exec, logger)
 	d.tasks.Set(cfg.ID, h)
 	if err != nil {

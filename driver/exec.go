@@ -67,13 +67,13 @@ func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *dri
 			}
 		}()
 	}
-	var stdin io.Reader
+	var stdin io.ReadCloser
 	if opts.Stdin != nil {
 		stdin = opts.Stdin
 	}
 	status, err := h.exec.Exec(ctx, opts.Command[0], opts.Command[1:], stdin, opts.Stdout, opts.Stderr)
-	var rejected *executor.RejectedError
-	if errors.As(err, &rejected) {
+	var rejected *executor.Error
+	if errors.As(err, &rejected) && rejected.Class == executor.ClassJob {
 		fmt.Fprintf(opts.Stderr, "%s\n%s\n", rejected.Msg, execHelp)
 		code := execNotExecutable
 		if rejected.NotFound {

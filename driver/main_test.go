@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host"
 )
 
 // hostSecret is set in the test process's environment, which executors
@@ -18,7 +19,7 @@ const hostSecret = "WASM_DRIVER_TEST_HOST_SECRET"
 // does, so that the tests run the real out-of-process executor (with -race).
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == executor.Subcommand {
-		executor.Serve()
+		host.Serve(os.Args[2:])
 		return
 	}
 	os.Setenv(hostSecret, "leaked")

@@ -18,11 +18,8 @@ func waitReady(t *testing.T, d *Driver) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		d.executors.mu.Lock()
-		c := d.executors.spare
-		d.executors.mu.Unlock()
-		if c != nil {
-			return c.Pid
+		if pid := d.executors.sparePid(); pid != 0 {
+			return pid
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -58,7 +55,7 @@ func TestSpareDiesWithTheDriver(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d := New(ctx, testlog.HCLogger(t))
-	go d.executors.fill()
+	d.executors.fill()
 	spare := waitReady(t, d)
 	cancel()
 	waitGone(t, spare)

@@ -8,6 +8,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -134,11 +135,128 @@ func TestRestartSurvival(t *testing.T) {
 	must.Eq(t, "running", ts.State)
 	must.Eq(t, 0, int(ts.Restarts))
 
-	// Stopping the job still stops the guest and its executor.
-	_, _, err := c.Nomad.Jobs().Deregister(alloc.JobID, false, nil)
+	// Stopping the job still stops the guest and its executor, as promptly
+	// as if the plugin had never been replaced.
+	c.stopPromptly(t, 0, alloc, pid)
+}
+
+// TestRestartSurvivalPluginKillStop: after a kill -9 of the plugin and the
+// task's recovery by the new plugin, stopping the job is as prompt as
+// without: the executor the new plugin reattached to is no child of it, and
+// its exit must not cost go-plugin's 2 s graceful-exit wait and SIGKILL.
+func TestRestartSurvivalPluginKillStop(t *testing.T) {
+	c, alloc := runTicker(t, "orphan", 5)
+	pid := executorPid(t, c, alloc)
+	plugins := c.PluginPids(t)
+	must.Len(t, 1, plugins)
+	must.NoError(t, syscall.Kill(plugins[0], syscall.SIGKILL))
+	waitFor(t, func() bool {
+		ps := c.PluginPids(t)
+		return len(ps) == 1 && ps[0] != plugins[0]
+	})
+	// Recovered: the new plugin serves the task (its log goes on).
+	n := lastTick(c.logs(t, alloc, "ticker", "stdout"))
+	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n+10))
+	must.Eq(t, pid, executorPid(t, c, alloc))
+	c.stopPromptly(t, 0, alloc, pid)
+}
+
+// gracefulExitWarning is what go-plugin logs when Kill gave up waiting for
+// a plugin process (here an executor) to exit after closing its connection,
+// and SIGKILLs it.
+const gracefulExitWarning = "plugin failed to exit gracefully"
+
+// stopPromptly deregisters alloc's job and checks that its task stopped
+// promptly: Nomad's Killed event comes within a second of its Killing
+// event, and client i's log has no gracefulExitWarning for this stop. It
+// also waits for the executor (pid) to be gone.
+func (c *Cluster) stopPromptly(t *testing.T, i int, alloc *nomadapi.Allocation, pid int) {
+	t.Helper()
+	logFile := c.clients[i].logFile
+	fi, err := os.Stat(logFile)
+	must.NoError(t, err)
+	states := watchStates(pid)
+
+	_, _, err = c.Nomad.Jobs().Deregister(alloc.JobID, false, nil)
 	must.NoError(t, err)
 	c.waitAllocs(t, alloc.JobID, 1, status("complete"))
+	var killing, killed *nomadapi.TaskEvent
+	waitFor(t, func() bool {
+		killing, killed = nil, nil
+		for _, e := range c.taskState(t, alloc.ID, "ticker").Events {
+			switch {
+			case e.Type == nomadapi.TaskKilling:
+				killing, killed = e, nil
+			case e.Type == nomadapi.TaskKilled && killing != nil:
+				killed = e
+			}
+		}
+		return killed != nil
+	})
 	waitFor(t, func() bool { return syscall.Kill(pid, 0) != nil })
+	// go-plugin warns 2 s after closing the connection; a Kill still under
+	// way when the task was reported killed would warn after it.
+	time.Sleep(3 * time.Second)
+	changes := states()
+
+	b, err := os.ReadFile(logFile)
+	must.NoError(t, err)
+	segment := string(b[min(fi.Size(), int64(len(b))):])
+	var lines []string
+	for _, l := range strings.Split(segment, "\n") {
+		if strings.Contains(l, "nomad-driver-wasm") || strings.Contains(l, alloc.ID) {
+			lines = append(lines, l)
+		}
+	}
+	var events strings.Builder
+	for _, e := range c.taskState(t, alloc.ID, "ticker").Events {
+		fmt.Fprintf(&events, "%s %s: %s\n", time.Unix(0, e.Time).Format("15:04:05.000"), e.Type, e.DisplayMessage)
+	}
+	report := fmt.Sprintf("task events:\n%s\nexecutor %d states: %s\nclient log during the stop:\n%s",
+		events.String(), pid, changes, strings.Join(lines, "\n"))
+	t.Log(report)
+
+	gap := time.Duration(killed.Time - killing.Time)
+	must.Less(t, time.Second, gap, must.Sprintf("Killed came %s after Killing", gap))
+	var warned []string
+	for _, l := range strings.Split(segment, "\n") {
+		if strings.Contains(l, gracefulExitWarning) {
+			warned = append(warned, l)
+		}
+	}
+	must.SliceEmpty(t, warned, must.Sprintf("the client's log has %q during the stop", gracefulExitWarning))
+}
+
+// watchStates samples the state of process pid (/proc/PID/stat: R, S, Z
+// for a zombie...) every 10 ms until the returned function is called, which
+// returns each change with its time.
+func watchStates(pid int) func() string {
+	done := make(chan struct{})
+	out := make(chan string)
+	go func() {
+		var b strings.Builder
+		last := ""
+		for {
+			state := "gone"
+			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+				// The state follows the command name, which is in parentheses.
+				if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 {
+					state = f[0]
+				}
+			}
+			if state != last {
+				fmt.Fprintf(&b, "%s %s; ", time.Now().Format("15:04:05.000"), state)
+				last = state
+			}
+			select {
+			case <-done:
+				out <- b.String()
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return func() string { close(done); return <-out }
 }
 
 // TestExecutorLoss: kill -9 of an executor fails the task with a clear

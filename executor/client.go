@@ -9,25 +9,45 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
-// Client is the driver's connection to one task's executor.
+// Client is the driver's connection to one executor.
+//
+// An executor this driver launched is reached through go-plugin, which also
+// reaps the process. One found again after the driver restarted
+// (Reattach) is reached over its gRPC socket directly: it is not the new
+// driver's child, and go-plugin's reattached client would poll for its exit
+// once a second and take a zombie (an orphan whose exit nobody has reaped
+// yet, common in containers) for a live process.
 type Client struct {
-	rpc    proto.ExecutorClient
-	plugin *plugin.Client
+	rpc proto.ExecutorClient
 	// Pid is the executor's process ID.
 	Pid int
+
+	// Of a launched executor.
+	plugin *plugin.Client
+	// Of a reattached executor.
+	conn     *grpc.ClientConn
+	reattach *plugin.ReattachConfig
+
+	mu sync.Mutex
+	// watch is the write end of a launched executor's watch pipe (see
+	// WatchFDFlag), held until a task claims the executor.
+	watch *os.File
 }
 
 // LaunchConfig says how to start an executor.
@@ -40,8 +60,9 @@ type LaunchConfig struct {
 }
 
 // Launch starts an executor process in a session of its own, so that
-// signals aimed at the Nomad client or the driver do not reach it and it
-// outlives both.
+// signals aimed at the Nomad client or the driver do not reach it and, once
+// a task has claimed it (Claimed), it outlives both. Until then it belongs
+// to this process: it exits when this process is gone.
 func Launch(cfg LaunchConfig) (*Client, error) {
 	bin := cfg.Binary
 	if bin == "" {
@@ -50,78 +71,114 @@ func Launch(cfg LaunchConfig) (*Client, error) {
 			return nil, fmt.Errorf("find the plugin binary: %w", err)
 		}
 	}
-	cmd := exec.Command(bin, Subcommand)
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create the executor's watch pipe: %w", err)
+	}
+	defer r.Close() // the executor has its own copy once started
+	// ExtraFiles[0] is the child's descriptor 3.
+	cmd := exec.Command(bin, Subcommand, WatchFDFlag+"=3")
+	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	return connect(&plugin.ClientConfig{
+	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
-		Plugins:          map[string]plugin.Plugin{pluginName: &grpcPlugin{}},
+		Plugins:          map[string]plugin.Plugin{PluginName: clientPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           cfg.Logger,
 	})
+	rpcClient, err := pc.Client()
+	if err == nil {
+		var raw any
+		if raw, err = rpcClient.Dispense(PluginName); err == nil {
+			c := &Client{rpc: raw.(proto.ExecutorClient), plugin: pc, watch: w}
+			if rc := pc.ReattachConfig(); rc != nil {
+				c.Pid = rc.Pid
+			}
+			return c, nil
+		}
+	}
+	pc.Kill()
+	_ = w.Close()
+	return nil, fmt.Errorf("connect to executor: %w", err)
+}
+
+// Claimed hands a launched executor over to the task it now runs: it no
+// longer exits with this process.
+func (c *Client) Claimed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watch != nil {
+		_ = c.watch.Close()
+		c.watch = nil
+	}
 }
 
 // Reattach connects to a running executor, for example after the driver
 // restarted, and checks that it speaks this build's protocol.
-func Reattach(rc *plugin.ReattachConfig, logger hclog.Logger) (*Client, error) {
-	c, err := connect(&plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		Plugins:          map[string]plugin.Plugin{pluginName: &grpcPlugin{}},
-		Reattach:         rc,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           logger,
-	})
-	if err != nil {
-		return nil, err
+func Reattach(rc *plugin.ReattachConfig) (*Client, error) {
+	if rc == nil || rc.Addr == nil {
+		return nil, errors.New("no executor address to reattach to")
 	}
+	if rc.Protocol != plugin.ProtocolGRPC {
+		return nil, fmt.Errorf("executor %d speaks go-plugin protocol %q, not grpc", rc.Pid, rc.Protocol)
+	}
+	addr := rc.Addr
+	conn, err := grpc.NewClient("passthrough:///executor",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, addr.Network(), addr.String())
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("connect to executor %d: %w", rc.Pid, err)
+	}
+	c := &Client{rpc: proto.NewExecutorClient(conn), Pid: rc.Pid, conn: conn, reattach: rc}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := c.rpc.Version(ctx, &proto.VersionRequest{})
+	v, err := c.rpc.Version(ctx, &proto.VersionRequest{}, grpc.WaitForReady(false))
 	if err != nil {
-		c.plugin.Kill()
-		return nil, fmt.Errorf("executor did not answer: %w", err)
+		_ = conn.Close()
+		return nil, fmt.Errorf("executor %d did not answer: %w", rc.Pid, err)
 	}
 	if v.Protocol != ProtocolVersion {
+		_ = conn.Close()
 		return nil, fmt.Errorf("executor %d speaks protocol %d, this driver speaks %d", v.Pid, v.Protocol, ProtocolVersion)
 	}
-	return c, nil
-}
-
-func connect(cfg *plugin.ClientConfig) (*Client, error) {
-	pc := plugin.NewClient(cfg)
-	rpcClient, err := pc.Client()
-	if err != nil {
-		pc.Kill()
-		return nil, fmt.Errorf("connect to executor: %w", err)
-	}
-	raw, err := rpcClient.Dispense(pluginName)
-	if err != nil {
-		pc.Kill()
-		return nil, fmt.Errorf("connect to executor: %w", err)
-	}
-	c := &Client{rpc: raw.(proto.ExecutorClient), plugin: pc}
-	if rc := pc.ReattachConfig(); rc != nil {
-		c.Pid = rc.Pid
+	if int(v.Pid) != rc.Pid {
+		_ = conn.Close()
+		return nil, fmt.Errorf("the executor at %s is process %d, not %d", addr, v.Pid, rc.Pid)
 	}
 	return c, nil
 }
 
 // ReattachConfig is what Reattach needs to find this executor again.
-func (c *Client) ReattachConfig() *plugin.ReattachConfig { return c.plugin.ReattachConfig() }
+func (c *Client) ReattachConfig() *plugin.ReattachConfig {
+	if c.plugin != nil {
+		return c.plugin.ReattachConfig()
+	}
+	return c.reattach
+}
 
-// Start starts the guest. An error caused by the module or the task's
-// configuration comes back as its plain message, written for the job's
-// author.
+// Version identifies the executor; with req's engine and cache directory
+// set, it also reports what the node offers tasks (see VersionRequest).
+func (c *Client) Version(ctx context.Context, req *proto.VersionRequest) (*proto.VersionResponse, error) {
+	resp, err := c.rpc.Version(ctx, req)
+	return resp, fromStatus(err)
+}
+
+// Start starts the guest. Its error is an *Error of the failure's class,
+// or wraps ErrExecutorLost.
 func (c *Client) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {
 	resp, err := c.rpc.Start(ctx, req)
-	return resp, plainError(err)
+	return resp, fromStatus(err)
 }
 
 // Wait blocks until the guest exits, the executor goes away, or ctx ends.
 func (c *Client) Wait(ctx context.Context) (*proto.ExitStatus, error) {
 	resp, err := c.rpc.Wait(ctx, &proto.WaitRequest{})
 	if err != nil {
-		return nil, plainError(err)
+		return nil, fromStatus(err)
 	}
 	return resp.Status, nil
 }
@@ -130,7 +187,7 @@ func (c *Client) Wait(ctx context.Context) (*proto.ExitStatus, error) {
 func (c *Client) Stop(ctx context.Context, signal syscall.Signal, timeout time.Duration) (bool, error) {
 	resp, err := c.rpc.Stop(ctx, &proto.StopRequest{Signal: int32(signal), TimeoutNanos: timeout.Nanoseconds()})
 	if err != nil {
-		return false, plainError(err)
+		return false, fromStatus(err)
 	}
 	return resp.Exited, nil
 }
@@ -138,15 +195,16 @@ func (c *Client) Stop(ctx context.Context, signal syscall.Signal, timeout time.D
 // Signal delivers sig to the guest.
 func (c *Client) Signal(ctx context.Context, sig syscall.Signal) error {
 	_, err := c.rpc.Signal(ctx, &proto.SignalRequest{Signal: int32(sig)})
-	return plainError(err)
+	return fromStatus(err)
 }
 
 // Stats streams resource usage every interval until ctx ends or the guest
-// exits; the channel is closed then.
+// exits. The goroutine that feeds the channel belongs to ctx: it ends, and
+// closes the channel, when ctx ends or the stream does.
 func (c *Client) Stats(ctx context.Context, interval time.Duration) (<-chan *proto.StatsResponse, error) {
 	stream, err := c.rpc.Stats(ctx, &proto.StatsRequest{IntervalNanos: interval.Nanoseconds()})
 	if err != nil {
-		return nil, plainError(err)
+		return nil, fromStatus(err)
 	}
 	ch := make(chan *proto.StatsResponse)
 	go func() {
@@ -168,19 +226,32 @@ func (c *Client) Stats(ctx context.Context, interval time.Duration) (<-chan *pro
 
 // Exec runs the command module at module (a path in the guest's view) in
 // the task's sandbox, copying stdin to it and its output to stdout and
-// stderr, and returns how it exited.
-func (c *Client) Exec(ctx context.Context, module string, args []string, stdin io.Reader, stdout, stderr io.Writer) (*proto.ExitStatus, error) {
+// stderr, and returns how it exited. Exec closes stdin when the module has
+// exited, which ends the goroutine that copies it; it returns after that
+// goroutine.
+func (c *Client) Exec(ctx context.Context, module string, args []string, stdin io.ReadCloser, stdout, stderr io.Writer) (*proto.ExitStatus, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.rpc.Exec(ctx)
 	if err != nil {
-		return nil, plainError(err)
+		return nil, fromStatus(err)
 	}
 	if err := stream.Send(&proto.ExecRequest{Module: module, Args: args}); err != nil {
-		return nil, plainError(err)
+		return nil, fromStatus(err)
 	}
-	if stdin != nil {
+	if stdin == nil {
+		if err := stream.Send(&proto.ExecRequest{StdinClosed: true}); err != nil {
+			return nil, fromStatus(err)
+		}
+	} else {
+		pumped := make(chan struct{})
+		defer func() {
+			cancel()
+			_ = stdin.Close()
+			<-pumped
+		}()
 		go func() {
+			defer close(pumped)
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := stdin.Read(buf)
@@ -193,13 +264,11 @@ func (c *Client) Exec(ctx context.Context, module string, args []string, stdin i
 				}
 			}
 		}()
-	} else if err := stream.Send(&proto.ExecRequest{StdinClosed: true}); err != nil {
-		return nil, plainError(err)
 	}
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
-			return nil, plainError(err)
+			return nil, fromStatus(err)
 		}
 		if len(resp.Stdout) > 0 {
 			if _, err := stdout.Write(resp.Stdout); err != nil {
@@ -217,42 +286,38 @@ func (c *Client) Exec(ctx context.Context, module string, args []string, stdin i
 	}
 }
 
-// Exited reports whether the executor process has exited (only known for
-// an executor this Client launched or reattached to and then lost).
-func (c *Client) Exited() bool { return c.plugin.Exited() }
-
-// Kill ends the executor: gracefully if it answers, by SIGKILL otherwise.
-func (c *Client) Kill() { c.plugin.Kill() }
-
-// RejectedError is the executor refusing a module or request for a reason
-// the job's author can fix; its message says what and how.
-type RejectedError struct {
-	Msg string
-	// NotFound is set when the module path names nothing in the task's
-	// view: it does not exist there, or it leads outside it.
-	NotFound bool
+// Exited reports whether the executor process has exited.
+func (c *Client) Exited() bool {
+	if c.plugin != nil {
+		return c.plugin.Exited()
+	}
+	return ProcessGone(c.Pid)
 }
 
-func (e *RejectedError) Error() string { return e.Msg }
+// killGrace is how long Kill waits for an executor asked to exit before it
+// sends SIGKILL.
+const killGrace = 2 * time.Second
 
-// plainError turns a gRPC status into an error carrying just its message (a
-// *RejectedError for what the caller sent), or io.ErrUnexpectedEOF when the
-// executor went away.
-func plainError(err error) error {
-	if err == nil {
-		return nil
+// Kill ends the executor: gracefully if it answers, by SIGKILL otherwise.
+// It returns once the process is gone.
+func (c *Client) Kill() {
+	c.Claimed() // nothing left to watch
+	if c.plugin != nil {
+		c.plugin.Kill()
+		return
 	}
-	s, ok := status.FromError(err)
-	if !ok {
-		return err
+	// go-plugin's controller service stops the executor's gRPC server, after
+	// which the executor exits.
+	ctx, cancel := context.WithTimeout(context.Background(), killGrace)
+	defer cancel()
+	_ = c.conn.Invoke(ctx, "/plugin.GRPCController/Shutdown", &emptypb.Empty{}, &emptypb.Empty{})
+	_ = c.conn.Close()
+	for !ProcessGone(c.Pid) {
+		select {
+		case <-ctx.Done():
+			_ = syscall.Kill(c.Pid, syscall.SIGKILL)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	switch {
-	case s.Code() == codes.InvalidArgument:
-		return &RejectedError{Msg: s.Message()}
-	case s.Code() == codes.NotFound:
-		return &RejectedError{Msg: s.Message(), NotFound: true}
-	case s.Code() == codes.Unavailable, s.Code() == codes.Canceled && errors.Is(err, context.Canceled):
-		return fmt.Errorf("%w: %s", io.ErrUnexpectedEOF, s.Message())
-	}
-	return errors.New(s.Message())
 }

@@ -31,8 +31,8 @@ type exitRecord struct {
 	ExitedAt int64  `json:"exited_at_unix_nano"`
 }
 
-// writeExitStatus records s atomically (write then rename).
-func writeExitStatus(dir string, s *proto.ExitStatus) error {
+// WriteExitStatus records s atomically (write then rename).
+func WriteExitStatus(dir string, s *proto.ExitStatus) error {
 	if dir == "" {
 		return nil
 	}

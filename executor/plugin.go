@@ -5,6 +5,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -16,12 +17,19 @@ import (
 // an executor instead of as the driver plugin.
 const Subcommand = "wasm-executor"
 
+// WatchFDFlag is the executor's argument naming the file descriptor of its
+// launcher's watch pipe: the read end of a pipe whose write end only the
+// driver that launched it holds. It reads end of file when that driver is
+// gone (kill -9 included), and an executor that no task has claimed exits
+// then.
+const WatchFDFlag = "-watch-fd"
+
 // ProtocolVersion is the executor protocol spoken by this build. A driver
 // refuses to reattach to an executor speaking another version.
 const ProtocolVersion = 1
 
-// pluginName is the go-plugin name under which the executor is served.
-const pluginName = "wasm-executor"
+// PluginName is the go-plugin name under which the executor is served.
+const PluginName = "wasm-executor"
 
 // Handshake is the go-plugin handshake between the driver and its executors.
 // It is our own, distinct from Nomad's plugin handshake, so an executor
@@ -32,19 +40,43 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "3f6c0a8e5b1d4c27a9e2f07b6d58c1e4",
 }
 
-// grpcPlugin adapts the executor service to go-plugin. On the server side it
-// carries the service implementation; on the client side it is empty.
-type grpcPlugin struct {
+// ServerPlugin serves an implementation of the executor protocol through
+// go-plugin. The host side of the executor uses it; OnServe, when set, is
+// given the gRPC server once it exists, so that the host can stop it.
+type ServerPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	server *server
+	Impl    proto.ExecutorServer
+	OnServe func(*grpc.Server)
 }
 
-func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	p.server.grpcServer = s
-	proto.RegisterExecutorServer(s, p.server)
+func (p *ServerPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	proto.RegisterExecutorServer(s, p.Impl)
+	if p.OnServe != nil {
+		p.OnServe(s)
+	}
 	return nil
 }
 
-func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+func (p *ServerPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (interface{}, error) {
+	return nil, errNotAClient
+}
+
+// clientPlugin is the driver's side of the go-plugin adapter.
+type clientPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (clientPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return errNotAServer }
+
+func (clientPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
 	return proto.NewExecutorClient(c), nil
 }
+
+var (
+	errNotAClient = errors.New("the executor's server plugin cannot be dispensed as a client")
+	errNotAServer = errors.New("the executor's client plugin cannot serve")
+)
+
+// Version is the version of this build of the plugin binary (set by the
+// build's -ldflags); the executor is the same binary and reports the same.
+var Version = "0.1.0-dev"

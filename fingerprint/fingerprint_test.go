@@ -4,79 +4,77 @@
 package fingerprint
 
 import (
-	"context"
-	"os"
-	"path/filepath"
-	"runtime"
+	"errors"
 	"testing"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 
-	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
-func TestProbeHealthyAttributes(t *testing.T) {
+func answer() *proto.VersionResponse {
+	return &proto.VersionResponse{
+		Version: "1.2.3", Runtime: "wazero", RuntimeVersion: "v9.9.9", Wasi: "preview1", Engine: "compiler",
+		Features: map[string]bool{"simd": true, "threads": false},
+	}
+}
+
+func str(t *testing.T, fp *drivers.Fingerprint, name string) string {
+	t.Helper()
+	a, ok := fp.Attributes[name]
+	must.True(t, ok, must.Sprintf("attribute %s missing", name))
+	s, ok := a.GetString()
+	must.True(t, ok)
+	return s
+}
+
+// TestFromExecutor: every attribute is what the executor reported.
+func TestFromExecutor(t *testing.T) {
 	t.Parallel()
-	fp := Probe(context.Background(), "auto", t.TempDir(), "1.2.3")
+	fp := FromExecutor(answer(), nil, "/cache")
 	must.Eq(t, drivers.HealthStateHealthy, fp.Health, must.Sprint(fp.HealthDescription))
-	str := func(name string) string {
-		a, ok := fp.Attributes[name]
-		must.True(t, ok, must.Sprintf("attribute %s missing", name))
-		s, ok := a.GetString()
-		must.True(t, ok)
-		return s
-	}
-	must.Eq(t, "wazero", str(AttrRuntime))
-	must.Eq(t, "v1.12.0", str(AttrRuntimeVersion))
-	must.Eq(t, "preview1", str(AttrWASI))
-	must.Eq(t, "1.2.3", str(AttrVersion))
-	want := executor.EngineInterpreter
-	if CompilerSupported() {
-		want = executor.EngineCompiler
-	}
-	must.Eq(t, want, str(AttrEngine))
-	for _, f := range Features {
-		b, ok := fp.Attributes[AttrFeaturePrefix+f.Name].GetBool()
-		must.True(t, ok)
-		must.Eq(t, f.Enabled, b, must.Sprint(f.Name))
-	}
+	must.Eq(t, "wazero", str(t, fp, AttrRuntime))
+	must.Eq(t, "v9.9.9", str(t, fp, AttrRuntimeVersion))
+	must.Eq(t, "preview1", str(t, fp, AttrWASI))
+	must.Eq(t, "1.2.3", str(t, fp, AttrVersion))
+	must.Eq(t, "compiler", str(t, fp, AttrEngine))
+	simd, ok := fp.Attributes[AttrFeaturePrefix+"simd"].GetBool()
+	must.True(t, ok)
+	must.True(t, simd)
+	threads, ok := fp.Attributes[AttrFeaturePrefix+"threads"].GetBool()
+	must.True(t, ok)
+	must.False(t, threads)
+	must.MapLen(t, 7, fp.Attributes)
 }
 
-func TestProbeInterpreter(t *testing.T) {
+func TestFromExecutorEngineError(t *testing.T) {
 	t.Parallel()
-	fp := Probe(context.Background(), "interpreter", t.TempDir(), "1.2.3")
-	must.Eq(t, drivers.HealthStateHealthy, fp.Health)
-	engine, _ := fp.Attributes[AttrEngine].GetString()
-	must.Eq(t, executor.EngineInterpreter, engine)
-}
-
-func TestProbeUnusableCacheDir(t *testing.T) {
-	t.Parallel()
-	file := filepath.Join(t.TempDir(), "file")
-	must.NoError(t, os.WriteFile(file, nil, 0o644))
-	dir := filepath.Join(file, "cache")
-	fp := Probe(context.Background(), "auto", dir, "1.2.3")
+	v := answer()
+	v.Engine, v.EngineError = "", `engine "jit" is not one of auto, compiler, interpreter`
+	fp := FromExecutor(v, nil, "/cache")
 	must.Eq(t, drivers.HealthStateUnhealthy, fp.Health)
-	must.StrContains(t, fp.HealthDescription, "cache_dir "+dir+" is not usable")
-	must.StrContains(t, fp.HealthDescription, "set cache_dir in the plugin config to a writable directory")
-	// The attributes are still reported, so operators can see what the node has.
-	must.MapContainsKey(t, fp.Attributes, AttrRuntimeVersion)
+	must.Eq(t, v.EngineError, fp.HealthDescription)
+	must.MapNotContainsKey(t, fp.Attributes, AttrEngine)
+	// The rest is still reported, so operators can see what the node has.
+	must.Eq(t, "v9.9.9", str(t, fp, AttrRuntimeVersion))
 }
 
-func TestResolveEngine(t *testing.T) {
+func TestFromExecutorCacheError(t *testing.T) {
 	t.Parallel()
-	_, err := ResolveEngine("jit")
-	must.ErrorContains(t, err, `engine "jit" is not one of auto, compiler, interpreter`)
-	e, err := ResolveEngine("interpreter")
-	must.NoError(t, err)
-	must.Eq(t, executor.EngineInterpreter, e)
-	if CompilerSupported() {
-		e, err = ResolveEngine("compiler")
-		must.NoError(t, err)
-		must.Eq(t, executor.EngineCompiler, e)
-	} else {
-		_, err = ResolveEngine("compiler")
-		must.ErrorContains(t, err, runtime.GOARCH)
-	}
+	v := answer()
+	v.CacheError = "mkdir /cache: not a directory"
+	fp := FromExecutor(v, nil, "/cache")
+	must.Eq(t, drivers.HealthStateUnhealthy, fp.Health)
+	must.StrContains(t, fp.HealthDescription, "cache_dir /cache is not usable: mkdir /cache: not a directory")
+	must.StrContains(t, fp.HealthDescription, "set cache_dir in the plugin config to a writable directory")
+	must.Eq(t, "compiler", str(t, fp, AttrEngine))
+}
+
+func TestFromExecutorWithoutExecutor(t *testing.T) {
+	t.Parallel()
+	fp := FromExecutor(nil, errors.New("fork/exec /x: no such file or directory"), "/cache")
+	must.Eq(t, drivers.HealthStateUndetected, fp.Health)
+	must.StrContains(t, fp.HealthDescription, "no wasm executor could be started on this node: fork/exec /x")
+	must.MapEmpty(t, fp.Attributes)
 }

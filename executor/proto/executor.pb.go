@@ -165,7 +165,12 @@ func (x *ExecResponse) GetExit() *ExitStatus {
 }
 
 type VersionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When set, the executor also probes the node for these settings: it
+	// resolves the engine ("auto", "compiler" or "interpreter"), compiles a
+	// module with it, and checks that the cache directory is writable.
+	Engine        string `protobuf:"bytes,1,opt,name=engine,proto3" json:"engine,omitempty"`
+	CacheDir      string `protobuf:"bytes,2,opt,name=cache_dir,json=cacheDir,proto3" json:"cache_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,6 +205,20 @@ func (*VersionRequest) Descriptor() ([]byte, []int) {
 	return file_executor_proto_rawDescGZIP(), []int{2}
 }
 
+func (x *VersionRequest) GetEngine() string {
+	if x != nil {
+		return x.Engine
+	}
+	return ""
+}
+
+func (x *VersionRequest) GetCacheDir() string {
+	if x != nil {
+		return x.CacheDir
+	}
+	return ""
+}
+
 type VersionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plugin version of the executor binary.
@@ -207,7 +226,20 @@ type VersionResponse struct {
 	// The executor protocol version it speaks.
 	Protocol uint32 `protobuf:"varint,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// The executor's process ID.
-	Pid           int32 `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
+	Pid int32 `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
+	// The WebAssembly runtime ("wazero") and its version as linked.
+	Runtime        string `protobuf:"bytes,4,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	RuntimeVersion string `protobuf:"bytes,5,opt,name=runtime_version,json=runtimeVersion,proto3" json:"runtime_version,omitempty"`
+	// The WASI level offered to guests ("preview1").
+	Wasi string `protobuf:"bytes,6,opt,name=wasi,proto3" json:"wasi,omitempty"`
+	// WebAssembly features by name, and whether guests get them.
+	Features map[string]bool `protobuf:"bytes,7,rep,name=features,proto3" json:"features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Only when the request named an engine: the engine tasks get, or why
+	// none can run (then engine is empty).
+	Engine      string `protobuf:"bytes,8,opt,name=engine,proto3" json:"engine,omitempty"`
+	EngineError string `protobuf:"bytes,9,opt,name=engine_error,json=engineError,proto3" json:"engine_error,omitempty"`
+	// Only when the request named a cache directory: why it is not usable.
+	CacheError    string `protobuf:"bytes,10,opt,name=cache_error,json=cacheError,proto3" json:"cache_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -261,6 +293,55 @@ func (x *VersionResponse) GetPid() int32 {
 		return x.Pid
 	}
 	return 0
+}
+
+func (x *VersionResponse) GetRuntime() string {
+	if x != nil {
+		return x.Runtime
+	}
+	return ""
+}
+
+func (x *VersionResponse) GetRuntimeVersion() string {
+	if x != nil {
+		return x.RuntimeVersion
+	}
+	return ""
+}
+
+func (x *VersionResponse) GetWasi() string {
+	if x != nil {
+		return x.Wasi
+	}
+	return ""
+}
+
+func (x *VersionResponse) GetFeatures() map[string]bool {
+	if x != nil {
+		return x.Features
+	}
+	return nil
+}
+
+func (x *VersionResponse) GetEngine() string {
+	if x != nil {
+		return x.Engine
+	}
+	return ""
+}
+
+func (x *VersionResponse) GetEngineError() string {
+	if x != nil {
+		return x.EngineError
+	}
+	return ""
+}
+
+func (x *VersionResponse) GetCacheError() string {
+	if x != nil {
+		return x.CacheError
+	}
+	return ""
 }
 
 // Mount maps a host directory into the guest's view.
@@ -349,7 +430,7 @@ type StartRequest struct {
 	StateDir string `protobuf:"bytes,11,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
 	// The node-wide compiled-module cache directory.
 	CacheDir string `protobuf:"bytes,12,opt,name=cache_dir,json=cacheDir,proto3" json:"cache_dir,omitempty"`
-	// "compiler" or "interpreter".
+	// "auto", "compiler" or "interpreter".
 	Engine string `protobuf:"bytes,13,opt,name=engine,proto3" json:"engine,omitempty"`
 	// The executor's own log from now on (until Start it logs to its stderr,
 	// which go-plugin forwards to the driver's log), and its hclog level.
@@ -504,8 +585,13 @@ type StartResponse struct {
 	ModuleSha256 string `protobuf:"bytes,3,opt,name=module_sha256,json=moduleSha256,proto3" json:"module_sha256,omitempty"`
 	// The effective linear-memory cap in pages.
 	MemoryLimitPages uint32 `protobuf:"varint,4,opt,name=memory_limit_pages,json=memoryLimitPages,proto3" json:"memory_limit_pages,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The engine the guest runs with ("compiler" or "interpreter").
+	Engine string `protobuf:"bytes,5,opt,name=engine,proto3" json:"engine,omitempty"`
+	// Set when a compiled entry of the module in the node's cache was damaged
+	// and has been replaced: what was wrong with it.
+	CacheRepaired string `protobuf:"bytes,6,opt,name=cache_repaired,json=cacheRepaired,proto3" json:"cache_repaired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartResponse) Reset() {
@@ -564,6 +650,20 @@ func (x *StartResponse) GetMemoryLimitPages() uint32 {
 		return x.MemoryLimitPages
 	}
 	return 0
+}
+
+func (x *StartResponse) GetEngine() string {
+	if x != nil {
+		return x.Engine
+	}
+	return ""
+}
+
+func (x *StartResponse) GetCacheRepaired() string {
+	if x != nil {
+		return x.CacheRepaired
+	}
+	return ""
 }
 
 type WaitRequest struct {
@@ -1058,12 +1158,26 @@ const file_executor_proto_rawDesc = "" +
 	"\fExecResponse\x12\x16\n" +
 	"\x06stdout\x18\x01 \x01(\fR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\x02 \x01(\fR\x06stderr\x12/\n" +
-	"\x04exit\x18\x03 \x01(\v2\x1b.wasmexecutor.v1.ExitStatusR\x04exit\"\x10\n" +
-	"\x0eVersionRequest\"Y\n" +
+	"\x04exit\x18\x03 \x01(\v2\x1b.wasmexecutor.v1.ExitStatusR\x04exit\"E\n" +
+	"\x0eVersionRequest\x12\x16\n" +
+	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x1b\n" +
+	"\tcache_dir\x18\x02 \x01(\tR\bcacheDir\"\x95\x03\n" +
 	"\x0fVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\rR\bprotocol\x12\x10\n" +
-	"\x03pid\x18\x03 \x01(\x05R\x03pid\"`\n" +
+	"\x03pid\x18\x03 \x01(\x05R\x03pid\x12\x18\n" +
+	"\aruntime\x18\x04 \x01(\tR\aruntime\x12'\n" +
+	"\x0fruntime_version\x18\x05 \x01(\tR\x0eruntimeVersion\x12\x12\n" +
+	"\x04wasi\x18\x06 \x01(\tR\x04wasi\x12J\n" +
+	"\bfeatures\x18\a \x03(\v2..wasmexecutor.v1.VersionResponse.FeaturesEntryR\bfeatures\x12\x16\n" +
+	"\x06engine\x18\b \x01(\tR\x06engine\x12!\n" +
+	"\fengine_error\x18\t \x01(\tR\vengineError\x12\x1f\n" +
+	"\vcache_error\x18\n" +
+	" \x01(\tR\n" +
+	"cacheError\x1a;\n" +
+	"\rFeaturesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"`\n" +
 	"\x05Mount\x12\x1d\n" +
 	"\n" +
 	"guest_path\x18\x01 \x01(\tR\tguestPath\x12\x1b\n" +
@@ -1092,13 +1206,15 @@ const file_executor_proto_rawDesc = "" +
 	"\tlog_level\x18\x0f \x01(\tR\blogLevel\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9e\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdd\x01\n" +
 	"\rStartResponse\x12\x1b\n" +
 	"\tcache_hit\x18\x01 \x01(\bR\bcacheHit\x12\x1d\n" +
 	"\n" +
 	"load_nanos\x18\x02 \x01(\x03R\tloadNanos\x12#\n" +
 	"\rmodule_sha256\x18\x03 \x01(\tR\fmoduleSha256\x12,\n" +
-	"\x12memory_limit_pages\x18\x04 \x01(\rR\x10memoryLimitPages\"\r\n" +
+	"\x12memory_limit_pages\x18\x04 \x01(\rR\x10memoryLimitPages\x12\x16\n" +
+	"\x06engine\x18\x05 \x01(\tR\x06engine\x12%\n" +
+	"\x0ecache_repaired\x18\x06 \x01(\tR\rcacheRepaired\"\r\n" +
 	"\vWaitRequest\"\x86\x01\n" +
 	"\n" +
 	"ExitStatus\x12\x1b\n" +
@@ -1150,7 +1266,7 @@ func file_executor_proto_rawDescGZIP() []byte {
 	return file_executor_proto_rawDescData
 }
 
-var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_executor_proto_goTypes = []any{
 	(*ExecRequest)(nil),     // 0: wasmexecutor.v1.ExecRequest
 	(*ExecResponse)(nil),    // 1: wasmexecutor.v1.ExecResponse
@@ -1168,32 +1284,34 @@ var file_executor_proto_goTypes = []any{
 	(*SignalResponse)(nil),  // 13: wasmexecutor.v1.SignalResponse
 	(*StatsRequest)(nil),    // 14: wasmexecutor.v1.StatsRequest
 	(*StatsResponse)(nil),   // 15: wasmexecutor.v1.StatsResponse
-	nil,                     // 16: wasmexecutor.v1.StartRequest.EnvEntry
+	nil,                     // 16: wasmexecutor.v1.VersionResponse.FeaturesEntry
+	nil,                     // 17: wasmexecutor.v1.StartRequest.EnvEntry
 }
 var file_executor_proto_depIdxs = []int32{
 	8,  // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
-	16, // 1: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
-	4,  // 2: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
-	8,  // 3: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
-	2,  // 4: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
-	5,  // 5: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
-	7,  // 6: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
-	10, // 7: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
-	12, // 8: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
-	14, // 9: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
-	0,  // 10: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
-	3,  // 11: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
-	6,  // 12: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
-	9,  // 13: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
-	11, // 14: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
-	13, // 15: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
-	15, // 16: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
-	1,  // 17: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
-	11, // [11:18] is the sub-list for method output_type
-	4,  // [4:11] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	16, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
+	17, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
+	4,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
+	8,  // 4: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
+	2,  // 5: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
+	5,  // 6: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
+	7,  // 7: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
+	10, // 8: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
+	12, // 9: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
+	14, // 10: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
+	0,  // 11: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
+	3,  // 12: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
+	6,  // 13: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
+	9,  // 14: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
+	11, // 15: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
+	13, // 16: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
+	15, // 17: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
+	1,  // 18: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
+	12, // [12:19] is the sub-list for method output_type
+	5,  // [5:12] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_executor_proto_init() }
@@ -1207,7 +1325,7 @@ func file_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_proto_rawDesc), len(file_executor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

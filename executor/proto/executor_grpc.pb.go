@@ -43,10 +43,15 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ExecutorClient interface {
-	// Version identifies the executor; the driver calls it after reattaching.
+	// Version identifies the executor and says what it offers guests: the
+	// driver calls it after reattaching, and fingerprints the node with it.
 	Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionResponse, error)
 	// Start loads, validates and instantiates the module and starts the guest.
 	// It returns once the guest is running, or with the reason it cannot run.
+	//
+	// Errors carry their class as the status code: InvalidArgument and
+	// NotFound (the job's author must fix it), FailedPrecondition (the node's
+	// operator must), anything else (the node failed; a retry may succeed).
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*StartResponse, error)
 	// Wait blocks until the guest has exited and returns how it exited.
 	Wait(ctx context.Context, in *WaitRequest, opts ...grpc.CallOption) (*WaitResponse, error)
@@ -157,10 +162,15 @@ type Executor_ExecClient = grpc.BidiStreamingClient[ExecRequest, ExecResponse]
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
 type ExecutorServer interface {
-	// Version identifies the executor; the driver calls it after reattaching.
+	// Version identifies the executor and says what it offers guests: the
+	// driver calls it after reattaching, and fingerprints the node with it.
 	Version(context.Context, *VersionRequest) (*VersionResponse, error)
 	// Start loads, validates and instantiates the module and starts the guest.
 	// It returns once the guest is running, or with the reason it cannot run.
+	//
+	// Errors carry their class as the status code: InvalidArgument and
+	// NotFound (the job's author must fix it), FailedPrecondition (the node's
+	// operator must), anything else (the node failed; a retry may succeed).
 	Start(context.Context, *StartRequest) (*StartResponse, error)
 	// Wait blocks until the guest has exited and returns how it exited.
 	Wait(context.Context, *WaitRequest) (*WaitResponse, error)

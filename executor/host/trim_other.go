@@ -3,7 +3,7 @@
 
 //go:build !linux
 
-package executor
+package host
 
 // trimBinaryPages is Linux-only; elsewhere the executor keeps what it maps.
 func trimBinaryPages() {}

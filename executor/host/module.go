@@ -1,17 +1,16 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package executor
+package host
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"unicode/utf8"
-)
 
-// PageSize is the size of one WebAssembly linear-memory page.
-const PageSize = 65536
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+)
 
 var (
 	wasmMagic         = []byte("\x00asm")
@@ -273,7 +272,7 @@ func (r *byteReader) limits() (min uint32, max *uint32, err error) {
 
 // formatPages renders a page count as bytes a person reads.
 func formatPages(pages uint32) string {
-	return formatBytes(uint64(pages) * PageSize)
+	return formatBytes(uint64(pages) * executor.PageSize)
 }
 
 func formatBytes(n uint64) string {

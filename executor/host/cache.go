@@ -1,0 +1,261 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+)
+
+// wazeroModuleVersion is the wazero version in go.mod, for binaries built
+// without module information; TestWazeroVersionMatchesGoMod keeps it in
+// step.
+const wazeroModuleVersion = "v1.12.0"
+
+// WazeroVersion is the version of wazero linked into this binary, as the Go
+// toolchain recorded it.
+var WazeroVersion = sync.OnceValue(func() string {
+	info, _ := debug.ReadBuildInfo()
+	return wazeroVersionFrom(info)
+})
+
+func wazeroVersionFrom(info *debug.BuildInfo) string {
+	if info != nil {
+		for _, dep := range info.Deps {
+			if dep.Path == "github.com/tetratelabs/wazero" {
+				if dep.Replace != nil {
+					return dep.Replace.Version
+				}
+				return dep.Version
+			}
+		}
+	}
+	return wazeroModuleVersion
+}
+
+// ModuleCache is the node's on-disk cache of compiled modules, shared by
+// every executor on the node.
+//
+// Layout (persisted; changing it orphans existing entries, which is safe but
+// costs one compile per module):
+//
+//	<dir>/wazero-<version>/<engine>/<module sha256>/   wazero's cache for one module
+//	<dir>/wazero-<version>/<engine>/<module sha256>.lock
+//
+// Giving each module its own wazero cache directory lets the executor tell a
+// cache hit from a compile (the directory has an entry or not), and the lock
+// file makes concurrent first starts of one module on a node compile it once:
+// the first holds an exclusive flock while it compiles, the others wait and
+// then load what it wrote. A start that finds an entry loads it without the
+// lock. wazero keys its entries by module content and CPU features, so an
+// entry is never reused on a CPU it was not compiled for.
+//
+// An entry that wazero cannot load (truncated, overwritten: its checksum
+// does not match) is a fault of the node, not of the module: it is removed
+// and the module compiled again, and the start reports the repair.
+type ModuleCache struct {
+	Dir    string
+	Logger hclog.Logger
+}
+
+// compiled is a module compiled by a runtime that must outlive it.
+type compiled struct {
+	runtime  wazero.Runtime
+	module   wazero.CompiledModule
+	cacheHit bool
+	took     time.Duration
+	// repaired says what was wrong with a damaged entry that was replaced.
+	repaired string
+}
+
+// compile compiles b (whose SHA-256 is digest) for engine. The compiler
+// goes through the on-disk cache; the interpreter has none. Its errors are
+// classified: a module wazero refuses is the job's, a cache directory that
+// cannot be used the operator's, anything else the node's.
+func (c ModuleCache) compile(ctx context.Context, engine, digest, module string, b []byte) (*compiled, error) {
+	start := time.Now()
+	cfg := runtimeConfig(engine)
+	if engine != executor.EngineCompiler {
+		rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+		mod, err := rt.CompileModule(ctx, b)
+		if err != nil {
+			_ = rt.Close(ctx)
+			return nil, compileError(ctx, module, b, err)
+		}
+		return &compiled{runtime: rt, module: mod, took: time.Since(start)}, nil
+	}
+
+	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), engine, digest)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, cacheError(err)
+	}
+	// wazero writes an entry to a temporary file and renames it into place,
+	// so an entry that exists is complete: a hit loads it without the lock,
+	// and starts of a cached module never queue behind each other.
+	if hasEntry(dir) {
+		comp, err := c.load(ctx, cfg, dir, b)
+		if err == nil {
+			comp.cacheHit, comp.took = true, time.Since(start)
+			return comp, nil
+		}
+		// wazero decodes and validates the module before it reads the
+		// entry, so a module it refuses is refused here the same way.
+		if cerr := compileError(ctx, module, b, err); executor.ClassOf(cerr) == executor.ClassJob {
+			return nil, cerr
+		}
+		c.Logger.Warn("compiled entry is damaged; removing it and compiling the module again", "sha256", digest, "error", err)
+		comp, err2 := c.repair(ctx, cfg, dir, module, b)
+		if err2 != nil {
+			return nil, err2
+		}
+		comp.repaired, comp.took = err.Error(), time.Since(start)
+		return comp, nil
+	}
+	unlock, err := lockFile(dir + ".lock")
+	if err != nil {
+		return nil, cacheError(err)
+	}
+	defer unlock()
+	hit := hasEntry(dir) // compiled by another executor while this one waited
+	comp, err := c.load(ctx, cfg, dir, b)
+	if err != nil {
+		return nil, compileError(ctx, module, b, err)
+	}
+	comp.cacheHit, comp.took = hit, time.Since(start)
+	return comp, nil
+}
+
+// repair removes the damaged entry in dir, under the module's lock, and
+// compiles the module again.
+func (c ModuleCache) repair(ctx context.Context, cfg wazero.RuntimeConfig, dir, module string, b []byte) (*compiled, error) {
+	unlock, err := lockFile(dir + ".lock")
+	if err != nil {
+		return nil, cacheError(err)
+	}
+	defer unlock()
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, cacheError(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, cacheError(err)
+	}
+	comp, err := c.load(ctx, cfg, dir, b)
+	if err != nil {
+		return nil, compileError(ctx, module, b, err)
+	}
+	return comp, nil
+}
+
+// load compiles b with a runtime whose compilation cache is dir: a hit
+// when dir has the entry, a compile that adds it otherwise.
+func (c ModuleCache) load(ctx context.Context, cfg wazero.RuntimeConfig, dir string, b []byte) (*compiled, error) {
+	cache, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil, cacheError(err)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg.WithCompilationCache(cache))
+	mod, err := rt.CompileModule(ctx, b)
+	if err != nil {
+		_ = rt.Close(ctx)
+		_ = cache.Close(ctx)
+		return nil, err
+	}
+	return &compiled{runtime: closeBoth{rt, cache}, module: mod}, nil
+}
+
+// compileError classifies a failure to compile module b. wazero's errors
+// carry no type, so the module is checked again with the interpreter, which
+// decodes and validates it but allocates no executable memory and touches
+// no cache: if the interpreter refuses it too, the module is at fault; if
+// not, the node is (out of memory, disk full, a damaged cache entry) or the
+// compiler is. This runs only on the failure path.
+func compileError(ctx context.Context, module string, b []byte, err error) error {
+	if isResourceError(err) {
+		return executor.NodeErrorf("compiling module %s failed for want of resources on this node: %v", module, err)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(executor.EngineInterpreter))
+	defer rt.Close(ctx)
+	if _, verr := rt.CompileModule(ctx, b); verr != nil {
+		return executor.JobErrorf("module %s is malformed or uses WebAssembly features this node does not support: %v", module, verr)
+	}
+	return executor.NodeErrorf("module %s is valid, but this node failed to compile it: %v", module, err)
+}
+
+// cacheError classifies a failure of the cache directory itself.
+func cacheError(err error) error {
+	if isResourceError(err) {
+		return executor.NodeErrorf("the node's compiled-module cache is out of space: %v", err)
+	}
+	return executor.OperatorErrorf("the node's compiled-module cache cannot be used: %v: the plugin's cache_dir must be a directory the Nomad client can write", err)
+}
+
+// isResourceError reports whether err is the system running out of
+// memory or disk.
+func isResourceError(err error) bool {
+	return errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// closeBoth closes the compilation cache with the runtime that uses it.
+type closeBoth struct {
+	wazero.Runtime
+	cache wazero.CompilationCache
+}
+
+func (c closeBoth) Close(ctx context.Context) error {
+	err := c.Runtime.Close(ctx)
+	if cerr := c.cache.Close(ctx); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// hasEntry reports whether wazero has written a compiled entry below dir
+// (temporary files of an interrupted write do not count).
+func hasEntry(dir string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !strings.HasSuffix(d.Name(), ".tmp") {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
+// lockFile takes an exclusive flock on path, waiting for other holders.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}, nil
+}

@@ -1,0 +1,273 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/confinedfs"
+)
+
+// maxPages is WebAssembly's own limit for a 32-bit memory (4 GiB).
+const maxPages = 65536
+
+const wasiModule = wasi_snapshot_preview1.ModuleName
+
+// coreFeatures is the WebAssembly feature set guests get; Features reports
+// it, so the attributes cannot drift from what tasks run with.
+const coreFeatures = api.CoreFeaturesV2
+
+// runtimeConfig is the configuration every program runs with and modules
+// are compiled with. It must not vary per task in any way that changes
+// generated code: the node's cache is keyed by module and engine only. The
+// memory cap is per instance (see instance.allocate), not a runtime setting.
+//
+// Interruption: WithCloseOnContextDone makes a stop reach a guest that
+// spins without calling the host, at the price of a check on every loop
+// back-edge and function entry in compiled code (wazero#2466). This is the
+// one place that choice is made.
+func runtimeConfig(engine string) wazero.RuntimeConfig {
+	cfg := wazero.NewRuntimeConfigCompiler()
+	if engine == executor.EngineInterpreter {
+		cfg = wazero.NewRuntimeConfigInterpreter()
+	}
+	return cfg.WithCloseOnContextDone(true).WithCoreFeatures(coreFeatures)
+}
+
+// programSpec is what a program is made of.
+type programSpec struct {
+	// Module is the module's path in the guest's view; argv[0] is its base
+	// name, and messages name it.
+	Module     string
+	Sha256     string // expected digest, or empty
+	Engine     string // resolved: compiler or interpreter
+	Entrypoint string
+	Mounts     []executor.Mount
+	Env        map[string]string
+	// MemoryLimitPages caps each instance's linear memory; 0 means the most
+	// a 32-bit memory can have. MemoryLimitSource says where it comes from.
+	MemoryLimitPages  uint32
+	MemoryLimitSource string
+}
+
+// program is a module made ready to run, for as long as the task lives:
+// its runtime, the compiled module, the WASI host module, the guest's
+// filesystem view and environment, the memory cap and the stop context.
+// Each run of it is an instance (see start): the task's own, one per
+// nomad alloc exec, later one per HTTP request. Nothing is decoded or
+// compiled per instance.
+type program struct {
+	logger hclog.Logger
+	spec   programSpec
+	digest string
+	limit  uint32 // effective memory cap in pages
+
+	runtime  wazero.Runtime
+	module   wazero.CompiledModule
+	mounts   []*confinedfs.FS
+	fsConfig wazero.FSConfig
+
+	// ctx ends when the program is stopped or closed; every instance's
+	// context derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	stopMu     sync.Mutex
+	stopSignal int32 // the signal of the program's stop, 0 until then
+
+	cacheHit bool
+	loadTook time.Duration
+	repaired string
+}
+
+// loadProgram checks the module b (spec.Module, read by readModule, whose
+// SHA-256 is digest), compiles it through the node's cache and prepares
+// its WASI host and filesystem view. Its errors are classified
+// (executor.Error).
+func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, spec programSpec, b []byte, digest string) (_ *program, err error) {
+	if want := strings.ToLower(spec.Sha256); want != "" && want != digest {
+		return nil, executor.JobErrorf("module %s has SHA-256 %s, but the task's sha256 is %s: the file is not the one the job pins; fix the artifact source or update sha256", spec.Module, digest, want)
+	}
+	header, err := inspectModule(b)
+	if err != nil {
+		return nil, executor.JobErrorf("module %s: %v", spec.Module, err)
+	}
+	limit := spec.MemoryLimitPages
+	if limit == 0 || limit > maxPages {
+		limit = maxPages
+	}
+	if header.hasMemory && header.minPages > limit {
+		return nil, executor.JobErrorf("module %s needs at least %s of linear memory (%d pages), more than this task's cap of %s (%d pages, from %s): raise the task's memory, or build the module with a smaller initial memory",
+			spec.Module, formatPages(header.minPages), header.minPages, formatPages(limit), limit, spec.MemoryLimitSource)
+	}
+
+	comp, err := cache.compile(ctx, spec.Engine, digest, spec.Module, b)
+	if err != nil {
+		return nil, err
+	}
+	p := &program{logger: logger, spec: spec, digest: digest, limit: limit, runtime: comp.runtime, module: comp.module,
+		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	wasi, err := wasi_snapshot_preview1.Instantiate(ctx, p.runtime)
+	if err != nil {
+		return nil, executor.NodeErrorf("instantiate WASI: %v", err)
+	}
+	if err := checkImports(p.module, wasi.(api.Module)); err != nil {
+		return nil, executor.JobErrorf("module %s %v", spec.Module, err)
+	}
+	def, ok := p.module.ExportedFunctions()[spec.Entrypoint]
+	if !ok {
+		return nil, executor.JobErrorf("module %s does not export the entrypoint function %q; it exports %s. Set entrypoint to one of those, or build a WASI command (one that exports _start)",
+			spec.Module, spec.Entrypoint, exportedFunctions(p.module))
+	}
+	if n := len(def.ParamTypes()); n != 0 {
+		return nil, executor.JobErrorf("module %s: entrypoint %q takes %d parameters, but it is called with none; export a function without parameters", spec.Module, spec.Entrypoint, n)
+	}
+	fsConfig := wazero.NewFSConfig()
+	for _, m := range spec.Mounts {
+		fsys, err := confinedfs.New(m.HostPath, m.ReadOnly)
+		if err != nil {
+			return nil, executor.NodeErrorf("mount %s: %v", m.GuestPath, err)
+		}
+		p.mounts = append(p.mounts, fsys)
+		fsConfig = fsConfig.(sysfs.FSConfig).WithSysFSMount(fsys, m.GuestPath)
+	}
+	p.fsConfig = fsConfig
+	return p, nil
+}
+
+// stop asks every instance of the program to stop, recording signal as
+// the cause; instances started afterwards are stopped at once.
+func (p *program) stop(signal int32) {
+	p.stopMu.Lock()
+	if p.stopSignal == 0 {
+		p.stopSignal = signal
+	}
+	p.stopMu.Unlock()
+	p.cancel()
+}
+
+func (p *program) stoppedBy() int32 {
+	p.stopMu.Lock()
+	defer p.stopMu.Unlock()
+	return p.stopSignal
+}
+
+// close releases the runtime (and with it every instance) and the mounts.
+func (p *program) close() {
+	p.cancel()
+	if p.runtime != nil {
+		_ = p.runtime.Close(context.Background())
+	}
+	for _, m := range p.mounts {
+		_ = m.Close()
+	}
+}
+
+// readModule reads the module at guestPath through the mount that holds it,
+// so that a symlink cannot lead outside the task's view, and returns it
+// with its SHA-256.
+func readModule(mounts []executor.Mount, guestPath string) ([]byte, string, error) {
+	b, err := readFromView(mounts, guestPath)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:]), nil
+}
+
+func readFromView(mounts []executor.Mount, guestPath string) ([]byte, error) {
+	m, rel, err := executor.ResolveGuestPath(mounts, guestPath)
+	if err != nil {
+		return nil, executor.NotFoundErrorf("module: %v", err)
+	}
+	root, err := os.OpenRoot(m.HostPath)
+	if err != nil {
+		return nil, executor.NodeErrorf("open %s: %v", m.GuestPath, err)
+	}
+	defer root.Close()
+	f, err := root.Open(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, executor.NotFoundErrorf("module %s does not exist in the task's view: check the module path and the artifact block that should download it (for an artifact, destination defaults to local/)", guestPath)
+	case err != nil && strings.Contains(err.Error(), "escapes from parent"):
+		return nil, executor.NotFoundErrorf("module %s resolves outside the task's view through a symlink; the module must be a file inside %s", guestPath, m.GuestPath)
+	case err != nil:
+		return nil, executor.JobErrorf("module %s cannot be opened: %v", guestPath, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, executor.JobErrorf("module %s is a directory, not a .wasm file", guestPath)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, executor.NodeErrorf("read module %s: %v", guestPath, err)
+	}
+	return b, nil
+}
+
+// checkImports lists every import the node does not provide.
+func checkImports(mod wazero.CompiledModule, wasi api.Module) error {
+	provided := wasi.ExportedFunctionDefinitions()
+	var missing []string
+	legacy := false
+	for _, f := range mod.ImportedFunctions() {
+		module, name, _ := f.Import()
+		if module == wasiModule {
+			if _, ok := provided[name]; ok {
+				continue
+			}
+		}
+		legacy = legacy || module == "wasi_unstable"
+		missing = append(missing, module+"."+name)
+	}
+	for _, m := range mod.ImportedMemories() {
+		module, name, _ := m.Import()
+		missing = append(missing, module+"."+name+" (memory)")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	missing = slices.Compact(missing)
+	msg := fmt.Sprintf("imports what this node does not provide: %s. The driver provides WASI preview 1 (%s) and nothing else: build the module for wasm32-wasip1 without host-specific imports",
+		strings.Join(missing, ", "), wasiModule)
+	if legacy {
+		msg += " (wasi_unstable is the pre-release WASI snapshot 0; a current toolchain targets wasi_snapshot_preview1)"
+	}
+	return errors.New(msg)
+}
+
+func exportedFunctions(mod wazero.CompiledModule) string {
+	names := slices.Sorted(maps.Keys(mod.ExportedFunctions()))
+	if len(names) == 0 {
+		return "no functions"
+	}
+	return strings.Join(names, ", ")
+}

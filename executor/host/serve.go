@@ -1,0 +1,104 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+)
+
+// Serve runs the executor: the plugin binary calls it when its first
+// argument is executor.Subcommand, with the arguments after it. It returns
+// when the executor is done, having stopped and waited for everything it
+// started.
+//
+// An executor starts without a task: the driver keeps one started ahead of
+// the next task, so that a task's start does not wait for a process to
+// start. Until Start it logs to stderr, which go-plugin forwards to the
+// driver's log; from Start on, to the task's executor log file.
+func Serve(args []string) {
+	// The driver may die while the executor runs on; a write to the pipes
+	// it left behind must fail, not kill the executor and its guest.
+	signal.Ignore(syscall.SIGPIPE)
+
+	out := &logOutput{w: os.Stderr}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: hclog.Info, JSONFormat: true, Output: out})
+	s := newServer(logger, out)
+	if fd, err := watchFD(args); err != nil {
+		logger.Error("bad arguments", "error", err)
+		return
+	} else if fd >= 0 {
+		s.watchLauncher(fd)
+	}
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: executor.Handshake,
+		Plugins:         map[string]plugin.Plugin{executor.PluginName: &executor.ServerPlugin{Impl: s, OnServe: s.serving}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          logger,
+	})
+	s.close()
+	logger.Debug("executor exiting")
+	out.close()
+}
+
+// watchFD reads the executor's arguments: -watch-fd=N or nothing.
+func watchFD(args []string) (int, error) {
+	fd := -1
+	for _, a := range args {
+		v, ok := strings.CutPrefix(a, executor.WatchFDFlag+"=")
+		if !ok {
+			return 0, fmt.Errorf("unknown argument %q", a)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 3 {
+			return 0, fmt.Errorf("%s needs a descriptor number of 3 or more, not %q", executor.WatchFDFlag, v)
+		}
+		fd = n
+	}
+	return fd, nil
+}
+
+// logOutput is the executor log's destination, switched once from stderr
+// to the task's log file.
+type logOutput struct {
+	mu   sync.Mutex
+	w    io.Writer
+	file *os.File
+}
+
+func (o *logOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.w.Write(p)
+}
+
+func (o *logOutput) toFile(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.w, o.file = f, f
+	return nil
+}
+
+func (o *logOutput) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.file != nil {
+		_ = o.file.Close()
+	}
+}

@@ -1,0 +1,511 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+// lingerAfterExit is how long an executor whose guest has exited waits for
+// a driver to collect the exit status before it exits. The status is also
+// in executor.ExitStatusFile, so a driver that comes later loses nothing.
+const lingerAfterExit = 30 * time.Second
+
+// failedStartLinger is how long an executor whose Start failed waits for
+// another Start before it exits. The driver normally kills it at once; this
+// bounds its life if the driver never does.
+const failedStartLinger = 30 * time.Second
+
+// maxExecPrograms bounds the programs an executor keeps for modules other
+// than the task's that nomad alloc exec runs (a script check's tool, say),
+// so that running one again does not compile it again.
+const maxExecPrograms = 4
+
+// server is the executor's side of the protocol. It runs one task: a
+// program and its main instance, plus the instances nomad alloc exec asks
+// for. It speaks to programs and instances only, never to wazero.
+type server struct {
+	proto.UnimplementedExecutorServer
+
+	logger    hclog.Logger
+	logOutput *logOutput
+	// quit is closed when serving has ended; wg holds every goroutine the
+	// server starts, and close waits for them.
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	closers  []func()
+	stopOnce sync.Once
+
+	mu   sync.Mutex
+	grpc *grpc.Server
+	// stopRequested: a stop was asked for before the gRPC server existed.
+	stopRequested bool
+	task          *task
+	// startGen counts Start calls, so that the linger after a failed Start
+	// is cancelled by a later one.
+	startGen int
+
+	execMu sync.Mutex
+	// execPrograms holds programs of other modules that exec ran, by digest.
+	execPrograms map[string]*program
+}
+
+// task is the task the executor runs.
+type task struct {
+	req  *proto.StartRequest
+	prog *program
+	main *instance
+}
+
+func newServer(logger hclog.Logger, out *logOutput) *server {
+	return &server{logger: logger, logOutput: out, quit: make(chan struct{}), execPrograms: map[string]*program{}}
+}
+
+// serving receives the gRPC server once go-plugin has made it.
+func (s *server) serving(g *grpc.Server) {
+	s.mu.Lock()
+	s.grpc = g
+	stop := s.stopRequested
+	s.mu.Unlock()
+	if stop {
+		s.shutdown("stop requested during start-up")
+	}
+}
+
+// shutdown stops serving, which makes Serve return.
+func (s *server) shutdown(reason string) {
+	s.mu.Lock()
+	g := s.grpc
+	if g == nil {
+		s.stopRequested = true
+	}
+	s.mu.Unlock()
+	if g == nil {
+		return
+	}
+	s.stopOnce.Do(func() {
+		s.logger.Info("executor stopping", "reason", reason)
+		// GracefulStop would wait for go-plugin's stdio stream, which a
+		// connected driver holds open. Stop is not called on the caller's
+		// goroutine, which may be one of the RPCs it ends.
+		s.wg.Go(g.Stop)
+	})
+}
+
+// close ends what the server started once serving has ended, and waits
+// for its goroutines. A guest still running is stopped; the process's exit
+// ends one that cannot be.
+func (s *server) close() {
+	close(s.quit)
+	s.mu.Lock()
+	t := s.task
+	closers := s.closers
+	s.mu.Unlock()
+	if t != nil {
+		t.prog.stop(int32(syscall.SIGKILL))
+	}
+	for _, c := range closers {
+		c()
+	}
+	s.wg.Wait()
+}
+
+// watchLauncher watches the pipe from the driver that launched this
+// executor (see executor.WatchFDFlag): when the driver is gone and no task
+// has claimed the executor, it exits.
+func (s *server) watchLauncher(fd int) {
+	// Non-blocking, so that closing the file ends a read in progress.
+	_ = syscall.SetNonblock(fd, true)
+	f := os.NewFile(uintptr(fd), "launcher-watch")
+	s.closers = append(s.closers, func() { _ = f.Close() })
+	s.wg.Go(func() {
+		_, _ = io.Copy(io.Discard, f)
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		s.mu.Lock()
+		claimed := s.task != nil
+		s.mu.Unlock()
+		if !claimed {
+			s.shutdown("the driver that launched this executor is gone, and no task claimed it")
+		}
+	})
+}
+
+func (s *server) Version(ctx context.Context, req *proto.VersionRequest) (*proto.VersionResponse, error) {
+	return version(ctx, req), nil
+}
+
+func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.task != nil {
+		return nil, executor.NodeErrorf("this executor already runs a task, and an executor runs one task in its life")
+	}
+	s.startGen++
+	t, err := s.start(ctx, req)
+	if err != nil {
+		s.lingerAfterFailedStart(s.startGen)
+		return nil, err
+	}
+	s.task = t
+	// What init and compilation allocated is garbage now, and most of the
+	// binary that start-up mapped will not be used again: hand both back so
+	// that an idle task holds little more than what its guest uses.
+	s.wg.Go(func() {
+		debug.FreeOSMemory()
+		trimBinaryPages()
+	})
+	s.wg.Go(func() { s.exitAfter(t.main) })
+	p := t.prog
+	s.logger.Info("guest started", "module", req.Module, "sha256", p.digest, "cache_hit", p.cacheHit, "load", p.loadTook)
+	return &proto.StartResponse{CacheHit: p.cacheHit, LoadNanos: p.loadTook.Nanoseconds(), ModuleSha256: p.digest,
+		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired}, nil
+}
+
+// start makes the task's program and starts its main instance.
+func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, error) {
+	if req.LogFile != "" {
+		if err := s.logOutput.toFile(req.LogFile); err != nil {
+			s.logger.Warn("cannot open the executor log; logging to stderr", "path", req.LogFile, "error", err)
+		}
+	}
+	if req.LogLevel != "" {
+		s.logger.SetLevel(hclog.LevelFromString(req.LogLevel))
+	}
+	engine, err := resolveEngine(req.Engine)
+	if err != nil {
+		return nil, executor.OperatorErrorf("%v", err)
+	}
+	spec := programSpec{
+		Module: req.Module, Sha256: req.Sha256, Engine: engine, Entrypoint: req.Entrypoint, Env: req.Env,
+		MemoryLimitPages: req.MemoryLimitPages, MemoryLimitSource: req.MemoryLimitSource,
+	}
+	for _, m := range req.Mounts {
+		spec.Mounts = append(spec.Mounts, executor.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
+	}
+	b, digest, err := readModule(spec.Mounts, spec.Module)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := loadProgram(ctx, s.logger, ModuleCache{Dir: req.CacheDir, Logger: s.logger}, spec, b, digest)
+	if err != nil {
+		return nil, err
+	}
+	if prog.repaired != "" {
+		s.logger.Warn("the module's compiled entry in the node's cache was damaged and has been replaced", "sha256", digest, "error", prog.repaired)
+	}
+	streams, err := taskStdio(req)
+	if err != nil {
+		prog.close()
+		return nil, executor.NodeErrorf("open the task's log: %v", err)
+	}
+	main, err := prog.start(path.Base(req.Module), req.Args, streams, req.StateDir)
+	if err != nil {
+		prog.close()
+		return nil, err
+	}
+	return &task{req: req, prog: prog, main: main}, nil
+}
+
+// lingerAfterFailedStart ends the executor if no Start has come
+// failedStartLinger after Start number gen failed.
+func (s *server) lingerAfterFailedStart(gen int) {
+	s.wg.Go(func() {
+		t := time.NewTimer(failedStartLinger)
+		defer t.Stop()
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		idle := s.task == nil && s.startGen == gen
+		s.mu.Unlock()
+		if idle {
+			s.shutdown("its task failed to start, and no other came")
+		}
+	})
+}
+
+// exitAfter stops serving lingerAfterExit after the main instance has
+// exited. A driver that collects the status ends the executor sooner; this
+// bounds how long an executor outlives a guest whose driver never came
+// back.
+func (s *server) exitAfter(main *instance) {
+	select {
+	case <-main.done:
+	case <-s.quit:
+		return
+	}
+	t := time.NewTimer(lingerAfterExit)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		s.shutdown("the guest exited and no driver collected its status")
+	case <-s.quit:
+	}
+}
+
+// taskStdio opens the task's log FIFOs. Writes go straight to the FIFOs so
+// that output streams while the guest runs.
+func taskStdio(req *proto.StartRequest) (stdio, error) {
+	stdout, err := openLog(req.StdoutPath)
+	if err != nil {
+		return stdio{}, err
+	}
+	stderr, err := openLog(req.StderrPath)
+	if err != nil {
+		_ = stdout.Close()
+		return stdio{}, err
+	}
+	return stdio{stdout: stdout, stderr: stderr}, nil
+}
+
+func openLog(p string) (io.WriteCloser, error) {
+	if p == "" {
+		return nopCloser{io.Discard}, nil
+	}
+	return os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+func (s *server) current() (*task, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.task == nil {
+		return nil, executor.NodeErrorf("no guest has been started in this executor")
+	}
+	return s.task, nil
+}
+
+func (s *server) Wait(ctx context.Context, _ *proto.WaitRequest) (*proto.WaitResponse, error) {
+	t, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-t.main.done:
+		return &proto.WaitResponse{Status: t.main.status}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *server) Stop(ctx context.Context, req *proto.StopRequest) (*proto.StopResponse, error) {
+	t, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	t.prog.stop(req.Signal)
+	timer := time.NewTimer(time.Duration(req.TimeoutNanos))
+	defer timer.Stop()
+	select {
+	case <-t.main.done:
+		return &proto.StopResponse{Exited: true}, nil
+	case <-timer.C:
+		return &proto.StopResponse{Exited: false}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *server) Signal(_ context.Context, req *proto.SignalRequest) (*proto.SignalResponse, error) {
+	t, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	switch syscall.Signal(req.Signal) {
+	case syscall.SIGINT, syscall.SIGTERM:
+		t.prog.stop(req.Signal)
+		return &proto.SignalResponse{}, nil
+	}
+	return nil, executor.JobErrorf("signal %d cannot be delivered: %s", req.Signal, executor.ErrSignalUnsupported)
+}
+
+func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServer) error {
+	t, err := s.current()
+	if err != nil {
+		return err
+	}
+	interval := time.Duration(req.IntervalNanos)
+	if interval <= 0 {
+		interval = time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	prev := sampleCPU()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case <-t.main.done:
+			return nil
+		case <-s.quit:
+			return nil
+		case <-tick.C:
+		}
+		cur := sampleCPU()
+		user, system, total := cur.percent(prev)
+		prev = cur
+		err := stream.Send(&proto.StatsResponse{
+			TimestampUnixNano: cur.at.UnixNano(),
+			Pid:               int32(os.Getpid()),
+			RssBytes:          residentBytes(),
+			CpuUserPercent:    user,
+			CpuSystemPercent:  system,
+			CpuPercent:        total,
+			CpuUserSeconds:    cur.user.Seconds(),
+			CpuSystemSeconds:  cur.system.Seconds(),
+			LinearMemoryBytes: t.main.memBytes.Load(),
+		})
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Exec runs a command module from the task's view as a new instance in the
+// task's sandbox: the task's mounts, environment, memory cap and engine.
+// The task's own module runs as an instance of the task's program; another
+// module gets a program of its own, kept for the next exec. Nothing is
+// compiled again for an exec of a module already run.
+func (s *server) Exec(stream proto.Executor_ExecServer) error {
+	t, err := s.current()
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if first.Module == "" {
+		return executor.JobErrorf("name a WebAssembly command module in the task's view to run, for example /local/tool.wasm")
+	}
+	prog, release, err := s.execProgram(stream.Context(), t, first.Module)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	stdin, stdinW := io.Pipe()
+	defer stdin.Close()
+	s.wg.Go(func() {
+		// Feeds the guest's stdin until the caller closes it or goes away
+		// (the stream ends when Exec returns); either way the guest then
+		// reads end of file.
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				_ = stdinW.Close()
+				return
+			}
+			if len(msg.Stdin) > 0 {
+				if _, err := stdinW.Write(msg.Stdin); err != nil {
+					return
+				}
+			}
+			if msg.StdinClosed {
+				_ = stdinW.Close()
+			}
+		}
+	})
+
+	out := &execOutput{stream: stream}
+	in, err := prog.start(path.Base(first.Module), first.Args, stdio{stdin: stdin, stdout: out.writer(false), stderr: out.writer(true)}, "")
+	if err != nil {
+		return err
+	}
+	select {
+	case <-in.done:
+	case <-stream.Context().Done():
+		in.stop(int32(syscall.SIGKILL))
+		<-in.done
+		return stream.Context().Err()
+	}
+	return out.send(&proto.ExecResponse{Exit: in.status})
+}
+
+// execProgram returns the program that runs module for exec, and a
+// function to call when the exec is done with it.
+func (s *server) execProgram(ctx context.Context, t *task, module string) (*program, func(), error) {
+	spec := t.prog.spec
+	b, digest, err := readModule(spec.Mounts, module)
+	if err != nil {
+		return nil, nil, err
+	}
+	if digest == t.prog.digest && spec.Entrypoint == "_start" {
+		return t.prog, func() {}, nil
+	}
+	s.execMu.Lock()
+	defer s.execMu.Unlock()
+	if p, ok := s.execPrograms[digest]; ok {
+		return p, func() {}, nil
+	}
+	spec.Module, spec.Sha256, spec.Entrypoint = module, "", "_start"
+	p, err := loadProgram(ctx, s.logger.Named("exec"), ModuleCache{Dir: t.req.CacheDir, Logger: s.logger}, spec, b, digest)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A task stopped while the program loaded must stop this one too.
+	context.AfterFunc(t.prog.ctx, func() { p.stop(t.prog.stoppedBy()) })
+	if len(s.execPrograms) < maxExecPrograms {
+		s.execPrograms[digest] = p
+		return p, func() {}, nil
+	}
+	return p, p.close, nil
+}
+
+// execOutput sends an exec'd guest's output; gRPC streams take one sender
+// at a time.
+type execOutput struct {
+	mu     sync.Mutex
+	stream proto.Executor_ExecServer
+}
+
+func (o *execOutput) send(r *proto.ExecResponse) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.stream.Send(r)
+}
+
+func (o *execOutput) writer(stderr bool) io.WriteCloser { return execWriter{o, stderr} }
+
+type execWriter struct {
+	out    *execOutput
+	stderr bool
+}
+
+func (w execWriter) Write(p []byte) (int, error) {
+	b := bytes.Clone(p)
+	r := &proto.ExecResponse{Stdout: b}
+	if w.stderr {
+		r = &proto.ExecResponse{Stderr: b}
+	}
+	if err := w.out.send(r); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (execWriter) Close() error { return nil }

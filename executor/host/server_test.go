@@ -1,0 +1,96 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/shoenig/test/must"
+	"google.golang.org/grpc"
+)
+
+// serveForTest serves s on a loopback listener, as go-plugin would, and
+// returns a channel that is closed when serving ends.
+func serveForTest(t *testing.T, s *server) <-chan struct{} {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	g := grpc.NewServer()
+	s.serving(g)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = g.Serve(l)
+	}()
+	t.Cleanup(func() {
+		g.Stop()
+		<-done
+	})
+	return done
+}
+
+// watchPipe gives s a launcher watch pipe and returns its write end: the
+// driver's.
+func watchPipe(t *testing.T, s *server) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	must.NoError(t, err)
+	fd, err := dupFD(r)
+	must.NoError(t, err)
+	_ = r.Close()
+	s.watchLauncher(fd)
+	return w
+}
+
+func TestUnclaimedExecutorExitsWithItsLauncher(t *testing.T) {
+	t.Parallel()
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	done := serveForTest(t, s)
+	w := watchPipe(t, s)
+	must.NoError(t, w.Close()) // the driver is gone
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("an unclaimed executor did not stop serving when its launcher went away")
+	}
+	s.close()
+}
+
+func TestClaimedExecutorStays(t *testing.T) {
+	t.Parallel()
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	done := serveForTest(t, s)
+	w := watchPipe(t, s)
+	s.mu.Lock()
+	s.task = &task{} // claimed
+	s.mu.Unlock()
+	must.NoError(t, w.Close())
+	// The watch has seen the end of the pipe once its goroutine is done;
+	// nothing else runs in the server's group.
+	s.wg.Wait()
+	select {
+	case <-done:
+		t.Fatal("a claimed executor stopped serving when its launcher went away")
+	default:
+	}
+}
+
+// TestStopBeforeServing: a stop asked for before go-plugin made the gRPC
+// server stops it as soon as it exists.
+func TestStopBeforeServing(t *testing.T) {
+	t.Parallel()
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	s.shutdown("test")
+	done := serveForTest(t, s)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stop requested before serving was lost")
+	}
+	s.close()
+}
