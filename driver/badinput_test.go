@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 
@@ -78,6 +79,7 @@ func TestBadInput(t *testing.T) {
 			want: []string{"needs at least 128 MiB of linear memory (2048 pages), more than this task's cap of 64 MiB (1024 pages, from resources.memory = 64 MiB)"}},
 	}
 	h := newHarness(t, "")
+	events := h.events(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.memMB == 0 {
@@ -99,6 +101,12 @@ func TestBadInput(t *testing.T) {
 			for _, want := range c.want {
 				must.StrContains(t, err.Error(), want)
 			}
+			// The job's author must fix it: restarting will not help, and
+			// the event says so.
+			must.False(t, structs.IsRecoverable(err), must.Sprint(err))
+			ev := waitEvent(t, events, tk.cfg.ID, "Rejected by the wasm driver (fix the job; restarting will not help): ")
+			must.Eq(t, "job", ev.Annotations["error_class"])
+			must.StrContains(t, ev.Message, c.want[0])
 			// Nothing is left running or registered.
 			_, err = h.driver.InspectTask(tk.cfg.ID)
 			must.ErrorIs(t, err, drivers.ErrTaskNotFound)

@@ -50,12 +50,22 @@ func newHarness(t *testing.T, cacheDir string) *harness {
 // (an empty cache_dir is a fresh temporary one).
 func newHarnessConfig(t *testing.T, pc Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, pc, nil)
+}
+
+// newHarnessWith is newHarnessConfig with a chance to change the driver
+// before it is configured.
+func newHarnessWith(t *testing.T, pc Config, prepare func(*Driver)) *harness {
+	t.Helper()
 	if pc.CacheDir == "" {
 		pc.CacheDir = t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	d := New(ctx, testlog.HCLogger(t))
+	if prepare != nil {
+		prepare(d)
+	}
 	h := testutils.NewDriverHarness(t, d)
 	var cfg []byte
 	must.NoError(t, base.MsgPackEncode(&cfg, &pc))
@@ -140,11 +150,25 @@ func (h *harness) start(t *testing.T, tk *task) *drivers.TaskHandle {
 	t.Helper()
 	handle, _, err := h.StartTask(tk.cfg)
 	must.NoError(t, err)
+	h.cleanupTask(t, tk)
+	return handle
+}
+
+// startErr is start for a goroutine other than the test's: it returns the
+// error instead of failing the test.
+func (h *harness) startErr(t *testing.T, tk *task) error {
+	_, _, err := h.StartTask(tk.cfg)
+	if err == nil {
+		h.cleanupTask(t, tk)
+	}
+	return err
+}
+
+func (h *harness) cleanupTask(t *testing.T, tk *task) {
 	t.Cleanup(func() {
 		_ = h.StopTask(tk.cfg.ID, 5*time.Second, "SIGKILL")
 		_ = h.DestroyTask(tk.cfg.ID, true)
 	})
-	return handle
 }
 
 // wait returns the task's exit result, failing after a deadline.
@@ -169,30 +193,32 @@ func (h *harness) run(t *testing.T, tk *task) *drivers.ExitResult {
 	return h.wait(t, tk.cfg.ID)
 }
 
-// events collects the driver's task events for one task.
+// events collects the driver's task events for one task. A goroutine
+// owned by the test keeps receiving every event, however many come, until
+// the test ends.
 func (h *harness) events(t *testing.T) func(taskID string) []*drivers.TaskEvent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	ch, err := h.TaskEvents(ctx)
 	must.NoError(t, err)
+	var mu sync.Mutex
 	var all []*drivers.TaskEvent
-	collected := make(chan *drivers.TaskEvent, 100)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for ev := range ch {
-			collected <- ev
+			mu.Lock()
+			all = append(all, ev)
+			mu.Unlock()
 		}
 	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 	return func(taskID string) []*drivers.TaskEvent {
-		for {
-			select {
-			case ev := <-collected:
-				all = append(all, ev)
-				continue
-			default:
-			}
-			break
-		}
+		mu.Lock()
+		defer mu.Unlock()
 		var mine []*drivers.TaskEvent
 		for _, ev := range all {
 			if ev.TaskID == taskID {

@@ -38,4 +38,3 @@ func TestResolveGuestPath(t *testing.T) {
 		must.False(t, strings.HasPrefix(rel, "/"))
 	}
 }
-

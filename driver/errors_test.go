@@ -1,0 +1,118 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/shoenig/test/must"
+)
+
+// The job class (a module or config only the job's author can fix) is
+// tested case by case in TestBadInput.
+
+// TestUnusableCacheDir: a cache_dir that cannot be used fails the start
+// with a message about the cache, not about the module; the operator must
+// fix it, so it is not retried.
+func TestUnusableCacheDir(t *testing.T) {
+	t.Parallel()
+	notDir := filepath.Join(t.TempDir(), "file")
+	must.NoError(t, os.WriteFile(notDir, nil, 0o644))
+	h := newHarnessConfig(t, Config{CacheDir: notDir, Engine: EngineCompiler})
+	events := h.events(t)
+	tk := h.newTask(t, "probe", 64, TaskConfig{})
+	_, _, err := h.StartTask(tk.cfg)
+	must.ErrorContains(t, err, "the node's compiled-module cache cannot be used")
+	must.ErrorContains(t, err, "cache_dir must be a directory the Nomad client can write")
+	must.StrNotContains(t, err.Error(), "malformed")
+	must.False(t, structs.IsRecoverable(err))
+	ev := waitEvent(t, events, tk.cfg.ID, "The node's wasm driver is misconfigured (its operator must fix it): ")
+	must.Eq(t, "operator", ev.Annotations["error_class"])
+}
+
+// TestNoExecutorIsANodeFailure: when no executor can be launched the node
+// is at fault, and the restart policy may retry.
+func TestNoExecutorIsANodeFailure(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "missing-plugin-binary")
+	h := newHarnessWith(t, Config{}, func(d *Driver) { d.executors.binary = missing })
+	events := h.events(t)
+	tk := h.newTask(t, "probe", 64, TaskConfig{})
+	_, _, err := h.StartTask(tk.cfg)
+	must.ErrorContains(t, err, "failed to launch executor")
+	must.True(t, structs.IsRecoverable(err), must.Sprint(err))
+	ev := waitEvent(t, events, tk.cfg.ID, "Node failure (the restart policy applies): failed to launch executor")
+	must.Eq(t, "node", ev.Annotations["error_class"])
+}
+
+// TestDamagedCacheEntryIsReplaced: a compiled entry that was truncated or
+// overwritten is a fault of the node: the task runs, the entry is compiled
+// again, and an event and the executor log say so. The next start hits
+// the repaired entry.
+func TestDamagedCacheEntryIsReplaced(t *testing.T) {
+	t.Parallel()
+	damage := map[string]func(t *testing.T, path string){
+		"overwritten": func(t *testing.T, path string) {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			must.NoError(t, err)
+			st, err := f.Stat()
+			must.NoError(t, err)
+			_, err = f.WriteAt(make([]byte, 64), st.Size()/2)
+			must.NoError(t, err)
+			must.NoError(t, f.Close())
+		},
+		"truncated": func(t *testing.T, path string) {
+			st, err := os.Stat(path)
+			must.NoError(t, err)
+			must.NoError(t, os.Truncate(path, st.Size()/3))
+		},
+		"garbage": func(t *testing.T, path string) {
+			must.NoError(t, os.WriteFile(path, []byte("not a compiled module"), 0o644))
+		},
+	}
+	for name, spoil := range damage {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarnessConfig(t, Config{Engine: EngineCompiler})
+			events := h.events(t)
+			first := h.newTask(t, "probe", 64, TaskConfig{})
+			must.Zero(t, h.run(t, first).ExitCode)
+			entries := cacheEntries(t, h.cacheDir)
+			must.Len(t, 1, entries)
+			spoil(t, entries[0])
+
+			tk := h.newTask(t, "probe", 64, TaskConfig{})
+			must.Zero(t, h.run(t, tk).ExitCode)
+			tk.waitLog(t, "stdout", "hello from wasm\n")
+			ev := waitEvent(t, events, tk.cfg.ID, "was damaged and has been replaced")
+			must.Eq(t, "node", ev.Annotations["error_class"])
+			log, err := os.ReadFile(filepath.Join(tk.cfg.TaskDir().Dir, executorLogFile))
+			must.NoError(t, err)
+			must.StrContains(t, string(log), "compiled entry is damaged; removing it and compiling the module again")
+
+			again := h.newTask(t, "probe", 64, TaskConfig{})
+			must.Zero(t, h.run(t, again).ExitCode)
+			ev = waitEvent(t, events, again.cfg.ID, "loaded from the compiled-module cache")
+			must.Eq(t, "true", ev.Annotations["cache_hit"])
+		})
+	}
+}
+
+// cacheEntries lists the compiled entries (regular files other than locks)
+// below dir.
+func cacheEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	must.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && filepath.Ext(p) != ".lock" {
+			files = append(files, p)
+		}
+		return err
+	}))
+	return files
+}
