@@ -4,6 +4,7 @@
 package driver
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -22,6 +23,24 @@ func TestMain(m *testing.M) {
 		host.Serve(os.Args[2:])
 		return
 	}
+	if os.Getenv(launchSpareEnv) == "1" {
+		launchSpareAndWait()
+		return
+	}
 	os.Setenv(hostSecret, "leaked")
 	os.Exit(m.Run())
+}
+
+// launchSpareEnv makes the test binary stand in for a driver: it launches
+// an executor, prints its pid and waits to be killed.
+const launchSpareEnv = "WASM_DRIVER_TEST_LAUNCH_SPARE"
+
+func launchSpareAndWait() {
+	c, err := executor.Launch(executor.LaunchConfig{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(c.Pid)
+	select {}
 }

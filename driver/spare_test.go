@@ -4,13 +4,20 @@
 package driver
 
 import (
+	"bufio"
 	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/nomad/helper/testlog"
 	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
 
 // waitReady polls until the driver has a spare executor and returns it.
@@ -59,4 +66,32 @@ func TestSpareDiesWithTheDriver(t *testing.T) {
 	spare := waitReady(t, d)
 	cancel()
 	waitGone(t, spare)
+}
+
+// TestSpareExitsWhenItsDriverIsKilled: an executor no task has claimed
+// exits within 5 s of the driver that launched it being killed with
+// SIGKILL, which gives the driver no chance to clean up.
+func TestSpareExitsWhenItsDriverIsKilled(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), launchSpareEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	must.NoError(t, err)
+	must.NoError(t, cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	must.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	must.False(t, executor.ProcessGone(pid))
+
+	must.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	killed := time.Now()
+	for !executor.ProcessGone(pid) {
+		if time.Since(killed) > 5*time.Second {
+			t.Fatalf("the unclaimed executor %d outlived its killed driver by 5 s", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
