@@ -25,6 +25,8 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/hashicorp/nomad/plugins/drivers/fsisolation"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
 
@@ -59,8 +61,9 @@ type buildError struct {
 
 func (e *buildError) Error() string { return e.err.Error() + ": " + string(e.out) }
 
-// benchDriver is a driver running the real plugin binary as its executor.
-func benchDriver(b *testing.B, cacheDir string) *Driver {
+// benchDriver is a driver running the real plugin binary as its executor,
+// whose spares prepare up to warm recent modules.
+func benchDriver(b *testing.B, cacheDir string, warm int) *Driver {
 	b.Helper()
 	bin, err := pluginBinary()
 	if err != nil {
@@ -69,13 +72,36 @@ func benchDriver(b *testing.B, cacheDir string) *Driver {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	d := New(ctx, hclog.NewNullLogger())
-	d.config = Config{CacheDir: cacheDir, Engine: EngineAuto}
+	d.config = Config{CacheDir: cacheDir, Engine: EngineAuto, WarmModules: warm}
 	if err := d.config.Validate(); err != nil {
 		b.Fatal(err)
 	}
 	d.executors.binary = bin
+	d.executors.setWarm(&executor.Warm{CacheDir: d.config.CacheDir, Engine: d.config.Engine, Modules: warm})
 	d.executors.fill()
 	return d
+}
+
+// waitPrepared waits until the driver's spare executor holds a prepared
+// module: the state of a node between repeated starts of one module.
+func waitPrepared(b *testing.B, d *Driver) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		v, err := d.executors.version(ctx, &proto.VersionRequest{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(v.PreparedModules) > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatal("the spare executor prepared no module")
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // benchTask builds a task directory holding the module, with its stdout
@@ -206,9 +232,14 @@ func waitSpare(b *testing.B, d *Driver) {
 }
 
 // BenchmarkTaskStart: StartTask until the guest's first output, for a small
-// C module and a Go module, with a cold compile and with a cache hit; the
-// burst variant starts tasks back to back, faster than spare executors are
-// replaced, so that some tasks start their own.
+// C module and a Go module:
+//   - cold: the module was never compiled on the node;
+//   - cached: the first start of a module compiled on the node before (its
+//     cache entry is loaded);
+//   - repeated: the module started on the node within the last ten
+//     minutes, so the spare executor has prepared it;
+//   - cached-burst: cached starts back to back, faster than spare
+//     executors are replaced, so that some tasks start their own.
 func BenchmarkTaskStart(b *testing.B) {
 	guests := []struct {
 		name, module string
@@ -220,11 +251,15 @@ func BenchmarkTaskStart(b *testing.B) {
 	for _, g := range guests {
 		native := nativeStart(b, testmodule.Native(b, g.module), g.args, 50)
 		nativeP50 := percentile(native, 0.5)
-		for _, mode := range []string{"cold", "cached", "cached-burst"} {
-			cached, burst := mode != "cold", mode == "cached-burst"
+		for _, mode := range []string{"cold", "cached", "repeated", "cached-burst"} {
+			cached, burst, repeated := mode != "cold", mode == "cached-burst", mode == "repeated"
 			b.Run(g.name+"/"+mode, func(b *testing.B) {
 				root := b.TempDir()
-				d := benchDriver(b, filepath.Join(root, "warm"))
+				warm := 0
+				if repeated {
+					warm = 4
+				}
+				d := benchDriver(b, filepath.Join(root, "warm"), warm)
 				if cached {
 					startTask(b, d, benchTask(b, g.module, g.args)) // fills the cache
 				}
@@ -235,7 +270,10 @@ func BenchmarkTaskStart(b *testing.B) {
 					if !cached {
 						d.config.CacheDir = filepath.Join(root, strconv.Itoa(i))
 					}
-					if !burst {
+					switch {
+					case repeated:
+						waitPrepared(b, d)
+					case !burst:
 						waitSpare(b, d)
 					}
 					b.StartTimer()
@@ -275,7 +313,7 @@ func BenchmarkIdleExecutorRSS(b *testing.B) {
 	_ = native.Process.Kill()
 	_ = native.Wait()
 
-	d := benchDriver(b, b.TempDir())
+	d := benchDriver(b, b.TempDir(), 0)
 	startTask(b, d, benchTask(b, "probe", []string{"hello"})) // fills the cache
 	var rssMB, pssMB []float64
 	for b.Loop() {

@@ -29,6 +29,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewAttr("engine", "string", false),
 		hclspec.NewLiteral(`"auto"`),
 	),
+	"warm_modules": hclspec.NewDefault(
+		hclspec.NewAttr("warm_modules", "number", false),
+		hclspec.NewLiteral(`4`),
+	),
 })
 
 // Config is the decoded plugin config.
@@ -38,6 +42,10 @@ type Config struct {
 	CacheDir string `codec:"cache_dir"`
 	// Engine is auto, compiler or interpreter.
 	Engine string `codec:"engine"`
+	// WarmModules is how many of the modules started on the node in the
+	// last executor.RecentWindow the spare executor prepares ahead of the
+	// next task; 0 turns that off.
+	WarmModules int `codec:"warm_modules"`
 }
 
 // Validate checks the plugin config and fills in defaults.
@@ -49,6 +57,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("engine %q is not one of auto, compiler, interpreter", c.Engine)
 	}
+	if c.WarmModules < 0 || c.WarmModules > maxWarmModules {
+		return fmt.Errorf("warm_modules = %d: it must be between 0 (prepare none) and %d", c.WarmModules, maxWarmModules)
+	}
 	if c.CacheDir == "" {
 		c.CacheDir = DefaultCacheDir()
 	}
@@ -57,6 +68,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// maxWarmModules bounds warm_modules: each prepared module is memory the
+// idle spare executor holds.
+const maxWarmModules = 64
 
 // DefaultCacheDir is /var/cache/nomad-driver-wasm for a client running as
 // root (as Nomad clients normally do), else nomad-driver-wasm in the user's

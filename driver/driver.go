@@ -115,6 +115,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		d.compute = cfg.AgentConfig.Compute()
 	}
 	// Have an executor ready for the first task.
+	d.executors.setWarm(&executor.Warm{CacheDir: config.CacheDir, Engine: config.Engine, Modules: config.WarmModules})
 	d.executors.fill()
 	return nil
 }
@@ -267,6 +268,10 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		req.Mounts = append(req.Mounts, &proto.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
 	}
 	resp, err := exec.Start(d.ctx, req)
+	if err == nil {
+		d.executors.started(resp.ModuleSha256)
+	}
+	d.executors.fill()
 	if err != nil {
 		exec.Kill()
 		return nil, err
@@ -296,6 +301,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	}
 	h.emit(loadEvent(resp), map[string]string{
 		"cache_hit":     strconv.FormatBool(resp.CacheHit),
+		"prepared":      strconv.FormatBool(resp.Prepared),
 		"load_ms":       strconv.FormatInt(time.Duration(resp.LoadNanos).Milliseconds(), 10),
 		"module_sha256": resp.ModuleSha256,
 		"engine":        resp.Engine,
@@ -309,6 +315,8 @@ func loadEvent(resp *proto.StartResponse) string {
 	took := time.Duration(resp.LoadNanos).Round(100 * time.Microsecond)
 	short := resp.ModuleSha256[:12]
 	switch {
+	case resp.Prepared:
+		return fmt.Sprintf("Module %s was ready: the spare executor had prepared it, as it started on this node recently", short)
 	case resp.CacheHit:
 		return fmt.Sprintf("Module %s loaded from the compiled-module cache in %s", short, took)
 	case resp.Engine == EngineCompiler:

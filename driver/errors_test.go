@@ -103,16 +103,20 @@ func TestDamagedCacheEntryIsReplaced(t *testing.T) {
 	}
 }
 
-// cacheEntries lists the compiled entries (regular files other than locks)
-// below dir.
+// cacheEntries lists the compiled entries (regular files other than locks,
+// below wazero-<version>/) in the cache directory dir.
 func cacheEntries(t *testing.T, dir string) []string {
 	t.Helper()
+	versions, err := filepath.Glob(filepath.Join(dir, "wazero-*"))
+	must.NoError(t, err)
 	var files []string
-	must.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && filepath.Ext(p) != ".lock" {
-			files = append(files, p)
-		}
-		return err
-	}))
+	for _, v := range versions {
+		must.NoError(t, filepath.WalkDir(v, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && filepath.Ext(p) != ".lock" {
+				files = append(files, p)
+			}
+			return err
+		}))
+	}
 	return files
 }

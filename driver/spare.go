@@ -5,7 +5,9 @@ package driver
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -32,12 +34,20 @@ type spareExecutor struct {
 	// wanted asks run for a spare; it holds at most one request.
 	wanted chan struct{}
 
-	mu    sync.Mutex
-	spare *executor.Client
+	mu   sync.Mutex
+	warm *executor.Warm // what spares prepare; set by setWarm
+	// recent are the modules started through this driver, most recent
+	// first, at most warm.Modules of them.
+	recent []recentStart
+	spare  *executor.Client
+	// spareKnows are the digests the spare was launched to prepare.
+	spareKnows []string
 	// ready is closed and replaced each time a spare is stored or run gives
 	// up making one, for callers that wait for one.
 	ready chan struct{}
 	err   error // why the last launch failed
+	// stale: the spare should be replaced by one that knows a newer start.
+	stale bool
 }
 
 func newSpareExecutor(ctx context.Context, logger hclog.Logger, binary string) *spareExecutor {
@@ -53,13 +63,13 @@ func (s *spareExecutor) fill() {
 }
 
 // take returns a started executor: the spare when there is a live one,
-// else a new one. It asks for the next spare.
+// else a new one. The caller asks for the next spare (fill) once its own
+// task has started, so that the two do not compete for the CPU.
 func (s *spareExecutor) take() (*executor.Client, error) {
 	s.mu.Lock()
 	c := s.spare
 	s.spare = nil
 	s.mu.Unlock()
-	defer s.fill()
 	if c != nil && c.Exited() {
 		c.Kill()
 		c = nil
@@ -72,6 +82,47 @@ func (s *spareExecutor) take() (*executor.Client, error) {
 
 func (s *spareExecutor) launch() (*executor.Client, error) {
 	return executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger})
+}
+
+// recentStart is a module's latest start.
+type recentStart struct {
+	digest string
+	at     time.Time
+}
+
+// started records that module digest has just started. A spare that was
+// launched before and was not told of it is replaced by one that
+// prepares it, so that the next start of the module is a prepared one.
+func (s *spareExecutor) started(digest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.warm == nil || s.warm.Modules == 0 {
+		return
+	}
+	recent := []recentStart{{digest, time.Now()}}
+	for _, r := range s.recent {
+		if r.digest != digest && time.Since(r.at) < executor.RecentWindow && len(recent) < s.warm.Modules {
+			recent = append(recent, r)
+		}
+	}
+	s.recent = recent
+	if s.spare != nil && !slices.Contains(s.spareKnows, digest) {
+		s.stale = true
+	}
+}
+
+// setWarm says what the next spares prepare while they wait (see
+// executor.Warm); the spare there is now, made for other settings, is
+// replaced.
+func (s *spareExecutor) setWarm(w *executor.Warm) {
+	s.mu.Lock()
+	s.warm = w
+	old := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if old != nil {
+		old.Kill()
+	}
 }
 
 // version asks an executor of this node for its version and, through req,
@@ -114,23 +165,36 @@ func (s *spareExecutor) run() {
 		case <-s.wanted:
 		}
 		s.mu.Lock()
-		have := s.spare != nil && !s.spare.Exited()
+		have := s.spare != nil && !s.spare.Exited() && !s.stale
+		var warm *executor.Warm
+		if s.warm != nil {
+			w := *s.warm
+			for _, r := range s.recent {
+				w.Digests = append(w.Digests, r.digest)
+			}
+			warm = &w
+		}
+		s.stale = false
 		s.mu.Unlock()
 		if have {
 			continue
 		}
-		c, err := s.launch()
+		c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, Warm: warm})
 		if err != nil {
 			s.logger.Warn("cannot start a spare executor; tasks will start their own", "error", err)
 		}
 		s.mu.Lock()
 		old := s.spare
 		s.spare, s.err = c, err
+		s.spareKnows = nil
+		if warm != nil {
+			s.spareKnows = warm.Digests
+		}
 		close(s.ready)
 		s.ready = make(chan struct{})
 		s.mu.Unlock()
 		if old != nil {
-			old.Kill() // it had exited
+			old.Kill() // it had exited, or it is replaced
 		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
 
 // waitReady polls until the driver has a spare executor and returns it.
@@ -94,4 +96,55 @@ func TestSpareExitsWhenItsDriverIsKilled(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitPreparedModule polls until the spare executor holds a prepared
+// module and returns their digests.
+func waitPreparedModule(t *testing.T, d *Driver) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		v, err := d.executors.version(ctx, &proto.VersionRequest{})
+		must.NoError(t, err)
+		if len(v.PreparedModules) > 0 {
+			return v.PreparedModules
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the spare executor prepared no module")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestRepeatedStartIsPrepared: a module that started on the node recently
+// is prepared by the spare, and the next start of it uses that; a module
+// whose content changed is never served from what was prepared.
+func TestRepeatedStartIsPrepared(t *testing.T) {
+	t.Parallel()
+	h := newHarnessConfig(t, Config{Engine: EngineAuto, WarmModules: 4})
+	events := h.events(t)
+	first := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
+	must.Zero(t, h.run(t, first).ExitCode)
+	ev := waitEvent(t, events, first.cfg.ID, "Module ")
+	must.Eq(t, "false", ev.Annotations["prepared"])
+	sha := ev.Annotations["module_sha256"]
+	must.Eq(t, []string{sha}, waitPreparedModule(t, h.driver))
+
+	again := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
+	must.Zero(t, h.run(t, again).ExitCode)
+	again.waitLog(t, "stdout", "hello from wasm\n")
+	ev = waitEvent(t, events, again.cfg.ID, "was ready: the spare executor had prepared it")
+	must.Eq(t, "true", ev.Annotations["prepared"])
+	must.Eq(t, sha, ev.Annotations["module_sha256"])
+
+	// Another module under the same name: its own digest, compiled anew.
+	waitPreparedModule(t, h.driver)
+	changed := h.newTask(t, "reactor", 64, TaskConfig{Module: "local/probe.wasm", Entrypoint: "run"})
+	testmodule.Install(t, "reactor", changed.cfg.TaskDir().LocalDir, "probe.wasm")
+	must.Zero(t, h.run(t, changed).ExitCode)
+	ev = waitEvent(t, events, changed.cfg.ID, "Module ")
+	must.Eq(t, "false", ev.Annotations["prepared"])
+	must.NotEq(t, sha, ev.Annotations["module_sha256"])
 }

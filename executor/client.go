@@ -12,6 +12,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -57,6 +59,34 @@ type LaunchConfig struct {
 	Binary string
 	// Logger receives what the executor logs before it is given a task.
 	Logger hclog.Logger
+	// Warm, when set, has the executor prepare the modules started on this
+	// node most recently while it waits for a task: a spare does.
+	Warm *Warm
+}
+
+// Warm says what a spare executor prepares while it waits for a task: up
+// to Modules of the modules started on this node in the last RecentWindow,
+// most recent first (Digests first, then what the cache's record of recent
+// starts adds), compiled through the cache in CacheDir for Engine, so that
+// a task starting one of them skips decoding and compiling it.
+type Warm struct {
+	CacheDir string
+	Engine   string
+	Modules  int
+	Digests  []string
+}
+
+// args are the executor's arguments that carry w.
+func (w *Warm) args() []string {
+	if w == nil || w.Modules <= 0 {
+		return nil
+	}
+	return []string{
+		WarmCacheDirFlag + "=" + w.CacheDir,
+		WarmEngineFlag + "=" + w.Engine,
+		WarmModulesFlag + "=" + strconv.Itoa(w.Modules),
+		WarmDigestsFlag + "=" + strings.Join(w.Digests, ","),
+	}
 }
 
 // Launch starts an executor process in a session of its own, so that
@@ -77,7 +107,7 @@ func Launch(cfg LaunchConfig) (*Client, error) {
 	}
 	defer r.Close() // the executor has its own copy once started
 	// ExtraFiles[0] is the child's descriptor 3.
-	cmd := exec.Command(bin, Subcommand, WatchFDFlag+"=3")
+	cmd := exec.Command(bin, append([]string{Subcommand, WatchFDFlag + "=3"}, cfg.Warm.args()...)...)
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	pc := plugin.NewClient(&plugin.ClientConfig{

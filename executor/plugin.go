@@ -6,6 +6,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -23,6 +24,19 @@ const Subcommand = "wasm-executor"
 // gone (kill -9 included), and an executor that no task has claimed exits
 // then.
 const WatchFDFlag = "-watch-fd"
+
+// The executor's arguments that carry a Warm (see LaunchConfig).
+const (
+	WarmCacheDirFlag = "-warm-cache-dir"
+	WarmEngineFlag   = "-warm-engine"
+	WarmModulesFlag  = "-warm-modules"
+	WarmDigestsFlag  = "-warm-digests"
+)
+
+// RecentWindow is how recently a module must have started on a node for a
+// spare executor to prepare it: a start within it is a repeated start
+// (dispatch, periodic, scale-out, restarts).
+const RecentWindow = 10 * time.Minute
 
 // ProtocolVersion is the executor protocol spoken by this build. A driver
 // refuses to reattach to an executor speaking another version.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +65,15 @@ func wazeroVersionFrom(info *debug.BuildInfo) string {
 // then load what it wrote. A start that finds an entry loads it without the
 // lock. wazero keys its entries by module content and CPU features, so an
 // entry is never reused on a CPU it was not compiled for.
+//
+// Beside the compiled entries, recent/ holds a copy of each module started
+// on the node within executor.RecentWindow, named by its digest, its
+// modification time the time of its last start:
+//
+//	<dir>/recent/<module sha256>.wasm
+//
+// A spare executor prepares the most recent of them ahead of the next task
+// (see warmSet). Copies older than the window are removed.
 //
 // An entry that wazero cannot load (truncated, overwritten: its checksum
 // does not match) is a fault of the node, not of the module: it is removed
@@ -258,4 +268,87 @@ func lockFile(path string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		_ = f.Close()
 	}, nil
+}
+
+// recentDir holds the copies of recently started modules.
+func (c ModuleCache) recentDir() string { return filepath.Join(c.Dir, "recent") }
+
+// remember records that module b (whose SHA-256 is digest) has just
+// started: its copy in recent/ is written, or its time renewed.
+func (c ModuleCache) remember(digest string, b []byte) error {
+	dir := c.recentDir()
+	p := filepath.Join(dir, digest+".wasm")
+	now := time.Now()
+	if err := os.Chtimes(p, now, now); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, digest+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return err
+}
+
+// recentModule is a module in recent/.
+type recentModule struct {
+	digest, path string
+}
+
+// recent lists up to n modules started within executor.RecentWindow: first
+// those of first (digests, most recent first) that have a copy, then the
+// others by the time of their last start, and removes copies older than
+// the window.
+func (c ModuleCache) recent(n int, first []string) []recentModule {
+	entries, err := os.ReadDir(c.recentDir())
+	if err != nil {
+		return nil
+	}
+	type found struct {
+		recentModule
+		at time.Time
+	}
+	var all []found
+	for _, e := range entries {
+		digest, ok := strings.CutSuffix(e.Name(), ".wasm")
+		info, err := e.Info()
+		if !ok || err != nil || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(c.recentDir(), e.Name())
+		if time.Since(info.ModTime()) > executor.RecentWindow {
+			_ = os.Remove(p)
+			continue
+		}
+		all = append(all, found{recentModule{digest: digest, path: p}, info.ModTime()})
+	}
+	rank := func(f found) int {
+		if i := slices.Index(first, f.digest); i >= 0 {
+			return i
+		}
+		return len(first)
+	}
+	slices.SortFunc(all, func(a, b found) int {
+		if d := rank(a) - rank(b); d != 0 {
+			return d
+		}
+		return b.at.Compare(a.at)
+	})
+	var out []recentModule
+	for _, f := range all[:min(n, len(all))] {
+		out = append(out, f.recentModule)
+	}
+	return out
 }

@@ -99,13 +99,23 @@ type program struct {
 	cacheHit bool
 	loadTook time.Duration
 	repaired string
+	// prepared: the module was compiled ahead of the task, by the spare.
+	prepared bool
 }
 
 // loadProgram checks the module b (spec.Module, read by readModule, whose
-// SHA-256 is digest), compiles it through the node's cache and prepares
-// its WASI host and filesystem view. Its errors are classified
+// SHA-256 is digest), compiles it through the node's cache unless it comes
+// already compiled (warm: prepared by a spare executor), and prepares its
+// WASI host and filesystem view. Its errors are classified
 // (executor.Error).
-func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, spec programSpec, b []byte, digest string) (_ *program, err error) {
+func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, spec programSpec, b []byte, digest string, warm *compiled) (_ *program, err error) {
+	var p *program
+	defer func() {
+		// Once p exists, p.close releases the runtime.
+		if err != nil && p == nil && warm != nil {
+			_ = warm.runtime.Close(ctx)
+		}
+	}()
 	if want := strings.ToLower(spec.Sha256); want != "" && want != digest {
 		return nil, executor.JobErrorf("module %s has SHA-256 %s, but the task's sha256 is %s: the file is not the one the job pins; fix the artifact source or update sha256", spec.Module, digest, want)
 	}
@@ -122,12 +132,14 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 			spec.Module, formatPages(header.minPages), header.minPages, formatPages(limit), limit, spec.MemoryLimitSource)
 	}
 
-	comp, err := cache.compile(ctx, spec.Engine, digest, spec.Module, b)
-	if err != nil {
-		return nil, err
+	comp := warm
+	if comp == nil {
+		if comp, err = cache.compile(ctx, spec.Engine, digest, spec.Module, b); err != nil {
+			return nil, err
+		}
 	}
-	p := &program{logger: logger, spec: spec, digest: digest, limit: limit, runtime: comp.runtime, module: comp.module,
-		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired}
+	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, runtime: comp.runtime, module: comp.module,
+		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired, prepared: warm != nil}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {

@@ -4,11 +4,11 @@
 package host
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,11 +36,16 @@ func Serve(args []string) {
 	out := &logOutput{w: os.Stderr}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: hclog.Info, JSONFormat: true, Output: out})
 	s := newServer(logger, out)
-	if fd, err := watchFD(args); err != nil {
+	opts, err := parseArgs(args)
+	if err != nil {
 		logger.Error("bad arguments", "error", err)
 		return
-	} else if fd >= 0 {
-		s.watchLauncher(fd)
+	}
+	if opts.watchFD >= 0 {
+		s.watchLauncher(opts.watchFD)
+	}
+	if opts.warm.Modules > 0 {
+		s.warmUp(opts.warm)
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: executor.Handshake,
@@ -53,21 +58,37 @@ func Serve(args []string) {
 	out.close()
 }
 
-// watchFD reads the executor's arguments: -watch-fd=N or nothing.
-func watchFD(args []string) (int, error) {
-	fd := -1
-	for _, a := range args {
-		v, ok := strings.CutPrefix(a, executor.WatchFDFlag+"=")
-		if !ok {
-			return 0, fmt.Errorf("unknown argument %q", a)
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 3 {
-			return 0, fmt.Errorf("%s needs a descriptor number of 3 or more, not %q", executor.WatchFDFlag, v)
-		}
-		fd = n
+// options are the executor's arguments.
+type options struct {
+	watchFD int // -1: none
+	warm    executor.Warm
+}
+
+// parseArgs reads the arguments the driver launches an executor with
+// (executor.Launch).
+func parseArgs(args []string) (options, error) {
+	fs := flag.NewFlagSet(executor.Subcommand, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o := options{}
+	fs.IntVar(&o.watchFD, strings.TrimPrefix(executor.WatchFDFlag, "-"), -1, "")
+	fs.StringVar(&o.warm.CacheDir, strings.TrimPrefix(executor.WarmCacheDirFlag, "-"), "", "")
+	fs.StringVar(&o.warm.Engine, strings.TrimPrefix(executor.WarmEngineFlag, "-"), "", "")
+	fs.IntVar(&o.warm.Modules, strings.TrimPrefix(executor.WarmModulesFlag, "-"), 0, "")
+	var digests string
+	fs.StringVar(&digests, strings.TrimPrefix(executor.WarmDigestsFlag, "-"), "", "")
+	if err := fs.Parse(args); err != nil {
+		return o, err
 	}
-	return fd, nil
+	if digests != "" {
+		o.warm.Digests = strings.Split(digests, ",")
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.watchFD != -1 && o.watchFD < 3 {
+		return o, fmt.Errorf("%s needs a descriptor number of 3 or more, not %d", executor.WatchFDFlag, o.watchFD)
+	}
+	return o, nil
 }
 
 // logOutput is the executor log's destination, switched once from stderr

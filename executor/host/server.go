@@ -60,6 +60,9 @@ type server struct {
 	// is cancelled by a later one.
 	startGen int
 
+	// warm is what this executor prepared as a spare, or nil.
+	warm *warmSet
+
 	execMu sync.Mutex
 	// execPrograms holds programs of other modules that exec ran, by digest.
 	execPrograms map[string]*program
@@ -150,7 +153,9 @@ func (s *server) watchLauncher(fd int) {
 }
 
 func (s *server) Version(ctx context.Context, req *proto.VersionRequest) (*proto.VersionResponse, error) {
-	return version(ctx, req), nil
+	resp := version(ctx, req)
+	resp.PreparedModules = s.warm.ready()
+	return resp, nil
 }
 
 func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {
@@ -175,9 +180,9 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 	})
 	s.wg.Go(func() { s.exitAfter(t.main) })
 	p := t.prog
-	s.logger.Info("guest started", "module", req.Module, "sha256", p.digest, "cache_hit", p.cacheHit, "load", p.loadTook)
+	s.logger.Info("guest started", "module", req.Module, "sha256", p.digest, "cache_hit", p.cacheHit, "prepared", p.prepared, "load", p.loadTook)
 	return &proto.StartResponse{CacheHit: p.cacheHit, LoadNanos: p.loadTook.Nanoseconds(), ModuleSha256: p.digest,
-		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired}, nil
+		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired, Prepared: p.prepared}, nil
 }
 
 // start makes the task's program and starts its main instance.
@@ -203,9 +208,11 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	}
 	b, digest, err := readModule(spec.Mounts, spec.Module)
 	if err != nil {
+		s.warm.take("", "")
 		return nil, err
 	}
-	prog, err := loadProgram(ctx, s.logger, ModuleCache{Dir: req.CacheDir, Logger: s.logger}, spec, b, digest)
+	cache := ModuleCache{Dir: req.CacheDir, Logger: s.logger}
+	prog, err := loadProgram(ctx, s.logger, cache, spec, b, digest, s.warm.take(digest, engine))
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +228,11 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	if err != nil {
 		prog.close()
 		return nil, err
+	}
+	// Recorded before Start returns: the driver launches the next spare
+	// then, and it reads the record to prepare this module.
+	if err := cache.remember(digest, b); err != nil {
+		s.logger.Warn("cannot record the module as recently started", "error", err)
 	}
 	return &task{req: req, prog: prog, main: main}, nil
 }
@@ -463,7 +475,7 @@ func (s *server) execProgram(ctx context.Context, t *task, module string) (*prog
 		return p, func() {}, nil
 	}
 	spec.Module, spec.Sha256, spec.Entrypoint = module, "", "_start"
-	p, err := loadProgram(ctx, s.logger.Named("exec"), ModuleCache{Dir: t.req.CacheDir, Logger: s.logger}, spec, b, digest)
+	p, err := loadProgram(ctx, s.logger.Named("exec"), ModuleCache{Dir: t.req.CacheDir, Logger: s.logger}, spec, b, digest, nil)
 	if err != nil {
 		return nil, nil, err
 	}

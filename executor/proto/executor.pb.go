@@ -239,9 +239,12 @@ type VersionResponse struct {
 	Engine      string `protobuf:"bytes,8,opt,name=engine,proto3" json:"engine,omitempty"`
 	EngineError string `protobuf:"bytes,9,opt,name=engine_error,json=engineError,proto3" json:"engine_error,omitempty"`
 	// Only when the request named a cache directory: why it is not usable.
-	CacheError    string `protobuf:"bytes,10,opt,name=cache_error,json=cacheError,proto3" json:"cache_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CacheError string `protobuf:"bytes,10,opt,name=cache_error,json=cacheError,proto3" json:"cache_error,omitempty"`
+	// The digests of the modules this executor, as a spare, has prepared
+	// and holds ready for the next task.
+	PreparedModules []string `protobuf:"bytes,11,rep,name=prepared_modules,json=preparedModules,proto3" json:"prepared_modules,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *VersionResponse) Reset() {
@@ -342,6 +345,13 @@ func (x *VersionResponse) GetCacheError() string {
 		return x.CacheError
 	}
 	return ""
+}
+
+func (x *VersionResponse) GetPreparedModules() []string {
+	if x != nil {
+		return x.PreparedModules
+	}
+	return nil
 }
 
 // Mount maps a host directory into the guest's view.
@@ -590,6 +600,10 @@ type StartResponse struct {
 	// Set when a compiled entry of the module in the node's cache was damaged
 	// and has been replaced: what was wrong with it.
 	CacheRepaired string `protobuf:"bytes,6,opt,name=cache_repaired,json=cacheRepaired,proto3" json:"cache_repaired,omitempty"`
+	// True when the executor, as a spare, had compiled the module before the
+	// task arrived (it had started on the node recently); load_nanos is then
+	// what that took, ahead of the task.
+	Prepared      bool `protobuf:"varint,7,opt,name=prepared,proto3" json:"prepared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -664,6 +678,13 @@ func (x *StartResponse) GetCacheRepaired() string {
 		return x.CacheRepaired
 	}
 	return ""
+}
+
+func (x *StartResponse) GetPrepared() bool {
+	if x != nil {
+		return x.Prepared
+	}
+	return false
 }
 
 type WaitRequest struct {
@@ -1161,7 +1182,7 @@ const file_executor_proto_rawDesc = "" +
 	"\x04exit\x18\x03 \x01(\v2\x1b.wasmexecutor.v1.ExitStatusR\x04exit\"E\n" +
 	"\x0eVersionRequest\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x1b\n" +
-	"\tcache_dir\x18\x02 \x01(\tR\bcacheDir\"\x95\x03\n" +
+	"\tcache_dir\x18\x02 \x01(\tR\bcacheDir\"\xc0\x03\n" +
 	"\x0fVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\rR\bprotocol\x12\x10\n" +
@@ -1174,7 +1195,8 @@ const file_executor_proto_rawDesc = "" +
 	"\fengine_error\x18\t \x01(\tR\vengineError\x12\x1f\n" +
 	"\vcache_error\x18\n" +
 	" \x01(\tR\n" +
-	"cacheError\x1a;\n" +
+	"cacheError\x12)\n" +
+	"\x10prepared_modules\x18\v \x03(\tR\x0fpreparedModules\x1a;\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"`\n" +
@@ -1206,7 +1228,7 @@ const file_executor_proto_rawDesc = "" +
 	"\tlog_level\x18\x0f \x01(\tR\blogLevel\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdd\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf9\x01\n" +
 	"\rStartResponse\x12\x1b\n" +
 	"\tcache_hit\x18\x01 \x01(\bR\bcacheHit\x12\x1d\n" +
 	"\n" +
@@ -1214,7 +1236,8 @@ const file_executor_proto_rawDesc = "" +
 	"\rmodule_sha256\x18\x03 \x01(\tR\fmoduleSha256\x12,\n" +
 	"\x12memory_limit_pages\x18\x04 \x01(\rR\x10memoryLimitPages\x12\x16\n" +
 	"\x06engine\x18\x05 \x01(\tR\x06engine\x12%\n" +
-	"\x0ecache_repaired\x18\x06 \x01(\tR\rcacheRepaired\"\r\n" +
+	"\x0ecache_repaired\x18\x06 \x01(\tR\rcacheRepaired\x12\x1a\n" +
+	"\bprepared\x18\a \x01(\bR\bprepared\"\r\n" +
 	"\vWaitRequest\"\x86\x01\n" +
 	"\n" +
 	"ExitStatus\x12\x1b\n" +
