@@ -501,4 +501,3 @@ func TestInterpreterEngine(t *testing.T) {
 
 	stopSpinningGuest(t, h)
 }
-
