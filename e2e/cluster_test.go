@@ -163,10 +163,12 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 	if len(clients) == 0 {
 		clients = []ClientOptions{{Addr: "127.0.0.1"}}
 	}
+	// Built first: a build that fails leaves no cluster directory behind.
+	plugins := pluginBinaryDir(t)
 	// Short, so that unix socket paths below it stay within their limit.
 	dir, err := os.MkdirTemp("", "wasm-e2e-")
 	must.NoError(t, err)
-	c := &Cluster{t: t, dir: dir, plugins: pluginBinaryDir(t), CacheDir: filepath.Join(dir, "wasm-cache")}
+	c := &Cluster{t: t, dir: dir, plugins: plugins, CacheDir: filepath.Join(dir, "wasm-cache")}
 	t.Cleanup(c.teardown)
 	c.ArtifactURL = serveArtifacts(t)
 

@@ -120,12 +120,14 @@ HCL
 	nomad agent -config "$DEMO/nomad.hcl" >"$DEMO/nomad.log" 2>&1 &
 	echo $! > "$DEMO/nomad.pid"
 
-	# Nothing the client does works before the server has elected itself and
-	# created the cluster's first root key: until then the server refuses
-	# the client ("keyring has not been initialized yet") and the client
-	# retries only after a back-off. StartCluster in e2e/cluster_test.go
-	# waits the same way (Keyring().List, state "active"). Nomad v1.11 has
-	# no -json for this command; its table's second column is the state.
+	# The client cannot register before the server has elected itself and
+	# created the cluster's first root key (it is refused: "keyring has not
+	# been initialized yet"), so wait for that first: a server that never
+	# gets there is reported as such, not as a missing wasm driver a minute
+	# later. StartCluster in e2e/cluster_test.go waits the same way
+	# (Keyring().List, state "active"). Nomad v1.11 has no -json for this
+	# command (the HTTP API is /v1/operator/keyring/keys); the table's second
+	# column is the key's state.
 	wait_for "an active root key in the Nomad keyring (nomad operator root keyring list)" \
 		sh -c "nomad operator root keyring list 2>/dev/null | awk '\$2 == \"active\" {found = 1} END {exit !found}'"
 	wait_for "the Nomad client's wasm driver" sh -c "nomad node status -self -verbose 2>/dev/null | grep -q 'driver.wasm.engine'"

@@ -162,6 +162,14 @@ func TestRestartSurvivalPluginKillStop(t *testing.T) {
 	c.stopPromptly(t, 0, alloc, pid)
 }
 
+// TestStopPromptly: the baseline of TestRestartSurvivalPluginKillStop, a
+// stop with the plugin that started the task: Killed within a second of
+// Killing, and no gracefulExitWarning from the plugin.
+func TestStopPromptly(t *testing.T) {
+	c, alloc := runTicker(t, "prompt", 5)
+	c.stopPromptly(t, 0, alloc, executorPid(t, c, alloc))
+}
+
 // gracefulExitWarning is what go-plugin logs when Kill gave up waiting for
 // a plugin process (here an executor) to exit after closing its connection,
 // and SIGKILLs it.

@@ -46,6 +46,8 @@ type Client struct {
 	conn     *grpc.ClientConn
 	reattach *plugin.ReattachConfig
 
+	killOnce sync.Once
+
 	mu sync.Mutex
 	// watch is the write end of a launched executor's watch pipe (see
 	// WatchFDFlag), held until a task claims the executor.
@@ -266,11 +268,13 @@ func (c *Client) Exec(ctx context.Context, module string, args []string, stdin i
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	if err := stream.Send(&proto.ExecRequest{Module: module, Args: args}); err != nil {
+	// A Send that fails with io.EOF means the executor ended the stream
+	// (it refused the module, say): Recv below returns why.
+	if err := stream.Send(&proto.ExecRequest{Module: module, Args: args}); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fromStatus(err)
 	}
 	if stdin == nil {
-		if err := stream.Send(&proto.ExecRequest{StdinClosed: true}); err != nil {
+		if err := stream.Send(&proto.ExecRequest{StdinClosed: true}); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fromStatus(err)
 		}
 	} else {
@@ -329,8 +333,12 @@ func (c *Client) Exited() bool {
 const killGrace = 2 * time.Second
 
 // Kill ends the executor: gracefully if it answers, by SIGKILL otherwise.
-// It returns once the process is gone.
-func (c *Client) Kill() {
+// It returns once the process is gone. It may be called more than once and
+// concurrently (the task's end and DestroyTask both call it): later calls
+// wait for the first.
+func (c *Client) Kill() { c.killOnce.Do(c.kill) }
+
+func (c *Client) kill() {
 	c.Claimed() // nothing left to watch
 	if c.plugin != nil {
 		c.plugin.Kill()
