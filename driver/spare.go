@@ -5,6 +5,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -134,7 +135,12 @@ func (s *spareExecutor) version(ctx context.Context, req *proto.VersionRequest) 
 		c, ready, err := s.spare, s.ready, s.err
 		s.mu.Unlock()
 		if c != nil && !c.Exited() {
-			return c.Version(ctx, req)
+			v, err := c.Version(ctx, req)
+			// A spare replaced while it answered: ask its successor.
+			if errors.Is(err, executor.ErrExecutorLost) && attempt < 3 {
+				continue
+			}
+			return v, err
 		}
 		// A failure from before this call is not reported: try again.
 		if attempt > 0 && err != nil {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
@@ -91,6 +93,21 @@ type compiled struct {
 	took     time.Duration
 	// repaired says what was wrong with a damaged entry that was replaced.
 	repaired string
+	// wasi is the WASI host module in runtime, once instantiated.
+	wasi api.Module
+}
+
+// instantiateWASI instantiates the WASI host module in c's runtime, once:
+// a spare does it ahead of the task, with the rest of its preparation.
+func (c *compiled) instantiateWASI(ctx context.Context) (api.Module, error) {
+	if c.wasi == nil {
+		m, err := wasi_snapshot_preview1.Instantiate(ctx, c.runtime)
+		if err != nil {
+			return nil, err
+		}
+		c.wasi = m.(api.Module)
+	}
+	return c.wasi, nil
 }
 
 // compile compiles b (whose SHA-256 is digest) for engine. The compiler

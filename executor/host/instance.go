@@ -117,37 +117,12 @@ func (in *instance) sleep(ns int64) {
 
 // allocate backs the instance's linear memory and enforces the program's
 // cap: a grow past it fails inside the guest (memory.grow returns -1).
-func (in *instance) allocate(capacity, limit uint64) experimental.LinearMemory {
-	m := &linearMemory{max: min(limit, uint64(in.prog.limit)*executor.PageSize), size: &in.memBytes}
-	m.buf = make([]byte, 0, min(capacity, m.max))
-	return m
-}
-
-type linearMemory struct {
-	buf  []byte
-	max  uint64
-	size *atomic.Uint64
-}
-
-func (m *linearMemory) Reallocate(size uint64) []byte {
-	if size > m.max {
-		return nil
-	}
-	if size <= uint64(cap(m.buf)) {
-		m.buf = m.buf[:size]
-	} else {
-		// Grow geometrically, as append would, but never past the cap.
-		grown := make([]byte, size, min(max(size, 2*uint64(cap(m.buf))), m.max))
-		copy(grown, m.buf)
-		m.buf = grown
-	}
-	m.size.Store(size)
-	return m.buf
-}
-
-func (m *linearMemory) Free() {
-	m.buf = nil
-	m.size.Store(0)
+//
+// The memory is mapped outside the Go heap (see mapMemory): it costs the
+// garbage collector nothing, and the pages it reserves up to the cap are
+// committed by the kernel only as the guest touches them.
+func (in *instance) allocate(_, limit uint64) experimental.LinearMemory {
+	return newLinearMemory(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes)
 }
 
 // run calls the entrypoint, records how the instance ended and releases it.

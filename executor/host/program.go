@@ -146,11 +146,11 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 			p.close()
 		}
 	}()
-	wasi, err := wasi_snapshot_preview1.Instantiate(ctx, p.runtime)
+	wasi, err := comp.instantiateWASI(ctx)
 	if err != nil {
 		return nil, executor.NodeErrorf("instantiate WASI: %v", err)
 	}
-	if err := checkImports(p.module, wasi.(api.Module)); err != nil {
+	if err := checkImports(p.module, wasi); err != nil {
 		return nil, executor.JobErrorf("module %s %v", spec.Module, err)
 	}
 	def, ok := p.module.ExportedFunctions()[spec.Entrypoint]
@@ -210,11 +210,31 @@ func readModule(mounts []executor.Mount, guestPath string) ([]byte, string, erro
 	if err != nil {
 		return nil, "", err
 	}
+	return b, moduleDigest(b), nil
+}
+
+// moduleDigest is the lowercase hex SHA-256 of module b.
+func moduleDigest(b []byte) string {
 	sum := sha256.Sum256(b)
-	return b, hex.EncodeToString(sum[:]), nil
+	return hex.EncodeToString(sum[:])
 }
 
 func readFromView(mounts []executor.Mount, guestPath string) ([]byte, error) {
+	f, err := openFromView(mounts, guestPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := readAll(f)
+	if err != nil {
+		return nil, executor.NodeErrorf("read module %s: %v", guestPath, err)
+	}
+	return b, nil
+}
+
+// openFromView opens the module at guestPath through the mount that holds
+// it, so that a symlink cannot lead outside the task's view.
+func openFromView(mounts []executor.Mount, guestPath string) (*os.File, error) {
 	m, rel, err := executor.ResolveGuestPath(mounts, guestPath)
 	if err != nil {
 		return nil, executor.NotFoundErrorf("module: %v", err)
@@ -233,15 +253,11 @@ func readFromView(mounts []executor.Mount, guestPath string) ([]byte, error) {
 	case err != nil:
 		return nil, executor.JobErrorf("module %s cannot be opened: %v", guestPath, err)
 	}
-	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.IsDir() {
+		_ = f.Close()
 		return nil, executor.JobErrorf("module %s is a directory, not a .wasm file", guestPath)
 	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, executor.NodeErrorf("read module %s: %v", guestPath, err)
-	}
-	return b, nil
+	return f, nil
 }
 
 // checkImports lists every import the node does not provide.
@@ -282,4 +298,23 @@ func exportedFunctions(mod wazero.CompiledModule) string {
 		return "no functions"
 	}
 	return strings.Join(names, ", ")
+}
+
+// readAll reads f whole, in one allocation of its size when it has one.
+func readAll(f *os.File) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil || st.Size() <= 0 {
+		return io.ReadAll(f)
+	}
+	b := make([]byte, st.Size())
+	n, err := io.ReadFull(f, b)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return b[:n], nil // shrank while read
+	}
+	if err != nil {
+		return nil, err
+	}
+	// It may also have grown: read the rest.
+	rest, err := io.ReadAll(f)
+	return append(b, rest...), err
 }

@@ -44,6 +44,8 @@ type server struct {
 
 	logger    hclog.Logger
 	logOutput *logOutput
+	// failedLinger is failedStartLinger, but for tests.
+	failedLinger time.Duration
 	// quit is closed when serving has ended; wg holds every goroutine the
 	// server starts, and close waits for them.
 	quit     chan struct{}
@@ -76,7 +78,7 @@ type task struct {
 }
 
 func newServer(logger hclog.Logger, out *logOutput) *server {
-	return &server{logger: logger, logOutput: out, quit: make(chan struct{}), execPrograms: map[string]*program{}}
+	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, quit: make(chan struct{}), execPrograms: map[string]*program{}}
 }
 
 // serving receives the gRPC server once go-plugin has made it.
@@ -180,7 +182,6 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 	})
 	s.wg.Go(func() { s.exitAfter(t.main) })
 	p := t.prog
-	s.logger.Info("guest started", "module", req.Module, "sha256", p.digest, "cache_hit", p.cacheHit, "prepared", p.prepared, "load", p.loadTook)
 	return &proto.StartResponse{CacheHit: p.cacheHit, LoadNanos: p.loadTook.Nanoseconds(), ModuleSha256: p.digest,
 		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired, Prepared: p.prepared}, nil
 }
@@ -206,19 +207,41 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	for _, m := range req.Mounts {
 		spec.Mounts = append(spec.Mounts, executor.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
 	}
-	b, digest, err := readModule(spec.Mounts, spec.Module)
+	began := time.Now()
+	f, err := openFromView(spec.Mounts, spec.Module)
 	if err != nil {
-		s.warm.take("", "")
+		s.warm.take(nil, "")
 		return nil, err
 	}
+	defer f.Close()
+	// A module this executor prepared is known by its content, compared
+	// through a mapping of the file (no copy, and the page cache's pages
+	// are mapped at once); any other is read and hashed to find it in the
+	// cache.
+	b, mapped, unmap, err := viewFile(f)
+	if err != nil {
+		s.warm.take(nil, "")
+		return nil, executor.NodeErrorf("read module %s: %v", spec.Module, err)
+	}
+	defer unmap()
+	warm, digest := s.warm.take(b, engine)
+	if warm == nil {
+		if mapped {
+			// wazero may keep parts of the binary it compiles.
+			b = bytes.Clone(b)
+		}
+		digest = moduleDigest(b)
+	}
+	read := time.Since(began)
 	cache := ModuleCache{Dir: req.CacheDir, Logger: s.logger}
-	prog, err := loadProgram(ctx, s.logger, cache, spec, b, digest, s.warm.take(digest, engine))
+	prog, err := loadProgram(ctx, s.logger, cache, spec, b, digest, warm)
 	if err != nil {
 		return nil, err
 	}
 	if prog.repaired != "" {
 		s.logger.Warn("the module's compiled entry in the node's cache was damaged and has been replaced", "sha256", digest, "error", prog.repaired)
 	}
+	loaded := time.Since(began)
 	streams, err := taskStdio(req)
 	if err != nil {
 		prog.close()
@@ -229,6 +252,8 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 		prog.close()
 		return nil, err
 	}
+	s.logger.Info("guest started", "module", req.Module, "sha256", digest, "cache_hit", prog.cacheHit, "prepared", prog.prepared,
+		"read", read, "loaded", loaded, "running", time.Since(began))
 	// Recorded before Start returns: the driver launches the next spare
 	// then, and it reads the record to prepare this module.
 	if err := cache.remember(digest, b); err != nil {
@@ -241,7 +266,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 // failedStartLinger after Start number gen failed.
 func (s *server) lingerAfterFailedStart(gen int) {
 	s.wg.Go(func() {
-		t := time.NewTimer(failedStartLinger)
+		t := time.NewTimer(s.failedLinger)
 		defer t.Stop()
 		select {
 		case <-s.quit:

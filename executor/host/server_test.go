@@ -4,6 +4,7 @@
 package host
 
 import (
+	"context"
 	"net"
 	"os"
 	"testing"
@@ -12,6 +13,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
 	"google.golang.org/grpc"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // serveForTest serves s on a loopback listener, as go-plugin would, and
@@ -91,6 +95,28 @@ func TestStopBeforeServing(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a stop requested before serving was lost")
+	}
+	s.close()
+}
+
+// TestExecutorExitsAfterAFailedStart: an executor whose task could not
+// start exits by itself when no other start comes, and the failure carries
+// its class.
+func TestExecutorExitsAfterAFailedStart(t *testing.T) {
+	t.Parallel()
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	s.failedLinger = 50 * time.Millisecond
+	done := serveForTest(t, s)
+	_, err := s.Start(context.Background(), &proto.StartRequest{
+		Module: "/local/missing.wasm", Entrypoint: "_start", Engine: executor.EngineAuto,
+		Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: t.TempDir()}}, CacheDir: t.TempDir(),
+	})
+	must.ErrorContains(t, err, "does not exist in the task's view")
+	must.Eq(t, executor.ClassJob, executor.ClassOf(err))
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("an executor whose start failed did not exit")
 	}
 	s.close()
 }

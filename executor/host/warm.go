@@ -4,10 +4,10 @@
 package host
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -28,9 +28,14 @@ type warmSet struct {
 
 type warmEntry struct {
 	engine string
+	// module is the module's content: a task's module is matched by
+	// content, which costs a comparison instead of a digest.
+	module []byte
 	done   chan struct{} // closed when comp or err is set
 	comp   *compiled
 	err    error
+	// wanted: a Start waits for this entry.
+	wanted bool
 }
 
 // warmUp prepares the recent modules that w names, most recent first, in
@@ -46,6 +51,11 @@ func (s *server) warmUp(w executor.Warm) {
 	cache := ModuleCache{Dir: w.CacheDir, Logger: s.logger}
 	s.wg.Go(func() {
 		defer cancel()
+		// Collected once everything is prepared, so that the heap goal is
+		// set from what stays: the allocations of the next Start then fit
+		// under it, and the start does not pay for marking the prepared
+		// modules.
+		defer runtime.GC()
 		for _, m := range cache.recent(w.Modules, w.Digests) {
 			select {
 			case <-ctx.Done():
@@ -58,7 +68,7 @@ func (s *server) warmUp(w executor.Warm) {
 			if e == nil {
 				return
 			}
-			comp, err := prepare(ctx, cache, engine, m)
+			comp, err := prepare(ctx, cache, engine, m, func(b []byte) { s.warm.read(e, b) })
 			s.warm.finish(e, comp, err)
 			if err != nil {
 				s.logger.Debug("cannot prepare a recent module", "sha256", m.digest, "error", err)
@@ -68,18 +78,26 @@ func (s *server) warmUp(w executor.Warm) {
 }
 
 // prepare reads a recent module, checks that it is what its name says,
-// and compiles it.
-func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModule) (*compiled, error) {
+// hands its content to read, and compiles it.
+func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModule, read func([]byte)) (*compiled, error) {
 	b, err := os.ReadFile(m.path)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(b)
-	if hex.EncodeToString(sum[:]) != m.digest {
+	if moduleDigest(b) != m.digest {
 		_ = os.Remove(m.path)
 		return nil, executor.NodeErrorf("recent module %s does not match its digest; removed", m.path)
 	}
-	return cache.compile(ctx, engine, m.digest, m.path, b)
+	read(b)
+	comp, err := cache.compile(ctx, engine, m.digest, m.path, b)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := comp.instantiateWASI(ctx); err != nil {
+		_ = comp.runtime.Close(ctx)
+		return nil, err
+	}
+	return comp, nil
 }
 
 // add registers a module being prepared; nil once the set is closed.
@@ -94,63 +112,64 @@ func (w *warmSet) add(digest, engine string) *warmEntry {
 	return e
 }
 
-// finish records what preparing e gave; a set closed meanwhile releases
-// it at once, unless a Start is waiting for it.
+// read records the content of the module e is preparing.
+func (w *warmSet) read(e *warmEntry, b []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e.module = b
+}
+
+// finish records what preparing e gave. Once the set is taken, what no
+// Start waits for is released at once.
 func (w *warmSet) finish(e *warmEntry, comp *compiled, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e.comp, e.err = comp, err
-	close(e.done)
-	if w.closed && comp != nil && !w.claimed(e) {
+	if w.closed && !e.wanted && comp != nil {
 		_ = comp.runtime.Close(context.Background())
 		e.comp = nil
 	}
+	close(e.done)
 }
 
-// claimed reports whether e is the entry a Start took; w.mu is held.
-func (w *warmSet) claimed(e *warmEntry) bool {
-	for _, x := range w.entries {
-		if x == e {
-			return false
-		}
-	}
-	return true
-}
-
-// take ends the set: it returns the prepared module with digest for
-// engine (waiting if it is being prepared), or nil, and releases every
-// other one. A warmSet is taken once, by the executor's one task.
-func (w *warmSet) take(digest, engine string) *compiled {
+// take ends the set: it returns the prepared module whose content is b,
+// for engine, with its digest (waiting for it if it is being compiled), or
+// nil, and releases every other one. A warmSet is taken once, by the
+// executor's one task; a nil set has nothing.
+func (w *warmSet) take(b []byte, engine string) (*compiled, string) {
 	if w == nil {
-		return nil
+		return nil, ""
 	}
 	w.mu.Lock()
 	w.closed = true
 	w.cancel()
-	e := w.entries[digest]
-	delete(w.entries, digest)
-	for _, other := range w.entries {
+	var match *warmEntry
+	var digest string
+	for d, e := range w.entries {
+		if match == nil && e.engine == engine && e.module != nil && bytes.Equal(e.module, b) {
+			match, digest = e, d
+			e.wanted = true
+			continue
+		}
 		select {
-		case <-other.done:
-			if other.comp != nil {
-				_ = other.comp.runtime.Close(context.Background())
-				other.comp = nil
+		case <-e.done:
+			if e.comp != nil {
+				_ = e.comp.runtime.Close(context.Background())
+				e.comp = nil
 			}
 		default: // finish releases it
 		}
 	}
+	w.entries = map[string]*warmEntry{}
 	w.mu.Unlock()
-	if e == nil || e.engine != engine {
-		if e != nil {
-			<-e.done
-			if e.comp != nil {
-				_ = e.comp.runtime.Close(context.Background())
-			}
-		}
-		return nil
+	if match == nil {
+		return nil, ""
 	}
-	<-e.done
-	return e.comp
+	<-match.done
+	if match.comp == nil {
+		return nil, ""
+	}
+	return match.comp, digest
 }
 
 // ready lists the digests of the modules prepared and not yet released.

@@ -1,0 +1,17 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build !linux
+
+package host
+
+import "syscall"
+
+// mapMemory reserves n bytes of zeroed, private memory, committed as it is
+// touched.
+func mapMemory(n int) ([]byte, error) {
+	return syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+}
+
+// mapPopulate: only Linux can map a file's pages at once.
+const mapPopulate = 0
