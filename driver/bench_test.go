@@ -37,6 +37,10 @@ import (
 // plain process (fork/exec until its first byte of output), measured in the
 // same run. Run them with make bench.
 
+// pluginBinaryDir holds the plugin binary the benchmarks built, removed by
+// TestMain when the run ends.
+var pluginBinaryDir string
+
 // pluginBinary builds the real plugin binary once, so that the benchmarks
 // measure the executor users run rather than the larger test binary.
 var pluginBinary = sync.OnceValues(func() (string, error) {
@@ -44,6 +48,7 @@ var pluginBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	pluginBinaryDir = dir
 	bin := filepath.Join(dir, "nomad-driver-wasm")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = ".."

@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Setenv(hostSecret, "leaked")
-	os.Exit(m.Run())
+	code := m.Run()
+	if pluginBinaryDir != "" {
+		_ = os.RemoveAll(pluginBinaryDir)
+	}
+	os.Exit(code)
 }
 
 // launchSpareEnv makes the test binary stand in for a driver: it launches
