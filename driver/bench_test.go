@@ -377,3 +377,40 @@ func memory(b *testing.B, pid int, field string) uint64 {
 	b.Fatalf("no %s in %s", field, file)
 	return 0
 }
+
+// BenchmarkSpareMemory: what the idle spare executor holds with nothing
+// prepared, and with the module of the last start prepared (warm_modules):
+// the memory cost of a prepared repeated start. It reports the spare's
+// RSS and PSS.
+func BenchmarkSpareMemory(b *testing.B) {
+	for _, c := range []struct {
+		name, module string
+		warm         int
+	}{
+		{"none", "probe", 0},
+		{"c", "probe", 4},
+		{"go", "hello-go", 4},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			d := benchDriver(b, b.TempDir(), c.warm)
+			startTask(b, d, benchTask(b, c.module, []string{"hello"}))
+			var rssMB, pssMB []float64
+			for b.Loop() {
+				if c.warm > 0 {
+					waitPrepared(b, d)
+				} else {
+					waitSpare(b, d)
+				}
+				pid := d.executors.sparePid()
+				rssMB = append(rssMB, float64(memory(b, pid, "VmRSS:"))/(1<<20))
+				pssMB = append(pssMB, float64(memory(b, pid, "Pss:"))/(1<<20))
+				// The next iteration measures a new spare.
+				startTask(b, d, benchTask(b, c.module, []string{"hello"}))
+			}
+			slices.Sort(rssMB)
+			slices.Sort(pssMB)
+			b.ReportMetric(rssMB[len(rssMB)/2], "rss-MB")
+			b.ReportMetric(pssMB[len(pssMB)/2], "pss-MB")
+		})
+	}
+}
