@@ -19,6 +19,13 @@ type linearMemory struct {
 	size   *atomic.Uint64
 }
 
+// maxPopulate is how much of a guest's memory is faulted in as it is
+// allocated (see populate), rather than a page at a time as the guest
+// first touches it: the initial memory, where data segments are copied,
+// and the first grows. Beyond it, pages are committed on first touch, so
+// that a guest that grows much and touches little does not hold it all.
+const maxPopulate = 32 << 20
+
 // newLinearMemory maps a memory capped at max bytes.
 func newLinearMemory(max uint64, size *atomic.Uint64) *linearMemory {
 	m := &linearMemory{max: max, size: size}
@@ -33,6 +40,9 @@ func newLinearMemory(max uint64, size *atomic.Uint64) *linearMemory {
 func (m *linearMemory) Reallocate(size uint64) []byte {
 	if size > m.max || size > uint64(len(m.mapped)) {
 		return nil
+	}
+	if old := m.size.Load(); size > old && old < maxPopulate {
+		populate(m.mapped[old:min(size, maxPopulate)])
 	}
 	m.size.Store(size)
 	return m.mapped[:size:size]
