@@ -207,11 +207,39 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	for _, m := range req.Mounts {
 		spec.Mounts = append(spec.Mounts, executor.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
 	}
+	// The task's log FIFOs are opened first: their reader (Nomad's logmon)
+	// then waits in a read, not in its open, when the guest first writes.
+	streams, err := taskStdio(req)
+	if err != nil {
+		s.warm.take(nil, "")
+		return nil, executor.NodeErrorf("open the task's log: %v", err)
+	}
+	began := time.Now()
+	prog, read, err := s.load(ctx, req, spec, engine)
+	if err != nil {
+		closeStdio(streams)
+		return nil, err
+	}
+	loaded := time.Since(began)
+	main, err := prog.start(path.Base(req.Module), req.Args, streams, req.StateDir)
+	if err != nil {
+		prog.close()
+		return nil, err
+	}
+	s.logger.Info("guest started", "module", req.Module, "sha256", prog.digest, "cache_hit", prog.cacheHit, "prepared", prog.prepared,
+		"read", read, "loaded", loaded, "running", time.Since(began))
+	return &task{req: req, prog: prog, main: main}, nil
+}
+
+// load reads the task's module through its view and makes its program: from
+// what this executor prepared as a spare when the content matches, else
+// through the node's cache. It also says how long reading took.
+func (s *server) load(ctx context.Context, req *proto.StartRequest, spec programSpec, engine string) (*program, time.Duration, error) {
 	began := time.Now()
 	f, err := openFromView(spec.Mounts, spec.Module)
 	if err != nil {
 		s.warm.take(nil, "")
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	// A module this executor prepared is known by its content, compared
@@ -221,7 +249,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	b, mapped, unmap, err := viewFile(f)
 	if err != nil {
 		s.warm.take(nil, "")
-		return nil, executor.NodeErrorf("read module %s: %v", spec.Module, err)
+		return nil, 0, executor.NodeErrorf("read module %s: %v", spec.Module, err)
 	}
 	defer unmap()
 	warm, digest := s.warm.take(b, engine)
@@ -236,30 +264,17 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	cache := ModuleCache{Dir: req.CacheDir, Logger: s.logger}
 	prog, err := loadProgram(ctx, s.logger, cache, spec, b, digest, warm)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if prog.repaired != "" {
 		s.logger.Warn("the module's compiled entry in the node's cache was damaged and has been replaced", "sha256", digest, "error", prog.repaired)
 	}
-	loaded := time.Since(began)
-	streams, err := taskStdio(req)
-	if err != nil {
-		prog.close()
-		return nil, executor.NodeErrorf("open the task's log: %v", err)
-	}
-	main, err := prog.start(path.Base(req.Module), req.Args, streams, req.StateDir)
-	if err != nil {
-		prog.close()
-		return nil, err
-	}
-	s.logger.Info("guest started", "module", req.Module, "sha256", digest, "cache_hit", prog.cacheHit, "prepared", prog.prepared,
-		"read", read, "loaded", loaded, "running", time.Since(began))
 	// Recorded before Start returns: the driver launches the next spare
 	// then, and it reads the record to prepare this module.
 	if err := cache.remember(digest, b); err != nil {
 		s.logger.Warn("cannot record the module as recently started", "error", err)
 	}
-	return &task{req: req, prog: prog, main: main}, nil
+	return prog, read, nil
 }
 
 // lingerAfterFailedStart ends the executor if no Start has come
@@ -303,6 +318,11 @@ func (s *server) exitAfter(main *instance) {
 
 // taskStdio opens the task's log FIFOs. Writes go straight to the FIFOs so
 // that output streams while the guest runs.
+func closeStdio(s stdio) {
+	_ = s.stdout.Close()
+	_ = s.stderr.Close()
+}
+
 func taskStdio(req *proto.StartRequest) (stdio, error) {
 	stdout, err := openLog(req.StdoutPath)
 	if err != nil {
