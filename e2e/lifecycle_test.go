@@ -115,21 +115,12 @@ func TestRestartSurvival(t *testing.T) {
 	pid := executorPid(t, c, alloc)
 
 	// (a) The plugin process dies; Nomad starts it again and it reattaches.
-	plugins := c.PluginPids(t)
-	must.Len(t, 1, plugins)
-	must.NoError(t, syscall.Kill(plugins[0], syscall.SIGKILL))
-	waitFor(t, func() bool {
-		ps := c.PluginPids(t)
-		return len(ps) == 1 && ps[0] != plugins[0]
-	})
-	n := lastTick(c.logs(t, alloc, "ticker", "stdout"))
-	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n+20))
-	must.Eq(t, pid, executorPid(t, c, alloc))
+	killPluginAndRecover(t, c, alloc, pid, 20)
 
 	// (b) The Nomad client restarts.
 	c.RestartClient(t, 0, syscall.SIGINT)
 	c.waitNodes(t, 1, func(*nomadapi.Node) bool { return true })
-	n = lastTick(c.logs(t, alloc, "ticker", "stdout"))
+	n := lastTick(c.logs(t, alloc, "ticker", "stdout"))
 	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n+20))
 	must.Eq(t, pid, executorPid(t, c, alloc))
 	ts := c.taskState(t, alloc.ID, "ticker")
@@ -148,6 +139,15 @@ func TestRestartSurvival(t *testing.T) {
 func TestRestartSurvivalPluginKillStop(t *testing.T) {
 	c, alloc := runTicker(t, "orphan", 5)
 	pid := executorPid(t, c, alloc)
+	killPluginAndRecover(t, c, alloc, pid, 10)
+	c.stopPromptly(t, 0, alloc, pid)
+}
+
+// killPluginAndRecover kills the plugin with SIGKILL, waits for Nomad to
+// start a new one, and checks that the task recovered: the same executor
+// (pid), its log going on for ticks more ticks.
+func killPluginAndRecover(t *testing.T, c *Cluster, alloc *nomadapi.Allocation, pid, ticks int) {
+	t.Helper()
 	plugins := c.PluginPids(t)
 	must.Len(t, 1, plugins)
 	must.NoError(t, syscall.Kill(plugins[0], syscall.SIGKILL))
@@ -155,11 +155,9 @@ func TestRestartSurvivalPluginKillStop(t *testing.T) {
 		ps := c.PluginPids(t)
 		return len(ps) == 1 && ps[0] != plugins[0]
 	})
-	// Recovered: the new plugin serves the task (its log goes on).
 	n := lastTick(c.logs(t, alloc, "ticker", "stdout"))
-	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n+10))
+	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n+ticks))
 	must.Eq(t, pid, executorPid(t, c, alloc))
-	c.stopPromptly(t, 0, alloc, pid)
 }
 
 // TestStopPromptly: the baseline of TestRestartSurvivalPluginKillStop, a
