@@ -59,6 +59,25 @@ func TestExamples(t *testing.T) {
 		alloc := c.waitAllocs(t, resp.DispatchedJobID, 1, status("complete"))[0]
 		must.Eq(t, "HELLO PAYLOAD\n", c.waitLogs(t, alloc, "upper", "stdout", "HELLO PAYLOAD"))
 		must.Eq(t, 0, exitCode(c.taskState(t, alloc.ID, "upper")))
+
+		// A repeated start: the module started on the node moments ago, so
+		// the spare executor (warm_modules, on by default) has prepared it.
+		// The spare is replaced after each start and prepares in the
+		// background, so a start may come before it is done: one of three
+		// must find it ready.
+		var events []string
+		for i := range 3 {
+			resp, _, err := c.Nomad.Jobs().Dispatch(*job.ID, nil, []byte(fmt.Sprintf("again %d\n", i)), "", nil)
+			must.NoError(t, err)
+			alloc := c.waitAllocs(t, resp.DispatchedJobID, 1, status("complete"))[0]
+			ts := c.taskState(t, alloc.ID, "upper")
+			must.Eq(t, 0, exitCode(ts))
+			if hasEvent(ts, "was ready: the spare executor had prepared it") {
+				return
+			}
+			events = append(events, eventList(ts))
+		}
+		t.Fatalf("no repeated dispatch was prepared by the spare; events:\n%s", strings.Join(events, "\n"))
 	})
 
 	t.Run("periodic", func(t *testing.T) {
