@@ -78,11 +78,12 @@ func (s *spareExecutor) take() (*executor.Client, error) {
 	if c != nil {
 		return c, nil
 	}
-	return s.launch()
+	// A task's own executor prepares nothing: its Start comes at once.
+	return s.launch(nil)
 }
 
-func (s *spareExecutor) launch() (*executor.Client, error) {
-	return executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger})
+func (s *spareExecutor) launch(warm *executor.Warm) (*executor.Client, error) {
+	return executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, Warm: warm})
 }
 
 // recentStart is a module's latest start.
@@ -185,7 +186,7 @@ func (s *spareExecutor) run() {
 		if have {
 			continue
 		}
-		c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, Warm: warm})
+		c, err := s.launch(warm)
 		if err != nil {
 			s.logger.Warn("cannot start a spare executor; tasks will start their own", "error", err)
 		}

@@ -18,6 +18,8 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/shoenig/test"
 	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
 
 // serviceJob is a service whose wasm task prints a numbered tick every
@@ -202,9 +204,9 @@ func (c *Cluster) stopPromptly(t *testing.T, i int, alloc *nomadapi.Allocation, 
 		return killed != nil
 	})
 	waitFor(t, func() bool { return syscall.Kill(pid, 0) != nil })
-	// go-plugin warns 2 s after closing the connection; a Kill still under
-	// way when the task was reported killed would warn after it.
-	time.Sleep(3 * time.Second)
+	// go-plugin warns, then SIGKILLs, 2 s after closing the connection: once
+	// the executor is gone, any warning of this stop has been logged.
+	waitFor(t, func() bool { return executor.ProcessGone(pid) })
 	changes := states()
 
 	b, err := os.ReadFile(logFile)

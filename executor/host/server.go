@@ -186,8 +186,11 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired, Prepared: p.prepared}, nil
 }
 
-// start makes the task's program and starts its main instance.
+// start makes the task's program and starts its main instance. What this
+// executor prepared as a spare is released when it returns, whatever
+// happened: only the program it made may keep a prepared module.
 func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, error) {
+	defer s.warm.take(nil, "")
 	if req.LogFile != "" {
 		if err := s.logOutput.toFile(req.LogFile); err != nil {
 			s.logger.Warn("cannot open the executor log; logging to stderr", "path", req.LogFile, "error", err)
@@ -211,7 +214,6 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	// then waits in a read, not in its open, when the guest first writes.
 	streams, err := taskStdio(req)
 	if err != nil {
-		s.warm.take(nil, "")
 		return nil, executor.NodeErrorf("open the task's log: %v", err)
 	}
 	began := time.Now()
@@ -238,7 +240,6 @@ func (s *server) load(ctx context.Context, req *proto.StartRequest, spec program
 	began := time.Now()
 	f, err := openFromView(spec.Mounts, spec.Module)
 	if err != nil {
-		s.warm.take(nil, "")
 		return nil, 0, err
 	}
 	defer f.Close()
@@ -248,7 +249,6 @@ func (s *server) load(ctx context.Context, req *proto.StartRequest, spec program
 	// cache.
 	b, mapped, unmap, err := viewFile(f)
 	if err != nil {
-		s.warm.take(nil, "")
 		return nil, 0, executor.NodeErrorf("read module %s: %v", spec.Module, err)
 	}
 	defer unmap()
@@ -316,13 +316,13 @@ func (s *server) exitAfter(main *instance) {
 	}
 }
 
-// taskStdio opens the task's log FIFOs. Writes go straight to the FIFOs so
-// that output streams while the guest runs.
 func closeStdio(s stdio) {
 	_ = s.stdout.Close()
 	_ = s.stderr.Close()
 }
 
+// taskStdio opens the task's log FIFOs. Writes go straight to the FIFOs so
+// that output streams while the guest runs.
 func taskStdio(req *proto.StartRequest) (stdio, error) {
 	stdout, err := openLog(req.StdoutPath)
 	if err != nil {

@@ -38,6 +38,16 @@ func serveForTest(t *testing.T, s *server) <-chan struct{} {
 	return done
 }
 
+// waitStopped fails the test unless serving ends (done is closed) soon.
+func waitStopped(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal(what)
+	}
+}
+
 // watchPipe gives s a launcher watch pipe and returns its write end: the
 // driver's.
 func watchPipe(t *testing.T, s *server) *os.File {
@@ -57,11 +67,7 @@ func TestUnclaimedExecutorExitsWithItsLauncher(t *testing.T) {
 	done := serveForTest(t, s)
 	w := watchPipe(t, s)
 	must.NoError(t, w.Close()) // the driver is gone
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("an unclaimed executor did not stop serving when its launcher went away")
-	}
+	waitStopped(t, done, "an unclaimed executor did not stop serving when its launcher went away")
 	s.close()
 }
 
@@ -91,11 +97,7 @@ func TestStopBeforeServing(t *testing.T) {
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 	s.shutdown("test")
 	done := serveForTest(t, s)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a stop requested before serving was lost")
-	}
+	waitStopped(t, done, "a stop requested before serving was lost")
 	s.close()
 }
 
@@ -113,10 +115,6 @@ func TestExecutorExitsAfterAFailedStart(t *testing.T) {
 	})
 	must.ErrorContains(t, err, "does not exist in the task's view")
 	must.Eq(t, executor.ClassJob, executor.ClassOf(err))
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("an executor whose start failed did not exit")
-	}
+	waitStopped(t, done, "an executor whose start failed did not exit")
 	s.close()
 }

@@ -24,20 +24,20 @@ import (
 // decoding, validating and loading it, which is most of a repeated start of
 // a large module. The first Start takes what it needs and closes the rest.
 type warmSet struct {
+	engine string // what every prepared module was compiled for
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	entries map[string]*warmEntry // by module digest
 	closed  bool
-	cancel  context.CancelFunc
 }
 
 type warmEntry struct {
-	engine string
 	// module is the module's content: a task's module is matched by
 	// content, which costs a comparison instead of a digest.
 	module []byte
-	done   chan struct{} // closed when comp or err is set
+	done   chan struct{} // closed once comp is set (nil: it failed)
 	comp   *compiled
-	err    error
 	// wanted: a Start waits for this entry.
 	wanted bool
 }
@@ -51,7 +51,7 @@ func (s *server) warmUp(w executor.Warm) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.warm = &warmSet{entries: map[string]*warmEntry{}, cancel: cancel}
+	s.warm = &warmSet{engine: engine, cancel: cancel, entries: map[string]*warmEntry{}}
 	cache := ModuleCache{Dir: w.CacheDir, Logger: s.logger}
 	s.wg.Go(func() {
 		defer cancel()
@@ -68,22 +68,27 @@ func (s *server) warmUp(w executor.Warm) {
 				return
 			default:
 			}
-			e := s.warm.add(m.digest, engine)
+			b, err := readRecent(m)
+			if err != nil {
+				s.logger.Debug("cannot read a recent module", "sha256", m.digest, "error", err)
+				continue
+			}
+			e := s.warm.add(m.digest, b)
 			if e == nil {
 				return
 			}
-			comp, err := prepare(ctx, cache, engine, m, func(b []byte) { s.warm.read(e, b) })
-			s.warm.finish(e, comp, err)
+			comp, err := prepare(ctx, cache, engine, m, b)
 			if err != nil {
 				s.logger.Debug("cannot prepare a recent module", "sha256", m.digest, "error", err)
 			}
+			s.warm.finish(e, comp)
 		}
 	})
 }
 
-// prepare reads a recent module, checks that it is what its name says,
-// hands its content to read, and compiles it.
-func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModule, read func([]byte)) (*compiled, error) {
+// readRecent reads a recent module and checks that it is what its name
+// says; one that is not is removed.
+func readRecent(m recentModule) ([]byte, error) {
 	b, err := os.ReadFile(m.path)
 	if err != nil {
 		return nil, err
@@ -92,7 +97,12 @@ func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModu
 		_ = os.Remove(m.path)
 		return nil, executor.NodeErrorf("recent module %s does not match its digest; removed", m.path)
 	}
-	read(b)
+	return b, nil
+}
+
+// prepare compiles recent module m, whose content is b, instantiates its
+// WASI host and rehearses its instantiation.
+func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModule, b []byte) (*compiled, error) {
 	comp, err := cache.compile(ctx, engine, m.digest, m.path, b)
 	if err != nil {
 		return nil, err
@@ -106,9 +116,9 @@ func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModu
 }
 
 // rehearse instantiates a prepared module once, without running anything
-// in it, and closes it: the code and data of instantiation are then in
-// the spare's memory when the task's instance is made (for a Go module,
-// with tens of thousands of data segments, that halves instantiation).
+// in it, and closes it, so that the task's instantiation does not pay for
+// the first use of that code and data in this process (a Go module has
+// tens of thousands of data segments).
 func rehearse(ctx context.Context, comp *compiled) {
 	var size atomic.Uint64
 	alloc := experimental.MemoryAllocatorFunc(func(_, limit uint64) experimental.LinearMemory {
@@ -120,31 +130,25 @@ func rehearse(ctx context.Context, comp *compiled) {
 	}
 }
 
-// add registers a module being prepared; nil once the set is closed.
-func (w *warmSet) add(digest, engine string) *warmEntry {
+// add registers module b (its digest) as being prepared; nil once the set
+// is closed.
+func (w *warmSet) add(digest string, b []byte) *warmEntry {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil
 	}
-	e := &warmEntry{engine: engine, done: make(chan struct{})}
+	e := &warmEntry{module: b, done: make(chan struct{})}
 	w.entries[digest] = e
 	return e
 }
 
-// read records the content of the module e is preparing.
-func (w *warmSet) read(e *warmEntry, b []byte) {
+// finish records what preparing e gave (nil: nothing). Once the set is
+// taken, what no Start waits for is released at once.
+func (w *warmSet) finish(e *warmEntry, comp *compiled) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	e.module = b
-}
-
-// finish records what preparing e gave. Once the set is taken, what no
-// Start waits for is released at once.
-func (w *warmSet) finish(e *warmEntry, comp *compiled, err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	e.comp, e.err = comp, err
+	e.comp = comp
 	if w.closed && !e.wanted && comp != nil {
 		_ = comp.runtime.Close(context.Background())
 		e.comp = nil
@@ -166,7 +170,7 @@ func (w *warmSet) take(b []byte, engine string) (*compiled, string) {
 	var match *warmEntry
 	var digest string
 	for d, e := range w.entries {
-		if match == nil && e.engine == engine && e.module != nil && bytes.Equal(e.module, b) {
+		if match == nil && w.engine == engine && bytes.Equal(e.module, b) {
 			match, digest = e, d
 			e.wanted = true
 			continue
