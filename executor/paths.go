@@ -52,3 +52,17 @@ func guestRoots(mounts []Mount) string {
 	}
 	return strings.Join(roots, ", ")
 }
+
+// ListenerEnv is the environment variable that tells a guest the file
+// descriptor of the listener granted under a port label: WASM_LISTENER_
+// and the label upper-cased, with every character other than a letter or
+// a digit made an underscore ("http-admin" gives WASM_LISTENER_HTTP_ADMIN).
+func ListenerEnv(label string) string {
+	b := []byte(strings.ToUpper(label))
+	for i, c := range b {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	return "WASM_LISTENER_" + string(b)
+}

@@ -82,7 +82,7 @@ func TestExecReusesPrograms(t *testing.T) {
 
 	// An instance of the task's program runs beside the task's own.
 	out := &collect{}
-	in, err := tk.prog.start("probe.wasm", []string{"hello"}, stdio{stdout: out, stderr: out}, "")
+	in, err := tk.prog.start(runOptions{argv0: "probe.wasm", args: []string{"hello"}, streams: stdio{stdout: out, stderr: out}})
 	must.NoError(t, err)
 	<-in.done
 	must.Zero(t, in.status.ExitCode)

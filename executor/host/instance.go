@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sock"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
@@ -53,25 +55,69 @@ type instance struct {
 
 	done   chan struct{}
 	status *proto.ExitStatus // set before done is closed
+
+	// budget is shared with the instances beside this one, or nil; held is
+	// what this instance took from it before its memory existed, and
+	// budgetDenied says the budget refused it memory.
+	budget       *memBudget
+	held         uint64
+	budgetDenied atomic.Bool
+	quiet        bool
 }
 
-// start instantiates the program with argv0 and args and streams, and
-// runs its entrypoint in the background. When stateDir is set, the exit
-// status is recorded there (executor.WriteExitStatus) before done closes.
-func (p *program) start(argv0 string, args []string, streams stdio, stateDir string) (_ *instance, err error) {
-	in := &instance{prog: p, stdout: streams.stdout, stderr: streams.stderr, done: make(chan struct{})}
-	in.ctx, in.cancel = context.WithCancel(p.ctx)
+// runOptions says how to run one instance of a program.
+type runOptions struct {
+	argv0   string
+	args    []string
+	streams stdio
+	// stateDir, when set, is where the exit status is recorded
+	// (executor.WriteExitStatus) before done closes.
+	stateDir string
+	// ctx bounds the instance; nil means the program's stop context.
+	ctx context.Context
+	// env is added to the program's environment (it wins on a clash).
+	env map[string]string
+	// listeners are bound (in netns, when set) and preopened after the
+	// mounts; only the task's main instance gets them.
+	listeners []*proto.Listener
+	netns     string
+	// budget, when set, is shared by instances that run side by side (the
+	// HTTP trigger's): their linear memories together stay within it.
+	budget *memBudget
+	// quiet: no log line per instance (one per HTTP request would be a
+	// synchronous write per request).
+	quiet bool
+}
+
+// start instantiates the program as opts says and runs its entrypoint in
+// the background.
+func (p *program) start(opts runOptions) (_ *instance, err error) {
+	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, done: make(chan struct{}), budget: opts.budget, quiet: opts.quiet}
+	parent := opts.ctx
+	if parent == nil {
+		parent = p.ctx
+	}
+	in.ctx, in.cancel = context.WithCancel(parent)
 	defer func() {
 		if err != nil {
 			in.release()
 		}
 	}()
+	if in.budget != nil {
+		// The initial memory is taken from the budget before wazero asks
+		// for it: wazero cannot take a refusal of the initial memory.
+		if !in.budget.reserve(p.minBytes) {
+			in.budgetDenied.Store(true)
+			return nil, errNoMemory
+		}
+		in.held = p.minBytes
+	}
 	config := wazero.NewModuleConfig().
 		// Instances of one program run side by side: none has a name.
 		WithName("").
-		WithArgs(append([]string{argv0}, args...)...).
-		WithStdout(streams.stdout).
-		WithStderr(streams.stderr).
+		WithArgs(append([]string{opts.argv0}, opts.args...)...).
+		WithStdout(opts.streams.stdout).
+		WithStderr(opts.streams.stderr).
 		WithFSConfig(p.fsConfig).
 		WithSysWalltime().
 		WithSysNanotime().
@@ -80,15 +126,53 @@ func (p *program) start(argv0 string, args []string, streams stdio, stateDir str
 		// The entrypoint runs in the background after start returns, not
 		// during instantiation.
 		WithStartFunctions()
-	if streams.stdin != nil {
-		config = config.WithStdin(streams.stdin)
+	if opts.streams.stdin != nil {
+		config = config.WithStdin(opts.streams.stdin)
 	}
-	for _, k := range slices.Sorted(maps.Keys(p.spec.Env)) {
-		config = config.WithEnv(k, p.spec.Env[k])
+	env := p.spec.Env
+	if len(opts.env) > 0 || len(opts.listeners) > 0 {
+		env = maps.Clone(p.spec.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		maps.Copy(env, opts.env)
+		for i, l := range opts.listeners {
+			env[executor.ListenerEnv(l.Label)] = strconv.Itoa(p.firstListenerFD() + i)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		config = config.WithEnv(k, env[k])
 	}
 	ctx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(in.allocate))
-	if in.module, err = p.runtime.InstantiateModule(ctx, p.module, config); err != nil {
+	if len(opts.listeners) > 0 {
+		sc := sock.NewConfig()
+		for _, l := range opts.listeners {
+			sc = sc.WithTCPListener(l.Address, int(l.Port))
+		}
+		ctx = sock.WithConfig(ctx, sc)
+	}
+	// wazero binds the listeners while it instantiates: in the allocation's
+	// network namespace when there is one.
+	err = inNetNS(opts.netns, func() error {
+		in.module, err = p.runtime.InstantiateModule(ctx, p.module, config)
+		return err
+	})
+	if err != nil {
+		if len(opts.listeners) > 0 && isBindError(err) {
+			return nil, executor.NodeErrorf("module %s: cannot bind its listeners (%s): %v", p.spec.Module, describeListeners(opts.listeners), err)
+		}
 		return nil, executor.JobErrorf("module %s failed to instantiate: %v", p.spec.Module, err)
+	}
+	if len(opts.listeners) > 0 {
+		// A guest waiting in accept or read is not reached by the stop's
+		// cancelled context: its sockets are shut down under it.
+		context.AfterFunc(in.ctx, func() {
+			select {
+			case <-in.done:
+			default:
+				shutdownGuestSockets(opts.listeners)
+			}
+		})
 	}
 	fn := in.module.ExportedFunction(p.spec.Entrypoint)
 	var init api.Function
@@ -96,7 +180,7 @@ func (p *program) start(argv0 string, args []string, streams stdio, stateDir str
 		// A reactor is initialised before any other export is called.
 		init = in.module.ExportedFunction("_initialize")
 	}
-	go in.run(ctx, init, fn, stateDir)
+	go in.run(ctx, init, fn, opts.stateDir)
 	return in, nil
 }
 
@@ -116,13 +200,19 @@ func (in *instance) sleep(ns int64) {
 }
 
 // allocate backs the instance's linear memory and enforces the program's
-// cap: a grow past it fails inside the guest (memory.grow returns -1).
+// cap, and the budget when the instance has one: a grow past either fails
+// inside the guest (memory.grow returns -1).
 //
 // The memory is mapped outside the Go heap (see mapMemory): it costs the
 // garbage collector nothing, and the pages it reserves up to the cap are
 // committed by the kernel only as the guest touches them.
 func (in *instance) allocate(_, limit uint64) experimental.LinearMemory {
-	return newLinearMemory(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes)
+	m := newLinearMemory(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes)
+	if in.budget != nil {
+		m.budget, m.held, m.denied = in.budget, in.held, &in.budgetDenied
+		in.held = 0 // the memory holds it now, and gives it back when freed
+	}
+	return m
 }
 
 // run calls the entrypoint, records how the instance ended and releases it.
@@ -140,7 +230,9 @@ func (in *instance) run(ctx context.Context, init, fn api.Function, stateDir str
 		// the status carries its first line.
 		fmt.Fprintf(in.stderr, "%s\n", detail)
 	}
-	in.prog.logger.Info("guest exited", "exit_code", status.ExitCode, "signal", status.Signal, "error", status.Error)
+	if !in.quiet {
+		in.prog.logger.Info("guest exited", "exit_code", status.ExitCode, "signal", status.Signal, "error", status.Error)
+	}
 	in.release()
 	if err := executor.WriteExitStatus(stateDir, status); err != nil {
 		in.prog.logger.Error("cannot record exit status", "error", err)
@@ -160,7 +252,10 @@ func (in *instance) exitStatus(err error) (*proto.ExitStatus, string) {
 	}
 	switch {
 	case err == nil:
-	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeContextCanceled || exit.ExitCode() == sys.ExitCodeDeadlineExceeded) && stopSig != 0:
+	case errors.As(err, &exit) && exit.ExitCode() != 0 && stopSig != 0:
+		// Stopped: wazero ended it, or it gave up on a host call that the
+		// stop failed (a socket shut down under it). Guests do not see
+		// signals, so whatever ended it after the stop is the stop.
 		s.Signal = stopSig
 		s.ExitCode = 128 + stopSig
 	case errors.As(err, &exit):
@@ -190,6 +285,11 @@ func (in *instance) stop(signal int32) {
 // called once: by run, or by start when the instance cannot start.
 func (in *instance) release() {
 	in.cancel()
+	if in.held > 0 {
+		// Taken for a memory that was never made.
+		in.budget.release(in.held)
+		in.held = 0
+	}
 	if in.module != nil {
 		_ = in.module.Close(context.Background())
 	}

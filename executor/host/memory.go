@@ -4,6 +4,7 @@
 package host
 
 import (
+	"errors"
 	"sync/atomic"
 	"syscall"
 )
@@ -17,7 +18,39 @@ type linearMemory struct {
 	mapped []byte // the whole reservation, nil once freed or if mapping failed
 	max    uint64 // the cap
 	size   *atomic.Uint64
+
+	// budget, when set, is shared with other instances; held is what this
+	// memory has taken from it, and denied is set when it refused a grow.
+	budget *memBudget
+	held   uint64
+	denied *atomic.Bool
 }
+
+// memBudget bounds the linear memory of instances that run side by side
+// (the HTTP trigger's, one per request): together they stay within the
+// task's memory.
+type memBudget struct {
+	limit uint64
+	used  atomic.Uint64
+}
+
+// reserve takes n bytes from the budget, or nothing if they do not fit.
+func (b *memBudget) reserve(n uint64) bool {
+	for {
+		used := b.used.Load()
+		if used+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+func (b *memBudget) release(n uint64) { b.used.Add(-n) }
+
+// errNoMemory: an instance could not get its initial memory from its budget.
+var errNoMemory = errors.New("the task's memory is taken by the instances already running")
 
 // maxPopulate is how much of a guest's memory is faulted in as it is
 // allocated (see populate), rather than a page at a time as the guest
@@ -41,6 +74,13 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	if size > m.max || size > uint64(len(m.mapped)) {
 		return nil
 	}
+	if m.budget != nil && size > m.held {
+		if !m.budget.reserve(size - m.held) {
+			m.denied.Store(true)
+			return nil
+		}
+		m.held = size
+	}
 	if old := m.size.Load(); size > old && old < maxPopulate {
 		populate(m.mapped[old:min(size, maxPopulate)])
 	}
@@ -54,4 +94,8 @@ func (m *linearMemory) Free() {
 	}
 	m.mapped = nil
 	m.size.Store(0)
+	if m.budget != nil {
+		m.budget.release(m.held)
+		m.held = 0
+	}
 }

@@ -12,9 +12,11 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/confinedfs"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // maxPages is WebAssembly's own limit for a 32-bit memory (4 GiB).
@@ -82,6 +85,8 @@ type program struct {
 	spec   programSpec
 	digest string
 	limit  uint32 // effective memory cap in pages
+	// minBytes is the module's initial linear memory.
+	minBytes uint64
 
 	runtime  wazero.Runtime
 	module   wazero.CompiledModule
@@ -138,7 +143,7 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 			return nil, err
 		}
 	}
-	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, runtime: comp.runtime, module: comp.module,
+	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, runtime: comp.runtime, module: comp.module,
 		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired, prepared: warm != nil}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -172,6 +177,24 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 	}
 	p.fsConfig = fsConfig
 	return p, nil
+}
+
+// firstListenerFD is the guest's file descriptor of the first granted
+// listener: wazero preopens stdio, then the mounts, then the listeners.
+func (p *program) firstListenerFD() int { return 3 + len(p.spec.Mounts) }
+
+// isBindError says whether err is a failure to bind a listener.
+func isBindError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "listen"
+}
+
+func describeListeners(ls []*proto.Listener) string {
+	var parts []string
+	for _, l := range ls {
+		parts = append(parts, fmt.Sprintf("%s on %s", l.Label, net.JoinHostPort(l.Address, strconv.Itoa(int(l.Port)))))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // stop asks every instance of the program to stop, recording signal as

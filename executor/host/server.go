@@ -74,7 +74,18 @@ type server struct {
 type task struct {
 	req  *proto.StartRequest
 	prog *program
-	main *instance
+	// main is the task's instance; in http mode it stands for the trigger
+	// (done once it has drained), which is then set.
+	main    *instance
+	trigger *httpTrigger
+}
+
+// linearMemory is the linear memory of the task's instances.
+func (t *task) linearMemory() uint64 {
+	if t.trigger != nil {
+		return t.trigger.budget.used.Load()
+	}
+	return t.main.memBytes.Load()
 }
 
 func newServer(logger hclog.Logger, out *logOutput) *server {
@@ -123,6 +134,9 @@ func (s *server) close() {
 	s.mu.Unlock()
 	if t != nil {
 		t.prog.stop(int32(syscall.SIGKILL))
+		if t.trigger != nil {
+			t.trigger.close()
+		}
 	}
 	for _, c := range closers {
 		c()
@@ -223,14 +237,21 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 		return nil, err
 	}
 	loaded := time.Since(began)
-	main, err := prog.start(path.Base(req.Module), req.Args, streams, req.StateDir)
+	t := &task{req: req, prog: prog}
+	if req.Http != nil {
+		t.main, t.trigger, err = prog.serveHTTP(req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir)
+	} else {
+		t.main, err = prog.start(runOptions{argv0: path.Base(req.Module), args: req.Args, streams: streams, stateDir: req.StateDir,
+			listeners: req.Listeners, netns: req.NetworkNamespace})
+	}
 	if err != nil {
+		closeStdio(streams)
 		prog.close()
 		return nil, err
 	}
 	s.logger.Info("guest started", "module", req.Module, "sha256", prog.digest, "cache_hit", prog.cacheHit, "prepared", prog.prepared,
 		"read", read, "loaded", loaded, "running", time.Since(began))
-	return &task{req: req, prog: prog, main: main}, nil
+	return t, nil
 }
 
 // load reads the task's module through its view and makes its program: from
@@ -381,6 +402,19 @@ func (s *server) Stop(ctx context.Context, req *proto.StopRequest) (*proto.StopR
 	case <-t.main.done:
 		return &proto.StopResponse{Exited: true}, nil
 	case <-timer.C:
+		if t.trigger == nil {
+			return &proto.StopResponse{Exited: false}, nil
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// The drain ran out of time: the requests still in flight are ended,
+	// which a trigger's instances, sharing this process, take promptly.
+	t.trigger.close()
+	select {
+	case <-t.main.done:
+		return &proto.StopResponse{Exited: true}, nil
+	case <-time.After(time.Second):
 		return &proto.StopResponse{Exited: false}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -434,7 +468,7 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 			CpuPercent:        total,
 			CpuUserSeconds:    cur.user.Seconds(),
 			CpuSystemSeconds:  cur.system.Seconds(),
-			LinearMemoryBytes: t.main.memBytes.Load(),
+			LinearMemoryBytes: t.linearMemory(),
 		})
 		if err != nil {
 			return err
@@ -489,7 +523,7 @@ func (s *server) Exec(stream proto.Executor_ExecServer) error {
 	})
 
 	out := &execOutput{stream: stream}
-	in, err := prog.start(path.Base(first.Module), first.Args, stdio{stdin: stdin, stdout: out.writer(false), stderr: out.writer(true)}, "")
+	in, err := prog.start(runOptions{argv0: path.Base(first.Module), args: first.Args, streams: stdio{stdin: stdin, stdout: out.writer(false), stderr: out.writer(true)}})
 	if err != nil {
 		return err
 	}

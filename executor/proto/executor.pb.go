@@ -444,8 +444,18 @@ type StartRequest struct {
 	Engine string `protobuf:"bytes,13,opt,name=engine,proto3" json:"engine,omitempty"`
 	// The executor's own log from now on (until Start it logs to its stderr,
 	// which go-plugin forwards to the driver's log), and its hclog level.
-	LogFile       string `protobuf:"bytes,14,opt,name=log_file,json=logFile,proto3" json:"log_file,omitempty"`
-	LogLevel      string `protobuf:"bytes,15,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
+	LogFile  string `protobuf:"bytes,14,opt,name=log_file,json=logFile,proto3" json:"log_file,omitempty"`
+	LogLevel string `protobuf:"bytes,15,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
+	// Sockets granted to the guest (command mode): each is bound, in order,
+	// and preopened for the main instance after the mounts, so the first is
+	// fd 3 + len(mounts). Exec'd instances get none.
+	Listeners []*Listener `protobuf:"bytes,16,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// The path of the allocation's network namespace (bridge networking), or
+	// empty for the executor's own: listeners and the HTTP trigger are bound
+	// inside it.
+	NetworkNamespace string `protobuf:"bytes,17,opt,name=network_namespace,json=networkNamespace,proto3" json:"network_namespace,omitempty"`
+	// Set for http mode: serve HTTP and run one instance per request.
+	Http          *HTTPTrigger `protobuf:"bytes,18,opt,name=http,proto3" json:"http,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -585,6 +595,181 @@ func (x *StartRequest) GetLogLevel() string {
 	return ""
 }
 
+func (x *StartRequest) GetListeners() []*Listener {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+func (x *StartRequest) GetNetworkNamespace() string {
+	if x != nil {
+		return x.NetworkNamespace
+	}
+	return ""
+}
+
+func (x *StartRequest) GetHttp() *HTTPTrigger {
+	if x != nil {
+		return x.Http
+	}
+	return nil
+}
+
+// Listener is a TCP socket the executor binds for the guest.
+type Listener struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The port label of the group's network block.
+	Label string `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
+	// The address and port to bind.
+	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Port          int32  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Listener) Reset() {
+	*x = Listener{}
+	mi := &file_executor_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Listener) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Listener) ProtoMessage() {}
+
+func (x *Listener) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Listener.ProtoReflect.Descriptor instead.
+func (*Listener) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Listener) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *Listener) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Listener) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+// HTTPTrigger serves HTTP and runs a fresh instance of the program per
+// request, CGI (WAGI) style.
+type HTTPTrigger struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Listener *Listener              `protobuf:"bytes,1,opt,name=listener,proto3" json:"listener,omitempty"`
+	// Instances running at once; beyond it requests wait briefly, then 503.
+	MaxConcurrency int32 `protobuf:"varint,2,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	// Per request; beyond it 504 and that instance is stopped.
+	TimeoutNanos int64 `protobuf:"varint,3,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
+	// Cap on a request body; beyond it 413.
+	MaxBodyBytes int64 `protobuf:"varint,4,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
+	// Where Prometheus metrics are served, if anywhere.
+	Metrics *Listener `protobuf:"bytes,5,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// Write an access log line per request to the task's stdout (buffered).
+	AccessLog     bool `protobuf:"varint,6,opt,name=access_log,json=accessLog,proto3" json:"access_log,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPTrigger) Reset() {
+	*x = HTTPTrigger{}
+	mi := &file_executor_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPTrigger) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPTrigger) ProtoMessage() {}
+
+func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPTrigger.ProtoReflect.Descriptor instead.
+func (*HTTPTrigger) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HTTPTrigger) GetListener() *Listener {
+	if x != nil {
+		return x.Listener
+	}
+	return nil
+}
+
+func (x *HTTPTrigger) GetMaxConcurrency() int32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *HTTPTrigger) GetTimeoutNanos() int64 {
+	if x != nil {
+		return x.TimeoutNanos
+	}
+	return 0
+}
+
+func (x *HTTPTrigger) GetMaxBodyBytes() int64 {
+	if x != nil {
+		return x.MaxBodyBytes
+	}
+	return 0
+}
+
+func (x *HTTPTrigger) GetMetrics() *Listener {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *HTTPTrigger) GetAccessLog() bool {
+	if x != nil {
+		return x.AccessLog
+	}
+	return false
+}
+
 type StartResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True when the compiled module came from the on-disk cache.
@@ -610,7 +795,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_executor_proto_msgTypes[6]
+	mi := &file_executor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +807,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[6]
+	mi := &file_executor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +820,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{6}
+	return file_executor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StartResponse) GetCacheHit() bool {
@@ -695,7 +880,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_executor_proto_msgTypes[7]
+	mi := &file_executor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +892,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[7]
+	mi := &file_executor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +905,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{7}
+	return file_executor_proto_rawDescGZIP(), []int{9}
 }
 
 type ExitStatus struct {
@@ -737,7 +922,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_executor_proto_msgTypes[8]
+	mi := &file_executor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +934,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[8]
+	mi := &file_executor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +947,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{8}
+	return file_executor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExitStatus) GetExitCode() int32 {
@@ -802,7 +987,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_executor_proto_msgTypes[9]
+	mi := &file_executor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +999,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[9]
+	mi := &file_executor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1012,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{9}
+	return file_executor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WaitResponse) GetStatus() *ExitStatus {
@@ -847,7 +1032,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1044,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1057,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{10}
+	return file_executor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StopRequest) GetSignal() int32 {
@@ -899,7 +1084,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1096,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1109,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{11}
+	return file_executor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StopResponse) GetExited() bool {
@@ -943,7 +1128,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1140,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1153,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{12}
+	return file_executor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SignalRequest) GetSignal() int32 {
@@ -986,7 +1171,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1183,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1196,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{13}
+	return file_executor_proto_rawDescGZIP(), []int{15}
 }
 
 type StatsRequest struct {
@@ -1023,7 +1208,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1220,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1233,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{14}
+	return file_executor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StatsRequest) GetIntervalNanos() int64 {
@@ -1075,7 +1260,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1272,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1285,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{15}
+	return file_executor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatsResponse) GetTimestampUnixNano() int64 {
@@ -1204,7 +1389,7 @@ const file_executor_proto_rawDesc = "" +
 	"\n" +
 	"guest_path\x18\x01 \x01(\tR\tguestPath\x12\x1b\n" +
 	"\thost_path\x18\x02 \x01(\tR\bhostPath\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xbe\x04\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xd6\x05\n" +
 	"\fStartRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1225,10 +1410,25 @@ const file_executor_proto_rawDesc = "" +
 	"\tcache_dir\x18\f \x01(\tR\bcacheDir\x12\x16\n" +
 	"\x06engine\x18\r \x01(\tR\x06engine\x12\x19\n" +
 	"\blog_file\x18\x0e \x01(\tR\alogFile\x12\x1b\n" +
-	"\tlog_level\x18\x0f \x01(\tR\blogLevel\x1a6\n" +
+	"\tlog_level\x18\x0f \x01(\tR\blogLevel\x127\n" +
+	"\tlisteners\x18\x10 \x03(\v2\x19.wasmexecutor.v1.ListenerR\tlisteners\x12+\n" +
+	"\x11network_namespace\x18\x11 \x01(\tR\x10networkNamespace\x120\n" +
+	"\x04http\x18\x12 \x01(\v2\x1c.wasmexecutor.v1.HTTPTriggerR\x04http\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"N\n" +
+	"\bListener\x12\x14\n" +
+	"\x05label\x18\x01 \x01(\tR\x05label\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\x05R\x04port\"\x8c\x02\n" +
+	"\vHTTPTrigger\x125\n" +
+	"\blistener\x18\x01 \x01(\v2\x19.wasmexecutor.v1.ListenerR\blistener\x12'\n" +
+	"\x0fmax_concurrency\x18\x02 \x01(\x05R\x0emaxConcurrency\x12#\n" +
+	"\rtimeout_nanos\x18\x03 \x01(\x03R\ftimeoutNanos\x12$\n" +
+	"\x0emax_body_bytes\x18\x04 \x01(\x03R\fmaxBodyBytes\x123\n" +
+	"\ametrics\x18\x05 \x01(\v2\x19.wasmexecutor.v1.ListenerR\ametrics\x12\x1d\n" +
+	"\n" +
+	"access_log\x18\x06 \x01(\bR\taccessLog\"\xf9\x01\n" +
 	"\rStartResponse\x12\x1b\n" +
 	"\tcache_hit\x18\x01 \x01(\bR\bcacheHit\x12\x1d\n" +
 	"\n" +
@@ -1289,7 +1489,7 @@ func file_executor_proto_rawDescGZIP() []byte {
 	return file_executor_proto_rawDescData
 }
 
-var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_executor_proto_goTypes = []any{
 	(*ExecRequest)(nil),     // 0: wasmexecutor.v1.ExecRequest
 	(*ExecResponse)(nil),    // 1: wasmexecutor.v1.ExecResponse
@@ -1297,44 +1497,50 @@ var file_executor_proto_goTypes = []any{
 	(*VersionResponse)(nil), // 3: wasmexecutor.v1.VersionResponse
 	(*Mount)(nil),           // 4: wasmexecutor.v1.Mount
 	(*StartRequest)(nil),    // 5: wasmexecutor.v1.StartRequest
-	(*StartResponse)(nil),   // 6: wasmexecutor.v1.StartResponse
-	(*WaitRequest)(nil),     // 7: wasmexecutor.v1.WaitRequest
-	(*ExitStatus)(nil),      // 8: wasmexecutor.v1.ExitStatus
-	(*WaitResponse)(nil),    // 9: wasmexecutor.v1.WaitResponse
-	(*StopRequest)(nil),     // 10: wasmexecutor.v1.StopRequest
-	(*StopResponse)(nil),    // 11: wasmexecutor.v1.StopResponse
-	(*SignalRequest)(nil),   // 12: wasmexecutor.v1.SignalRequest
-	(*SignalResponse)(nil),  // 13: wasmexecutor.v1.SignalResponse
-	(*StatsRequest)(nil),    // 14: wasmexecutor.v1.StatsRequest
-	(*StatsResponse)(nil),   // 15: wasmexecutor.v1.StatsResponse
-	nil,                     // 16: wasmexecutor.v1.VersionResponse.FeaturesEntry
-	nil,                     // 17: wasmexecutor.v1.StartRequest.EnvEntry
+	(*Listener)(nil),        // 6: wasmexecutor.v1.Listener
+	(*HTTPTrigger)(nil),     // 7: wasmexecutor.v1.HTTPTrigger
+	(*StartResponse)(nil),   // 8: wasmexecutor.v1.StartResponse
+	(*WaitRequest)(nil),     // 9: wasmexecutor.v1.WaitRequest
+	(*ExitStatus)(nil),      // 10: wasmexecutor.v1.ExitStatus
+	(*WaitResponse)(nil),    // 11: wasmexecutor.v1.WaitResponse
+	(*StopRequest)(nil),     // 12: wasmexecutor.v1.StopRequest
+	(*StopResponse)(nil),    // 13: wasmexecutor.v1.StopResponse
+	(*SignalRequest)(nil),   // 14: wasmexecutor.v1.SignalRequest
+	(*SignalResponse)(nil),  // 15: wasmexecutor.v1.SignalResponse
+	(*StatsRequest)(nil),    // 16: wasmexecutor.v1.StatsRequest
+	(*StatsResponse)(nil),   // 17: wasmexecutor.v1.StatsResponse
+	nil,                     // 18: wasmexecutor.v1.VersionResponse.FeaturesEntry
+	nil,                     // 19: wasmexecutor.v1.StartRequest.EnvEntry
 }
 var file_executor_proto_depIdxs = []int32{
-	8,  // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
-	16, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
-	17, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
+	10, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
+	18, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
+	19, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
 	4,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
-	8,  // 4: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
-	2,  // 5: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
-	5,  // 6: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
-	7,  // 7: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
-	10, // 8: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
-	12, // 9: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
-	14, // 10: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
-	0,  // 11: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
-	3,  // 12: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
-	6,  // 13: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
-	9,  // 14: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
-	11, // 15: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
-	13, // 16: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
-	15, // 17: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
-	1,  // 18: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
-	12, // [12:19] is the sub-list for method output_type
-	5,  // [5:12] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	6,  // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
+	7,  // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
+	6,  // 6: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
+	6,  // 7: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
+	10, // 8: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
+	2,  // 9: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
+	5,  // 10: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
+	9,  // 11: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
+	12, // 12: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
+	14, // 13: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
+	16, // 14: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
+	0,  // 15: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
+	3,  // 16: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
+	8,  // 17: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
+	11, // 18: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
+	13, // 19: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
+	15, // 20: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
+	17, // 21: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
+	1,  // 22: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_executor_proto_init() }
@@ -1348,7 +1554,7 @@ func file_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_proto_rawDesc), len(file_executor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

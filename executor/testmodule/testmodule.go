@@ -42,27 +42,59 @@ var recipes = map[string]recipe{
 	// reactor: no _start, exports run.
 	"reactor": {[]string{"reactor.c"}, clang("reactor.c", "-mexec-model=reactor")},
 	// hello-go: a Go wasip1 guest.
-	"hello-go": {[]string{"hello-go/main.go"}, func(srcDir, out string) *exec.Cmd {
+	"hello-go": {[]string{"hello-go/main.go"}, goWasip1("hello-go")},
+	// wagi: the C handler of the HTTP trigger, PATH_INFO selecting its
+	// behaviour (see wagi.c).
+	"wagi": {[]string{"wagi.c"}, clang("wagi.c")},
+	// wagi-bigmem: wagi declaring 40 MiB of initial linear memory.
+	"wagi-bigmem": {[]string{"wagi.c"}, clang("wagi.c", "-Wl,--initial-memory=41943040")},
+	// wagi-go: the Go wasip1 handler of the HTTP trigger.
+	"wagi-go": {[]string{"wagi-go/main.go"}, goWasip1("wagi-go")},
+	// listen: the C HTTP server of the listener example, on the granted
+	// listener WASM_LISTENER_HTTP.
+	"listen": {[]string{"../../example-jobs/src/serve.c"}, clang("../../example-jobs/src/serve.c")},
+	// listen-go: a Go wasip1 HTTP server on WASM_LISTENER_HTTP.
+	"listen-go": {[]string{"listen-go/main.go"}, goWasip1("listen-go")},
+}
+
+// goWasip1 builds the Go guest in the named directory of testdata for
+// GOOS=wasip1.
+func goWasip1(dir string) func(string, string) *exec.Cmd {
+	return func(srcDir, out string) *exec.Cmd {
 		cmd := exec.Command("go", "build", "-o", out, ".")
-		cmd.Dir = filepath.Join(srcDir, "hello-go")
+		cmd.Dir = filepath.Join(srcDir, dir)
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 		return cmd
-	}},
+	}
+}
+
+// gccStatic builds a C test guest as a native static binary.
+func gccStatic(src string) func(string, string) *exec.Cmd {
+	return func(srcDir, out string) *exec.Cmd {
+		return exec.Command("gcc", "-O2", "-static", filepath.Join(srcDir, src), "-o", out)
+	}
+}
+
+// goNative builds the Go guest in the named directory of testdata for the
+// host, statically (CGO_ENABLED=0).
+func goNative(dir string) func(string, string) *exec.Cmd {
+	return func(srcDir, out string) *exec.Cmd {
+		cmd := exec.Command("go", "build", "-o", out, ".")
+		cmd.Dir = filepath.Join(srcDir, dir)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		return cmd
+	}
 }
 
 // natives are the native builds equivalent to the test modules, the
 // baselines of the benchmarks: static binaries, as a WebAssembly module
 // is self-contained.
 var natives = map[string]recipe{
-	"probe": {[]string{"probe.c"}, func(srcDir, out string) *exec.Cmd {
-		return exec.Command("gcc", "-O2", "-static", filepath.Join(srcDir, "probe.c"), "-o", out)
-	}},
-	"hello-go": {[]string{"hello-go/main.go"}, func(srcDir, out string) *exec.Cmd {
-		cmd := exec.Command("go", "build", "-o", out, ".")
-		cmd.Dir = filepath.Join(srcDir, "hello-go")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		return cmd
-	}},
+	"probe":    {[]string{"probe.c"}, gccStatic("probe.c")},
+	"hello-go": {[]string{"hello-go/main.go"}, goNative("hello-go")},
+	// wagi and wagi-go natively: the process-per-request baselines.
+	"wagi":    {[]string{"wagi.c"}, gccStatic("wagi.c")},
+	"wagi-go": {[]string{"wagi-go/main.go"}, goNative("wagi-go")},
 }
 
 var (

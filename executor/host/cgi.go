@@ -1,0 +1,180 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+)
+
+// The HTTP trigger speaks CGI (RFC 3875) as WAGI does: the request is in
+// the instance's environment and on its stdin; the instance writes header
+// lines, a blank line and the body on its stdout.
+
+// Limits on what a module may write as its response.
+const (
+	maxResponseHeaderBytes = 64 << 10
+	maxResponseHeaders     = 100
+	// maxResponseBytes bounds a whole response (headers and body): it is
+	// buffered, so that a module that fails half-way gets a clean 500.
+	maxResponseBytes = 16 << 20
+)
+
+// cgiEnv is the CGI/WAGI environment of request r, whose body has n bytes,
+// served on serverPort.
+func cgiEnv(r *http.Request, n int, serverPort string) map[string]string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	remote, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remote = r.RemoteAddr
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	env := map[string]string{
+		"GATEWAY_INTERFACE": "CGI/1.1",
+		"SERVER_SOFTWARE":   "nomad-driver-wasm/" + executor.Version,
+		"SERVER_PROTOCOL":   r.Proto,
+		"SERVER_NAME":       host,
+		"SERVER_PORT":       serverPort,
+		"REQUEST_METHOD":    r.Method,
+		"REQUEST_URI":       r.URL.RequestURI(),
+		"SCRIPT_NAME":       "",
+		"PATH_INFO":         r.URL.Path,
+		"X_RAW_PATH_INFO":   r.URL.EscapedPath(),
+		"QUERY_STRING":      r.URL.RawQuery,
+		"REMOTE_ADDR":       remote,
+		"REMOTE_HOST":       remote,
+		"X_MATCHED_ROUTE":   "/...",
+		"X_FULL_URL":        scheme + "://" + r.Host + r.URL.RequestURI(),
+		"CONTENT_LENGTH":    strconv.Itoa(n),
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		env["CONTENT_TYPE"] = ct
+	}
+	for k, v := range r.Header {
+		switch k {
+		case "Content-Type", "Content-Length", "Proxy":
+			// Content-* are above; HTTP_PROXY would be taken for a proxy
+			// setting (httpoxy).
+			continue
+		}
+		env["HTTP_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))] = strings.Join(v, ", ")
+	}
+	if r.Host != "" {
+		env["HTTP_HOST"] = r.Host
+	}
+	return env
+}
+
+// cgiResponse is a module's response, parsed.
+type cgiResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// errResponse marks a response the module got wrong: the client gets 502.
+var errResponse = errors.New("malformed CGI response")
+
+// parseCGIResponse parses what a module wrote on its stdout: header lines
+// ("Name: value", ending in LF or CRLF), a blank line, the body. A Status
+// header ("404 Not Found") sets the status; a Location header without one
+// makes it 302; else it is 200. A response with neither Content-Type,
+// Location nor Status is refused, as are invalid names, values and
+// statuses, more than maxResponseHeaders headers or maxResponseHeaderBytes
+// of them. Errors wrap errResponse and say what is wrong, for the task's
+// stderr log.
+func parseCGIResponse(out []byte) (*cgiResponse, error) {
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: the module wrote nothing on stdout; a response is header lines (at least Content-Type), a blank line and the body", errResponse)
+	}
+	resp := &cgiResponse{header: http.Header{}}
+	rest := out
+	for n := 0; ; n++ {
+		i := bytes.IndexByte(rest, '\n')
+		end := len(out) - len(rest) + i // where this line ends in out
+		if i < 0 {
+			end = len(out)
+		}
+		if end > maxResponseHeaderBytes {
+			return nil, fmt.Errorf("%w: no blank line within the first %d KiB: the headers are too long, or the module did not end them with a blank line", errResponse, maxResponseHeaderBytes>>10)
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("%w: no blank line after the headers: write header lines, then an empty line, then the body", errResponse)
+		}
+		line := rest[:i]
+		rest = rest[i+1:]
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		if n == maxResponseHeaders {
+			return nil, fmt.Errorf("%w: more than %d header lines", errResponse, maxResponseHeaders)
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return nil, fmt.Errorf("%w: header line %q is not \"Name: value\" (a body must follow a blank line)", errResponse, truncate(line))
+		}
+		k, v := string(name), strings.TrimSpace(string(value))
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, fmt.Errorf("%w: %q is not a valid header name", errResponse, truncate(name))
+		}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return nil, fmt.Errorf("%w: header %s has an invalid value", errResponse, k)
+		}
+		k = http.CanonicalHeaderKey(k)
+		switch k {
+		case "Status":
+			if resp.status != 0 {
+				return nil, fmt.Errorf("%w: more than one Status header", errResponse)
+			}
+			code, _, _ := strings.Cut(v, " ")
+			s, err := strconv.Atoi(code)
+			if err != nil || len(code) != 3 || s < 200 || s > 599 {
+				return nil, fmt.Errorf("%w: Status %q is not a final HTTP status: write e.g. \"Status: 404 Not Found\" (200 to 599)", errResponse, truncate([]byte(v)))
+			}
+			resp.status = s
+			continue
+		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "Trailer", "Te":
+			// The server frames the response itself.
+			continue
+		}
+		resp.header.Add(k, v)
+	}
+	if resp.status == 0 {
+		switch {
+		case resp.header.Get("Location") != "":
+			resp.status = http.StatusFound
+		case resp.header.Get("Content-Type") != "":
+			resp.status = http.StatusOK
+		default:
+			return nil, fmt.Errorf("%w: no Content-Type, Location or Status header", errResponse)
+		}
+	}
+	resp.body = rest
+	return resp, nil
+}
+
+// truncate shortens b for an error message.
+func truncate(b []byte) string {
+	const n = 64
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

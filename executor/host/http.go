@@ -1,0 +1,401 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+// queueWait is how long a request waits for an instance slot when
+// max_concurrency instances are running, before it gets 503.
+const queueWait = time.Second
+
+// maxRequestStderr bounds what one request's instance writes on its stderr
+// that reaches the task's stderr log.
+const maxRequestStderr = 64 << 10
+
+// accessLogFlush is how often the buffered access log is written out.
+const accessLogFlush = time.Second
+
+// httpTrigger serves HTTP for an http-mode task and runs a fresh instance
+// of its program per request (CGI, as WAGI does). Nothing of one request's
+// instance survives into the next.
+type httpTrigger struct {
+	prog   *program
+	cfg    *proto.HTTPTrigger
+	logger hclog.Logger
+	addr   net.Addr // where it serves
+	// metricsAddr is where it serves metrics, or nil.
+	metricsAddr net.Addr
+	port        string // the port the guest sees as SERVER_PORT
+	args        []string
+
+	srv, metricsSrv *http.Server
+	// slots holds a token per running instance (max_concurrency).
+	slots  chan struct{}
+	budget *memBudget
+	// stderr is the task's stderr log; each request's stderr is written
+	// to it in one piece when the request ends.
+	stderr io.WriteCloser
+	access *accessLog
+	stats  *httpMetrics
+
+	// killCtx ends every instance in flight: when a drain runs out of time,
+	// or the executor closes.
+	killCtx context.Context
+	kill    context.CancelFunc
+	// svc stands for the task: it is done once serving has ended.
+	svc *instance
+	// wg holds the servers; requests holds the handlers in flight.
+	wg       sync.WaitGroup
+	requests sync.WaitGroup
+}
+
+// serveHTTP binds the trigger's listeners (in the allocation's network
+// namespace when there is one) and serves until the program is stopped.
+// The returned instance is the task's: it is done when the trigger has
+// drained, and its exit status says how the task ended.
+func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir string) (*instance, *httpTrigger, error) {
+	if cfg.Listener == nil {
+		return nil, nil, executor.JobErrorf("http mode needs a port to serve on")
+	}
+	t := &httpTrigger{prog: p, cfg: cfg, args: args, logger: p.logger.Named("http"),
+		slots: make(chan struct{}, max(cfg.MaxConcurrency, 1)), budget: &memBudget{limit: uint64(p.limit) * executor.PageSize},
+		stderr: streams.stderr, stats: newHTTPMetrics()}
+	var ln, mln net.Listener
+	err := inNetNS(netns, func() error {
+		var err error
+		if ln, err = net.Listen("tcp", hostPort(cfg.Listener)); err != nil {
+			return err
+		}
+		if cfg.Metrics != nil {
+			if mln, err = net.Listen("tcp", hostPort(cfg.Metrics)); err != nil {
+				_ = ln.Close()
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, executor.NodeErrorf("http: cannot bind the task's port: %v", err)
+	}
+	t.addr = ln.Addr()
+	_, t.port, _ = net.SplitHostPort(t.addr.String())
+	if mln != nil {
+		t.metricsAddr = mln.Addr()
+	}
+	if cfg.AccessLog {
+		t.access = newAccessLog(streams.stdout)
+	} else {
+		_ = streams.stdout.Close()
+	}
+	t.killCtx, t.kill = context.WithCancel(context.Background())
+	t.svc = &instance{prog: p, done: make(chan struct{}), stdout: nopCloser{io.Discard}, stderr: streams.stderr}
+	t.srv = &http.Server{Handler: t, ReadHeaderTimeout: 10 * time.Second, ErrorLog: t.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
+	t.wg.Go(func() {
+		if err := t.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.logger.Error("serving HTTP failed", "error", err)
+		}
+	})
+	if mln != nil {
+		t.metricsSrv = &http.Server{Handler: http.HandlerFunc(t.serveMetrics), ReadHeaderTimeout: 10 * time.Second}
+		t.wg.Go(func() { _ = t.metricsSrv.Serve(mln) })
+	}
+	go t.drainWhenStopped(stateDir)
+	t.logger.Info("serving HTTP", "address", ln.Addr().String(), "max_concurrency", cap(t.slots), "timeout", time.Duration(cfg.TimeoutNanos), "metrics", cfg.Metrics != nil)
+	return t.svc, t, nil
+}
+
+func hostPort(l *proto.Listener) string {
+	return net.JoinHostPort(l.Address, strconv.Itoa(int(l.Port)))
+}
+
+// drainWhenStopped waits for the program's stop, then stops taking
+// connections and lets the requests in flight finish; the executor's Stop
+// ends them (kill) when the task's kill_timeout has passed.
+func (t *httpTrigger) drainWhenStopped(stateDir string) {
+	<-t.prog.ctx.Done()
+	t.logger.Info("draining: new connections are refused, requests in flight finish")
+	_ = t.srv.Shutdown(t.killCtx)
+	// Shutdown returns early when killed: the handlers still running end
+	// their requests (503) before the connections are closed.
+	t.requests.Wait()
+	_ = t.srv.Close()
+	if t.metricsSrv != nil {
+		_ = t.metricsSrv.Close()
+	}
+	t.wg.Wait()
+	if t.access != nil {
+		t.access.close()
+	}
+	sig := t.prog.stoppedBy()
+	status := &proto.ExitStatus{ExitedAtUnixNano: time.Now().UnixNano(), Signal: sig, ExitCode: 128 + sig}
+	_ = t.stderr.Close()
+	if err := executor.WriteExitStatus(stateDir, status); err != nil {
+		t.logger.Error("cannot record exit status", "error", err)
+	}
+	t.svc.status = status
+	close(t.svc.done)
+}
+
+// close ends every request in flight; the drain then completes.
+func (t *httpTrigger) close() { t.kill() }
+
+// result is how one request ended, for the metrics and the access log.
+type result struct {
+	status int
+	bytes  int
+	failed bool // the instance failed (trap, exit code, timeout, no memory)
+}
+
+func (t *httpTrigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t.requests.Add(1)
+	defer t.requests.Done()
+	began := time.Now()
+	res := t.serve(w, r)
+	// Sent now, not after this returns: a drain that runs out of time
+	// closes the connections once the handlers have returned.
+	_ = http.NewResponseController(w).Flush()
+	took := time.Since(began)
+	t.stats.observe(res, took)
+	if t.access != nil {
+		t.access.log(r, res, took, began)
+	}
+}
+
+// serve runs one instance for r and writes its response.
+func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
+	if !t.acquire(r.Context()) {
+		return t.refuse(w, r, http.StatusServiceUnavailable, "all %d instances are busy", cap(t.slots))
+	}
+	defer func() { <-t.slots }()
+	t.stats.inFlight.Add(1)
+	defer t.stats.inFlight.Add(-1)
+
+	var body []byte
+	if r.Body != nil {
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, max(t.cfg.MaxBodyBytes, 0)))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return t.refuse(w, r, http.StatusRequestEntityTooLarge, "the body is larger than max_body_bytes = %d", t.cfg.MaxBodyBytes)
+		case err != nil:
+			return t.refuse(w, r, http.StatusBadRequest, "reading the body: %v", err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(t.killCtx, time.Duration(t.cfg.TimeoutNanos))
+	defer cancel()
+	out := &cappedBuffer{max: maxResponseBytes}
+	errOut := &cappedBuffer{max: maxRequestStderr}
+	in, err := t.prog.start(runOptions{
+		argv0: path.Base(t.prog.spec.Module), args: t.args, ctx: ctx,
+		streams: stdio{stdin: bytes.NewReader(body), stdout: out, stderr: errOut},
+		env:     cgiEnv(r, len(body), t.port), budget: t.budget, quiet: true,
+	})
+	if errors.Is(err, errNoMemory) {
+		return t.fail(w, r, http.StatusServiceUnavailable, errOut, "no memory for another instance: %v (resources.memory bounds the instances in flight together)", err)
+	}
+	if err != nil {
+		return t.fail(w, r, http.StatusInternalServerError, errOut, "%v", err)
+	}
+	select {
+	case <-in.done:
+	case <-r.Context().Done():
+		in.stop(int32(syscall.SIGKILL))
+		<-in.done
+		t.writeStderr(r, errOut, "the client went away; the instance was stopped")
+		return result{status: 499, failed: true}
+	}
+	st := in.status
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return t.fail(w, r, http.StatusGatewayTimeout, errOut, "no response within timeout = %s; the instance was stopped", time.Duration(t.cfg.TimeoutNanos))
+	case t.killCtx.Err() != nil:
+		return t.fail(w, r, http.StatusServiceUnavailable, errOut, "the task stopped before the instance finished")
+	case in.budgetDenied.Load() && (st.ExitCode != 0 || st.Error != ""):
+		return t.fail(w, r, http.StatusServiceUnavailable, errOut, "the instance could not grow its memory: the task's memory is taken by the instances in flight (exit code %d%s)", st.ExitCode, errSuffix(st))
+	case st.Error != "":
+		return t.fail(w, r, http.StatusInternalServerError, errOut, "%s", st.Error)
+	case st.ExitCode != 0:
+		return t.fail(w, r, http.StatusInternalServerError, errOut, "the module exited with code %d", st.ExitCode)
+	case out.overflow:
+		return t.fail(w, r, http.StatusBadGateway, errOut, "the response is larger than %d MiB", maxResponseBytes>>20)
+	}
+	resp, err := parseCGIResponse(out.Bytes())
+	if err != nil {
+		return t.fail(w, r, http.StatusBadGateway, errOut, "%v", err)
+	}
+	t.writeStderr(r, errOut, "")
+	h := w.Header()
+	for k, v := range resp.header {
+		h[k] = v
+	}
+	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	w.WriteHeader(resp.status)
+	n, _ := w.Write(resp.body)
+	return result{status: resp.status, bytes: n}
+}
+
+func errSuffix(st *proto.ExitStatus) string {
+	if st.Error == "" {
+		return ""
+	}
+	return ", " + st.Error
+}
+
+// acquire takes an instance slot, waiting up to queueWait for one.
+func (t *httpTrigger) acquire(ctx context.Context) bool {
+	select {
+	case t.slots <- struct{}{}:
+		return true
+	default:
+	}
+	timer := time.NewTimer(queueWait)
+	defer timer.Stop()
+	select {
+	case t.slots <- struct{}{}:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// refuse answers a request that no instance ran for.
+func (t *httpTrigger) refuse(w http.ResponseWriter, r *http.Request, status int, format string, args ...any) result {
+	msg := fmt.Sprintf(format, args...)
+	t.writeStderr(r, nil, fmt.Sprintf("%d: %s", status, msg))
+	return result{status: status, bytes: writeError(w, status)}
+}
+
+// fail answers a request whose instance failed; the cause and the
+// instance's stderr go to the task's stderr log.
+func (t *httpTrigger) fail(w http.ResponseWriter, r *http.Request, status int, errOut *cappedBuffer, format string, args ...any) result {
+	t.writeStderr(r, errOut, fmt.Sprintf("%d: %s", status, fmt.Sprintf(format, args...)))
+	return result{status: status, bytes: writeError(w, status), failed: true}
+}
+
+// writeError answers with status and its text; the cause is in the task's
+// stderr log, not in the response.
+func writeError(w http.ResponseWriter, status int) int {
+	body := http.StatusText(status) + "\n"
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	n, _ := io.WriteString(w, body)
+	return n
+}
+
+// writeStderr writes what a request's instance wrote on its stderr, and a
+// line about how the request failed, to the task's stderr log in one
+// write, so that requests running side by side do not interleave.
+func (t *httpTrigger) writeStderr(r *http.Request, errOut *cappedBuffer, cause string) {
+	var b bytes.Buffer
+	if errOut != nil {
+		b.Write(errOut.Bytes())
+		if errOut.overflow {
+			fmt.Fprintf(&b, "[stderr of this request truncated at %d KiB]\n", maxRequestStderr>>10)
+		}
+	}
+	if cause != "" {
+		fmt.Fprintf(&b, "wasm http: %s %s: %s\n", r.Method, r.URL.RequestURI(), cause)
+	}
+	if b.Len() > 0 {
+		_, _ = t.stderr.Write(b.Bytes())
+	}
+}
+
+// cappedBuffer keeps the first max bytes written to it and notes whether
+// more came. Writes beyond it succeed, so the guest is not failed by its
+// own output.
+type cappedBuffer struct {
+	bytes.Buffer
+	max      int
+	overflow bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); len(p) > room {
+		b.overflow = true
+		b.Buffer.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}
+
+func (*cappedBuffer) Close() error { return nil }
+
+// accessLog writes a line per request to the task's stdout log through a
+// buffer, flushed every accessLogFlush and when full: never a write of
+// its own per request.
+type accessLog struct {
+	mu   sync.Mutex
+	w    *bufio.Writer
+	out  io.WriteCloser
+	quit chan struct{}
+	done chan struct{}
+}
+
+func newAccessLog(out io.WriteCloser) *accessLog {
+	a := &accessLog{w: bufio.NewWriterSize(out, 64<<10), out: out, quit: make(chan struct{}), done: make(chan struct{})}
+	go a.flushEvery(accessLogFlush)
+	return a
+}
+
+func (a *accessLog) log(r *http.Request, res result, took time.Duration, at time.Time) {
+	remote, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remote = r.RemoteAddr
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fmt.Fprintf(a.w, "%s - - [%s] %q %d %d %.3fms\n", remote, at.UTC().Format("02/Jan/2006:15:04:05 -0700"),
+		r.Method+" "+r.URL.RequestURI()+" "+r.Proto, res.status, res.bytes, float64(took.Microseconds())/1000)
+}
+
+func (a *accessLog) flushEvery(d time.Duration) {
+	defer close(a.done)
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			a.mu.Lock()
+			_ = a.w.Flush()
+			a.mu.Unlock()
+		case <-a.quit:
+			return
+		}
+	}
+}
+
+func (a *accessLog) close() {
+	close(a.quit)
+	<-a.done
+	a.mu.Lock()
+	_ = a.w.Flush()
+	a.mu.Unlock()
+	_ = a.out.Close()
+}

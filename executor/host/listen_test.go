@@ -1,0 +1,162 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
+)
+
+// freeLoopbackPort returns a TCP port nothing listens on now.
+func freeLoopbackPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startListenerTask runs module in command mode with the listener http
+// granted on address:port (in netns when set).
+func startListenerTask(t *testing.T, module, address string, port int, netns string) (*task, string) {
+	t.Helper()
+	local, logs := t.TempDir(), t.TempDir()
+	testmodule.Install(t, module, local, "server.wasm")
+	req := &proto.StartRequest{
+		Module: "/local/server.wasm", Entrypoint: "_start", Engine: executor.EngineAuto,
+		Mounts: []*proto.Mount{
+			{GuestPath: "/local", HostPath: local},
+			{GuestPath: "/alloc", HostPath: t.TempDir()},
+			{GuestPath: "/secrets", HostPath: t.TempDir(), ReadOnly: true},
+		},
+		CacheDir: cacheDirForTest(t), StateDir: logs,
+		StdoutPath: filepath.Join(logs, "stdout"), StderrPath: filepath.Join(logs, "stderr"),
+		Listeners:        []*proto.Listener{{Label: "http", Address: address, Port: int32(port)}},
+		NetworkNamespace: netns,
+	}
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	tk, err := s.start(context.Background(), req)
+	must.NoError(t, err)
+	t.Cleanup(func() {
+		tk.prog.stop(int32(syscall.SIGKILL))
+		<-tk.main.done
+		tk.prog.close()
+	})
+	return tk, req.StderrPath
+}
+
+func get(url string) (int, string, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestGrantedListeners: a guest in C (accept on the preopened socket) and
+// one in Go (net.FileListener) serve HTTP through the listener granted to
+// them, which they find through WASM_LISTENER_HTTP.
+func TestGrantedListeners(t *testing.T) {
+	t.Parallel()
+	for module, greeting := range map[string]string{"listen": "Hello from a WebAssembly listener:", "listen-go": "hello from go listener"} {
+		t.Run(module, func(t *testing.T) {
+			port := freeLoopbackPort(t)
+			tk, stderr := startListenerTask(t, module, "127.0.0.1", port, "")
+			for _, path := range []string{"/a", "/b"} {
+				code, body, err := get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+				must.NoError(t, err, must.Sprintf("stderr: %s", readFile(t, stderr)))
+				must.Eq(t, 200, code)
+				must.Eq(t, greeting+" "+path+"\n", body)
+			}
+			select {
+			case <-tk.main.done:
+				t.Fatalf("the guest exited: %v", tk.main.status)
+			default:
+			}
+		})
+	}
+}
+
+// TestGrantedListenerTaken: a port someone else holds is a clear error of
+// the node at start, not a guest that runs without its socket.
+func TestGrantedListenerTaken(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	defer l.Close()
+	local := t.TempDir()
+	testmodule.Install(t, "listen", local, "server.wasm")
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	_, err = s.start(context.Background(), &proto.StartRequest{
+		Module: "/local/server.wasm", Entrypoint: "_start", Engine: executor.EngineAuto,
+		Mounts:    []*proto.Mount{{GuestPath: "/local", HostPath: local}},
+		CacheDir:  cacheDirForTest(t),
+		Listeners: []*proto.Listener{{Label: "http", Address: "127.0.0.1", Port: int32(l.Addr().(*net.TCPAddr).Port)}},
+	})
+	must.ErrorContains(t, err, "cannot bind its listeners (http on 127.0.0.1:")
+	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
+}
+
+// TestListenerInNetworkNamespace: with a network namespace, the guest's
+// listener lives inside it (reachable there, absent on the host) while the
+// executor stays in its own.
+func TestListenerInNetworkNamespace(t *testing.T) {
+	if os.Geteuid() != 0 || runtime.GOOS != "linux" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("network namespaces need root on Linux, and CI runs as root")
+		}
+		t.Skip("network namespaces need root on Linux")
+	}
+	t.Parallel()
+	name := "wasm-test-" + strconv.Itoa(os.Getpid())
+	run := func(args ...string) {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		must.NoError(t, err, must.Sprintf("ip %v: %s", args, out))
+	}
+	run("netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", name).Run() })
+	run("netns", "exec", name, "ip", "link", "set", "lo", "up")
+	nsPath := "/var/run/netns/" + name
+
+	port := freeLoopbackPort(t)
+	startListenerTask(t, "listen", "127.0.0.1", port, nsPath)
+
+	// Not on the host's loopback...
+	_, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	must.Error(t, err, must.Sprint("the listener is on the host, not in the namespace"))
+	// ...but in the namespace's.
+	var conn net.Conn
+	must.NoError(t, inNetNS(nsPath, func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+		return err
+	}))
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "GET /ns HTTP/1.0\r\n\r\n")
+	must.NoError(t, err)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(conn)
+	must.NoError(t, err)
+	must.StrContains(t, string(b), "Hello from a WebAssembly listener: /ns")
+}
