@@ -37,6 +37,7 @@ func TestBadInput(t *testing.T) {
 		file   []byte // or these bytes as local/app.wasm
 		prep   func(t *testing.T, local string)
 		memMB  int64
+		ports  []string // port labels of the group's network block
 		tc     TaskConfig
 		want   []string
 	}{
@@ -77,6 +78,24 @@ func TestBadInput(t *testing.T) {
 			want: []string{`does not export the entrypoint function "serve"; it exports _start`}},
 		{name: "memory minimum above cap", module: "bigmem", memMB: 64,
 			want: []string{"needs at least 128 MiB of linear memory (2048 pages), more than this task's cap of 64 MiB (1024 pages, from resources.memory = 64 MiB)"}},
+		{name: "listener without ports", module: "probe", tc: TaskConfig{Listeners: []string{"http"}},
+			want: []string{`listeners names port "http", but the group has no ports: add network { port "http" {} } to the task group`}},
+		{name: "listener not in the network block", module: "probe", tc: TaskConfig{Listeners: []string{"http"}}, ports: []string{"admin", "web"},
+			want: []string{`listeners names port "http", which is not in the group's network block (its ports: admin, web)`}},
+		{name: "http port not in the network block", module: "wagi", tc: TaskConfig{HTTP: HTTPConfig{Port: "api", MaxConcurrency: 1, Timeout: "1s"}}, ports: []string{"web"},
+			want: []string{`http.port names port "api", which is not in the group's network block (its ports: web)`}},
+		{name: "metrics port not in the network block", module: "wagi", tc: TaskConfig{HTTP: HTTPConfig{Port: "web", MetricsPort: "prom", MaxConcurrency: 1, Timeout: "1s"}}, ports: []string{"web"},
+			want: []string{`http.metrics_port names port "prom"`}},
+		{name: "listeners and http", module: "wagi", tc: TaskConfig{Listeners: []string{"web"}, HTTP: HTTPConfig{Port: "web", MaxConcurrency: 1, Timeout: "1s"}}, ports: []string{"web"},
+			want: []string{"listeners and http conflict"}},
+		{name: "http timeout", module: "wagi", tc: TaskConfig{HTTP: HTTPConfig{Port: "web", MaxConcurrency: 1, Timeout: "soon"}}, ports: []string{"web"},
+			want: []string{`http.timeout = "soon" is not a positive duration`}},
+		{name: "http concurrency", module: "wagi", tc: TaskConfig{HTTP: HTTPConfig{Port: "web", MaxConcurrency: 0, Timeout: "1s"}}, ports: []string{"web"},
+			want: []string{"http.max_concurrency = 0: it must be between 1 and 10000"}},
+		{name: "http with a reactor entrypoint", module: "wagi", tc: TaskConfig{Entrypoint: "run", HTTP: HTTPConfig{Port: "web", MaxConcurrency: 1, Timeout: "1s"}}, ports: []string{"web"},
+			want: []string{`entrypoint "run" and http conflict`}},
+		{name: "listener labels that clash", module: "probe", tc: TaskConfig{Listeners: []string{"a-b", "a_b"}}, ports: []string{"a-b", "a_b"},
+			want: []string{`listeners: "a-b" and "a_b" both give the guest WASM_LISTENER_A_B`}},
 	}
 	h := newHarness(t, "")
 	events := h.events(t)
@@ -95,6 +114,13 @@ func TestBadInput(t *testing.T) {
 			}
 			if c.prep != nil {
 				c.prep(t, local)
+			}
+			if c.ports != nil {
+				ports := structs.AllocatedPorts{}
+				for i, l := range c.ports {
+					ports = append(ports, structs.AllocatedPortMapping{Label: l, Value: 20000 + i, HostIP: "127.0.0.1"})
+				}
+				tk.cfg.Resources.Ports = &ports
 			}
 			_, _, err := h.StartTask(tk.cfg)
 			must.Error(t, err)

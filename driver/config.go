@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
@@ -97,6 +98,24 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewAttr("entrypoint", "string", false),
 		hclspec.NewLiteral(`"_start"`),
 	),
+	"listeners": hclspec.NewAttr("listeners", "list(string)", false),
+	"http": hclspec.NewBlock("http", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"port": hclspec.NewAttr("port", "string", true),
+		"max_concurrency": hclspec.NewDefault(
+			hclspec.NewAttr("max_concurrency", "number", false),
+			hclspec.NewLiteral(`100`),
+		),
+		"timeout": hclspec.NewDefault(
+			hclspec.NewAttr("timeout", "string", false),
+			hclspec.NewLiteral(`"30s"`),
+		),
+		"max_body_bytes": hclspec.NewDefault(
+			hclspec.NewAttr("max_body_bytes", "number", false),
+			hclspec.NewLiteral(`1048576`),
+		),
+		"metrics_port": hclspec.NewAttr("metrics_port", "string", false),
+		"access_log":   hclspec.NewAttr("access_log", "bool", false),
+	})),
 })
 
 // TaskConfig is the decoded task config. It is persisted in the task
@@ -110,7 +129,33 @@ type TaskConfig struct {
 	Sha256 string `codec:"sha256"`
 	// Entrypoint is the exported function to run.
 	Entrypoint string `codec:"entrypoint"`
+	// Listeners are port labels of the group's network block whose sockets
+	// the guest is given (command mode).
+	Listeners []string `codec:"listeners"`
+	// HTTP, when its Port is set, makes the task http mode.
+	HTTP HTTPConfig `codec:"http"`
 }
+
+// HTTPConfig is the task config's http block: serve HTTP on a port and run
+// a fresh instance of the module per request (CGI, as WAGI does).
+type HTTPConfig struct {
+	// Port is the port label to serve on.
+	Port string `codec:"port"`
+	// MaxConcurrency bounds the instances running at once; beyond it a
+	// request waits briefly, then gets 503.
+	MaxConcurrency int `codec:"max_concurrency"`
+	// Timeout bounds each request (a duration); beyond it, 504.
+	Timeout string `codec:"timeout"`
+	// MaxBodyBytes caps a request body; beyond it, 413.
+	MaxBodyBytes int64 `codec:"max_body_bytes"`
+	// MetricsPort is a port label to serve Prometheus metrics on, or empty.
+	MetricsPort string `codec:"metrics_port"`
+	// AccessLog writes a line per request to the task's stdout log.
+	AccessLog bool `codec:"access_log"`
+}
+
+// maxHTTPConcurrency bounds http.max_concurrency.
+const maxHTTPConcurrency = 10000
 
 // Validate checks the task config and fills in defaults.
 func (c *TaskConfig) Validate() error {
@@ -124,6 +169,39 @@ func (c *TaskConfig) Validate() error {
 	}
 	if c.Entrypoint == "" {
 		c.Entrypoint = "_start"
+	}
+	seen := map[string]string{}
+	for _, l := range c.Listeners {
+		if l == "" {
+			return fmt.Errorf("listeners: an empty port label; name port labels of the group's network block")
+		}
+		env := executor.ListenerEnv(l)
+		if prev, ok := seen[env]; ok {
+			return fmt.Errorf("listeners: %q and %q both give the guest %s: use distinct port labels", prev, l, env)
+		}
+		seen[env] = l
+	}
+	if c.HTTP.Port == "" {
+		return nil
+	}
+	h := &c.HTTP
+	if len(c.Listeners) > 0 {
+		return fmt.Errorf("listeners and http conflict: in http mode the driver serves the port and runs an instance per request; a module that serves its own sockets takes listeners and no http block")
+	}
+	if c.Entrypoint != "_start" {
+		return fmt.Errorf("entrypoint %q and http conflict: an http handler is a WASI command (its _start runs once per request)", c.Entrypoint)
+	}
+	if h.MaxConcurrency < 1 || h.MaxConcurrency > maxHTTPConcurrency {
+		return fmt.Errorf("http.max_concurrency = %d: it must be between 1 and %d", h.MaxConcurrency, maxHTTPConcurrency)
+	}
+	if d, err := time.ParseDuration(h.Timeout); err != nil || d <= 0 {
+		return fmt.Errorf("http.timeout = %q is not a positive duration such as \"10s\"", h.Timeout)
+	}
+	if h.MaxBodyBytes < 0 {
+		return fmt.Errorf("http.max_body_bytes = %d: it must be 0 (no body) or more", h.MaxBodyBytes)
+	}
+	if h.MetricsPort == h.Port {
+		return fmt.Errorf("http.metrics_port = %q is also http.port: serve metrics on a port label of their own", h.MetricsPort)
 	}
 	return nil
 }

@@ -240,6 +240,11 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		return nil, executor.NotFoundErrorf("invalid task config: module: %v", err)
 	}
 
+	network := &proto.StartRequest{}
+	if err := networkRequest(cfg, &tc, network); err != nil {
+		return nil, err
+	}
+
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	taskDir := cfg.TaskDir().Dir
 	exec, err := d.executors.take()
@@ -267,6 +272,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	for _, m := range mounts {
 		req.Mounts = append(req.Mounts, &proto.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
 	}
+	req.Listeners, req.NetworkNamespace, req.Http = network.Listeners, network.NetworkNamespace, network.Http
 	resp, err := exec.Start(d.ctx, req)
 	if err == nil {
 		d.executors.started(resp.ModuleSha256)
@@ -306,6 +312,9 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		"module_sha256": resp.ModuleSha256,
 		"engine":        resp.Engine,
 	})
+	if where := describeNetwork(req); where != "" {
+		h.emit(where, nil)
+	}
 	d.tasks.Set(cfg.ID, h)
 	go h.run()
 	return handle, nil
