@@ -20,7 +20,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
@@ -101,7 +100,7 @@ type compiled struct {
 // a spare does it ahead of the task, with the rest of its preparation.
 func (c *compiled) instantiateWASI(ctx context.Context) (api.Module, error) {
 	if c.wasi == nil {
-		m, err := wasi_snapshot_preview1.Instantiate(ctx, c.runtime)
+		m, err := instantiateWASIModule(ctx, c.runtime)
 		if err != nil {
 			return nil, err
 		}

@@ -171,14 +171,15 @@ func (t *httpTrigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer t.requests.Done()
 	began := time.Now()
 	res := t.serve(w, r)
-	// Sent now, not after this returns: a drain that runs out of time
-	// closes the connections once the handlers have returned.
-	_ = http.NewResponseController(w).Flush()
 	took := time.Since(began)
 	t.stats.observe(res, took)
 	if t.access != nil {
 		t.access.log(r, res, took, began)
 	}
+	// Sent now, not after this returns: a drain that runs out of time
+	// closes the connections once the handlers have returned. Counted
+	// first, so that a client that has its response finds it counted.
+	_ = http.NewResponseController(w).Flush()
 }
 
 // serve runs one instance for r and writes its response.

@@ -63,6 +63,8 @@ type instance struct {
 	held         uint64
 	budgetDenied atomic.Bool
 	quiet        bool
+	// listeners are the sockets the instance was granted.
+	listeners []*proto.Listener
 }
 
 // runOptions says how to run one instance of a program.
@@ -92,7 +94,8 @@ type runOptions struct {
 // start instantiates the program as opts says and runs its entrypoint in
 // the background.
 func (p *program) start(opts runOptions) (_ *instance, err error) {
-	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, done: make(chan struct{}), budget: opts.budget, quiet: opts.quiet}
+	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, done: make(chan struct{}), budget: opts.budget, quiet: opts.quiet,
+		listeners: opts.listeners}
 	parent := opts.ctx
 	if parent == nil {
 		parent = p.ctx
@@ -144,6 +147,7 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		config = config.WithEnv(k, env[k])
 	}
 	ctx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(in.allocate))
+	ctx = context.WithValue(ctx, instanceKey{}, in)
 	if len(opts.listeners) > 0 {
 		sc := sock.NewConfig()
 		for _, l := range opts.listeners {

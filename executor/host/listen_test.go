@@ -160,3 +160,27 @@ func TestListenerInNetworkNamespace(t *testing.T) {
 	must.NoError(t, err)
 	must.StrContains(t, string(b), "Hello from a WebAssembly listener: /ns")
 }
+
+// TestIdleGoListenerWaits: a Go guest idle on its granted listener waits
+// in poll_oneoff instead of spinning (wazero's own poll_oneoff reports a
+// non-blocking socket ready at once, and kept a core busy). Not parallel:
+// it measures the CPU time of the whole test process.
+func TestIdleGoListenerWaits(t *testing.T) {
+	port := freeLoopbackPort(t)
+	startListenerTask(t, "listen-go", "127.0.0.1", port, "")
+	waitUntil(t, func() bool {
+		code, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/ready", port))
+		return err == nil && code == 200
+	}, "the Go listener never answered")
+	http.DefaultClient.CloseIdleConnections()
+	cpu := func() time.Duration {
+		var u syscall.Rusage
+		must.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &u))
+		return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+	}
+	before := cpu()
+	time.Sleep(2 * time.Second) // the measurement's span, not synchronisation
+	used := cpu() - before
+	t.Logf("an idle Go listener used %v of CPU in 2s", used)
+	must.Less(t, time.Second, used, must.Sprint("an idle Go guest spins on its listener"))
+}

@@ -7,26 +7,52 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
-// shutdownGuestSockets shuts down the TCP sockets of the process bound to
-// the guest's listeners ls: the listeners and the connections accepted on
-// them. That wakes a guest blocked in accept or in a read on one of them:
-// the host call returns an error, and the stopped guest ends at its next
-// step.
-//
-// wazero keeps the guest's sockets to itself, and a stop does not close
-// them while a host call may use them, so they are found by their local
-// address among the process's descriptors.
+// shutdownGuestSockets shuts down the guest's sockets (see guestSockets).
+// That wakes a guest blocked in accept or in a read on one of them: the
+// host call returns an error, and the stopped guest ends at its next step.
 func shutdownGuestSockets(ls []*proto.Listener) {
+	for _, fd := range guestSockets(ls) {
+		_ = unix.Shutdown(fd, unix.SHUT_RDWR)
+	}
+}
+
+// pollGuestSockets waits up to timeout for one of the guest's sockets to
+// be ready to read (or, with write, to write), and says whether one is.
+func pollGuestSockets(ls []*proto.Listener, write bool, timeout time.Duration) bool {
+	fds := guestSockets(ls)
+	if len(fds) == 0 {
+		time.Sleep(timeout)
+		return false
+	}
+	events := int16(unix.POLLIN)
+	if write {
+		events |= unix.POLLOUT
+	}
+	pfds := make([]unix.PollFd, len(fds))
+	for i, fd := range fds {
+		pfds[i] = unix.PollFd{Fd: int32(fd), Events: events}
+	}
+	n, err := unix.Poll(pfds, int(timeout.Milliseconds()))
+	return err != nil || n > 0
+}
+
+// guestSockets returns the TCP sockets of the process bound to the guest's
+// listeners ls: the listeners and the connections accepted on them.
+// wazero keeps the guest's sockets to itself, so they are found by their
+// local address among the process's descriptors.
+func guestSockets(ls []*proto.Listener) []int {
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		return
+		return nil
 	}
+	var fds []int
 	for _, e := range entries {
 		fd, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -52,9 +78,10 @@ func shutdownGuestSockets(ls []*proto.Listener) {
 		for _, l := range ls {
 			lip := net.ParseIP(l.Address)
 			if int(l.Port) == port && (lip == nil || lip.IsUnspecified() || lip.Equal(ip)) {
-				_ = unix.Shutdown(fd, unix.SHUT_RDWR)
+				fds = append(fds, fd)
 				break
 			}
 		}
 	}
+	return fds
 }
