@@ -268,6 +268,9 @@ client {
   options {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }
+  # Bridge networking (network { mode = "bridge" }): the CNI plugins of
+  # Debian's containernetworking-plugins.
+  cni_path = "/usr/lib/cni"
 }
 # Nomad collects task stats (nomad alloc status -stats) only when it
 # publishes allocation metrics.
@@ -279,6 +282,17 @@ plugin_dir = "{{.PluginDir}}"
 plugin "raw_exec" {
   config {
     enabled = true
+  }
+}
+# There is no registry: the infra (pause) container of Docker tasks in
+# bridge networking is a local image (make -C example-jobs image), and the
+# client must not remove the locally built images once unused.
+plugin "docker" {
+  config {
+    infra_image = "wasm-e2e/pause:1"
+    gc {
+      image = false
+    }
   }
 }
 {{if .Plugin}}
@@ -523,10 +537,13 @@ func serveArtifacts(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	examples := exampleModules(t)
-	for _, name := range []string{"hello.wasm", "files.wasm", "upper.wasm"} {
-		b, err := os.ReadFile(filepath.Join(examples, name))
+	modules, err := filepath.Glob(filepath.Join(examples, "*.wasm"))
+	must.NoError(t, err)
+	must.SliceNotEmpty(t, modules)
+	for _, m := range modules {
+		b, err := os.ReadFile(m)
 		must.NoError(t, err)
-		must.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
+		must.NoError(t, os.WriteFile(filepath.Join(dir, filepath.Base(m)), b, 0o644))
 	}
 	testmodule.Install(t, "probe", dir, "probe.wasm")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
