@@ -32,6 +32,10 @@ const queueWait = time.Second
 // that reaches the task's stderr log.
 const maxRequestStderr = 64 << 10
 
+// maxPooledMemories bounds the linear memories the trigger keeps for the
+// next requests (see memPool): each keeps up to keepResident resident.
+const maxPooledMemories = 8
+
 // accessLogFlush is how often the buffered access log is written out.
 const accessLogFlush = time.Second
 
@@ -52,6 +56,7 @@ type httpTrigger struct {
 	// slots holds a token per running instance (max_concurrency).
 	slots  chan struct{}
 	budget *memBudget
+	pool   *memPool
 	// stderr is the task's stderr log; each request's stderr is written
 	// to it in one piece when the request ends.
 	stderr io.WriteCloser
@@ -79,7 +84,8 @@ func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string,
 	}
 	t := &httpTrigger{prog: p, cfg: cfg, args: args, logger: p.logger.Named("http"),
 		slots: make(chan struct{}, max(cfg.MaxConcurrency, 1)), budget: &memBudget{limit: uint64(p.limit) * executor.PageSize},
-		stderr: streams.stderr, stats: newHTTPMetrics()}
+		stderr: streams.stderr, stats: newHTTPMetrics(),
+		pool: &memPool{max: int(min(max(cfg.MaxConcurrency, 1), maxPooledMemories)), size: int(uint64(p.limit) * executor.PageSize)}}
 	var ln, mln net.Listener
 	err := inNetNS(netns, func() error {
 		var err error
@@ -146,6 +152,7 @@ func (t *httpTrigger) drainWhenStopped(stateDir string) {
 	if t.access != nil {
 		t.access.close()
 	}
+	t.pool.close()
 	sig := t.prog.stoppedBy()
 	status := &proto.ExitStatus{ExitedAtUnixNano: time.Now().UnixNano(), Signal: sig, ExitCode: 128 + sig}
 	_ = t.stderr.Close()
@@ -211,7 +218,7 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 	in, err := t.prog.start(runOptions{
 		argv0: path.Base(t.prog.spec.Module), args: t.args, ctx: ctx,
 		streams: stdio{stdin: bytes.NewReader(body), stdout: out, stderr: errOut},
-		env:     cgiEnv(r, len(body), t.port), budget: t.budget, quiet: true,
+		env:     cgiEnv(r, len(body), t.port), budget: t.budget, pool: t.pool, quiet: true,
 	})
 	if errors.Is(err, errNoMemory) {
 		return t.fail(w, r, http.StatusServiceUnavailable, errOut, "no memory for another instance: %v (resources.memory bounds the instances in flight together)", err)

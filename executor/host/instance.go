@@ -63,6 +63,7 @@ type instance struct {
 	held         uint64
 	budgetDenied atomic.Bool
 	quiet        bool
+	pool         *memPool
 	// listeners are the sockets the instance was granted.
 	listeners []*proto.Listener
 }
@@ -86,6 +87,9 @@ type runOptions struct {
 	// budget, when set, is shared by instances that run side by side (the
 	// HTTP trigger's): their linear memories together stay within it.
 	budget *memBudget
+	// pool, when set, lends the instance a mapping for its memory that an
+	// instance before it used (zeroed).
+	pool *memPool
 	// quiet: no log line per instance (one per HTTP request would be a
 	// synchronous write per request).
 	quiet bool
@@ -95,7 +99,7 @@ type runOptions struct {
 // the background.
 func (p *program) start(opts runOptions) (_ *instance, err error) {
 	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, done: make(chan struct{}), budget: opts.budget, quiet: opts.quiet,
-		listeners: opts.listeners}
+		listeners: opts.listeners, pool: opts.pool}
 	parent := opts.ctx
 	if parent == nil {
 		parent = p.ctx
@@ -211,7 +215,7 @@ func (in *instance) sleep(ns int64) {
 // garbage collector nothing, and the pages it reserves up to the cap are
 // committed by the kernel only as the guest touches them.
 func (in *instance) allocate(_, limit uint64) experimental.LinearMemory {
-	m := newLinearMemory(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes)
+	m := newLinearMemory(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes, in.pool)
 	if in.budget != nil {
 		m.budget, m.held, m.denied = in.budget, in.held, &in.budgetDenied
 		in.held = 0 // the memory holds it now, and gives it back when freed

@@ -5,6 +5,7 @@ package host
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -24,6 +25,78 @@ type linearMemory struct {
 	budget *memBudget
 	held   uint64
 	denied *atomic.Bool
+
+	// pool, when set, takes the mapping back when the memory is freed;
+	// resident is how much of it is known to be faulted in and zero.
+	pool     *memPool
+	resident uint64
+	used     uint64
+}
+
+// memPool keeps the mappings of instances that have ended for the next
+// ones (the HTTP trigger's, one per request): mapping a fresh cap and
+// faulting its first pages in cost more than the rest of a small
+// instance's life. A mapping comes back zeroed: the first keepResident
+// bytes are cleared and stay faulted in, the rest is handed back to the
+// kernel (MADV_DONTNEED), which makes it read as zero. Nothing an instance
+// leaves in its memory reaches the next. The pool holds at most max
+// mappings, so it keeps at most max × keepResident bytes resident.
+type memPool struct {
+	mu   sync.Mutex
+	free [][]byte
+	max  int
+	size int // the size of every mapping: the program's cap
+}
+
+// keepResident is how much of a pooled mapping stays faulted in.
+const keepResident = 1 << 20
+
+func (p *memPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		m := p.free[n-1]
+		p.free = p.free[:n-1]
+		return m
+	}
+	return nil
+}
+
+// put zeroes the first used bytes of mapped and keeps it, or says it is
+// full.
+func (p *memPool) put(mapped []byte, used uint64) bool {
+	if len(mapped) != p.size {
+		return false
+	}
+	p.mu.Lock()
+	full := len(p.free) >= p.max
+	p.mu.Unlock()
+	if full {
+		return false
+	}
+	clear(mapped[:min(used, keepResident)])
+	if used > keepResident {
+		if err := discard(mapped[keepResident:used]); err != nil {
+			return false
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) >= p.max {
+		return false
+	}
+	p.free = append(p.free, mapped)
+	return true
+}
+
+// close unmaps the pooled mappings.
+func (p *memPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.free {
+		_ = syscall.Munmap(m)
+	}
+	p.free = nil
 }
 
 // memBudget bounds the linear memory of instances that run side by side
@@ -59,9 +132,19 @@ var errNoMemory = errors.New("the task's memory is taken by the instances alread
 // that a guest that grows much and touches little does not hold it all.
 const maxPopulate = 32 << 20
 
-// newLinearMemory maps a memory capped at max bytes.
-func newLinearMemory(max uint64, size *atomic.Uint64) *linearMemory {
+// newLinearMemory maps a memory capped at max bytes, or takes a mapping of
+// pool's when pool is set.
+func newLinearMemory(max uint64, size *atomic.Uint64, pool *memPool) *linearMemory {
 	m := &linearMemory{max: max, size: size}
+	if pool != nil && max <= uint64(pool.size) {
+		m.pool = pool
+		if m.mapped = pool.get(); m.mapped != nil {
+			m.resident = keepResident
+			return m
+		}
+		m.mapped, _ = mapMemory(pool.size)
+		return m
+	}
 	if max > 0 {
 		// A failed mapping leaves mapped nil: every allocation then fails
 		// inside the guest, as an allocation past the cap does.
@@ -81,15 +164,16 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		}
 		m.held = size
 	}
-	if old := m.size.Load(); size > old && old < maxPopulate {
-		populate(m.mapped[old:min(size, maxPopulate)])
+	if from := max(m.size.Load(), m.resident); size > from && from < maxPopulate {
+		populate(m.mapped[from:min(size, maxPopulate)])
 	}
 	m.size.Store(size)
+	m.used = max(m.used, size)
 	return m.mapped[:size:size]
 }
 
 func (m *linearMemory) Free() {
-	if m.mapped != nil {
+	if m.mapped != nil && (m.pool == nil || !m.pool.put(m.mapped, m.used)) {
 		_ = syscall.Munmap(m.mapped)
 	}
 	m.mapped = nil

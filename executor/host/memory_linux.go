@@ -31,3 +31,8 @@ func populate(b []byte) {
 	}
 	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), madvPopulateWrite)
 }
+
+// discard hands b's pages back to the kernel; they read as zero after.
+func discard(b []byte) error {
+	return syscall.Madvise(b, syscall.MADV_DONTNEED)
+}

@@ -122,7 +122,7 @@ func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModu
 func rehearse(ctx context.Context, comp *compiled) {
 	var size atomic.Uint64
 	alloc := experimental.MemoryAllocatorFunc(func(_, limit uint64) experimental.LinearMemory {
-		return newLinearMemory(limit, &size)
+		return newLinearMemory(limit, &size, nil)
 	})
 	config := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	if mod, err := comp.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), comp.module, config); err == nil {

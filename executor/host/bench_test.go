@@ -1,0 +1,74 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
+)
+
+// BenchmarkInstancePerRequest is what the HTTP trigger pays per request
+// for its fresh instance: instantiate the compiled program with a CGI
+// environment and a body, run _start to the end, parse what it wrote, and
+// close it. It reports the median and the 99th percentile, for a small C
+// handler and for a Go one.
+func BenchmarkInstancePerRequest(b *testing.B) {
+	for _, module := range []string{"wagi", "wagi-go"} {
+		b.Run(module, func(b *testing.B) {
+			local := b.TempDir()
+			testmodule.Install(b, module, local, "handler.wasm")
+			mounts := []executor.Mount{{GuestPath: "/local", HostPath: local}}
+			body, digest, err := readModule(mounts, "/local/handler.wasm")
+			if err != nil {
+				b.Fatal(err)
+			}
+			engine, err := resolveEngine(executor.EngineAuto)
+			if err != nil {
+				b.Fatal(err)
+			}
+			spec := programSpec{Module: "/local/handler.wasm", Engine: engine, Entrypoint: "_start", Mounts: mounts,
+				Env: map[string]string{"NOMAD_TASK_NAME": "bench"}, MemoryLimitPages: 64 << 20 / executor.PageSize}
+			cache := ModuleCache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger()}
+			p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, body, digest, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(p.close)
+			budget := &memBudget{limit: 64 << 20}
+			pool := &memPool{max: maxPooledMemories, size: 64 << 20}
+			b.Cleanup(pool.close)
+			env := map[string]string{"REQUEST_METHOD": "GET", "PATH_INFO": "/hello", "QUERY_STRING": "x=1", "SERVER_PORT": "8080",
+				"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "bench", "CONTENT_LENGTH": "0", "GATEWAY_INTERFACE": "CGI/1.1"}
+			var took []time.Duration
+			for b.Loop() {
+				began := time.Now()
+				out := &cappedBuffer{max: maxResponseBytes}
+				in, err := p.start(runOptions{argv0: "handler.wasm", streams: stdio{stdin: bytes.NewReader(nil), stdout: out, stderr: &cappedBuffer{max: maxRequestStderr}},
+					env: env, budget: budget, pool: pool, quiet: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				<-in.done
+				resp, err := parseCGIResponse(out.Bytes())
+				if err != nil || in.status.ExitCode != 0 || resp.status != 200 {
+					b.Fatalf("exit %v, %v: %q", in.status, err, out.String())
+				}
+				took = append(took, time.Since(began))
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(took[len(took)*99/100].Nanoseconds())/1e3, "p99-µs")
+		})
+	}
+}
