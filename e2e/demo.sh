@@ -138,6 +138,7 @@ HCL
 	nomad job run -detach example-jobs/constraint.nomad.hcl >/dev/null
 	nomad job run -detach example-jobs/dispatch.nomad.hcl >/dev/null
 	nomad job run -detach example-jobs/periodic.nomad.hcl >/dev/null
+	nomad job run -detach example-jobs/http.nomad.hcl >/dev/null
 	local dispatched
 	dispatched=$(echo "a payload handed to nomad job dispatch" | nomad job dispatch -detach dispatch - |
 		awk '/Dispatched Job ID/ {print $NF}')
@@ -167,6 +168,14 @@ HCL
 		echo
 		echo "(no Docker engine answers: the mixed Docker + wasm example was not run)"
 	fi
+	wait_for "the greet service, passing its checks in Consul" \
+		sh -c "curl -sf 'http://127.0.0.1:8500/v1/health/service/greet?passing=1' | grep -q '\"ServiceID\"'"
+	local greet
+	greet=$(curl -sf 'http://127.0.0.1:8500/v1/health/service/greet?passing=1' |
+		python3 -c 'import json, sys; s = json.load(sys.stdin)[0]["Service"]; print("%s:%d" % (s["Address"], s["Port"]))')
+	echo
+	echo "== An HTTP request to the wasm service Consul knows as greet, one fresh instance per request (curl http://$greet/demo)"
+	curl -s "http://$greet/demo"
 	echo
 	echo "== Jobs"
 	nomad job status
