@@ -64,6 +64,8 @@ type instance struct {
 	budgetDenied atomic.Bool
 	quiet        bool
 	pool         *memPool
+	// runNow runs the entrypoint, for an instance started with sync.
+	runNow func()
 	// listeners are the sockets the instance was granted.
 	listeners []*proto.Listener
 }
@@ -93,6 +95,10 @@ type runOptions struct {
 	// quiet: no log line per instance (one per HTTP request would be a
 	// synchronous write per request).
 	quiet bool
+	// sync: start does not run the entrypoint; the caller runs it with
+	// runNow, on its own goroutine (an HTTP handler's, whose stack has
+	// already grown to what the guest needs).
+	sync bool
 }
 
 // start instantiates the program as opts says and runs its entrypoint in
@@ -136,19 +142,25 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	if opts.streams.stdin != nil {
 		config = config.WithStdin(opts.streams.stdin)
 	}
-	env := p.spec.Env
-	if len(opts.env) > 0 || len(opts.listeners) > 0 {
-		env = maps.Clone(p.spec.Env)
-		if env == nil {
-			env = map[string]string{}
+	// The task's environment in a fixed order, then the instance's own
+	// variables (which win) in theirs.
+	extra := opts.env
+	if len(opts.listeners) > 0 {
+		extra = maps.Clone(opts.env)
+		if extra == nil {
+			extra = map[string]string{}
 		}
-		maps.Copy(env, opts.env)
 		for i, l := range opts.listeners {
-			env[executor.ListenerEnv(l.Label)] = strconv.Itoa(p.firstListenerFD() + i)
+			extra[executor.ListenerEnv(l.Label)] = strconv.Itoa(p.firstListenerFD() + i)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		config = config.WithEnv(k, env[k])
+	for _, k := range p.envKeys() {
+		if _, ok := extra[k]; !ok {
+			config = config.WithEnv(k, p.spec.Env[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		config = config.WithEnv(k, extra[k])
 	}
 	ctx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(in.allocate))
 	ctx = context.WithValue(ctx, instanceKey{}, in)
@@ -188,7 +200,11 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		// A reactor is initialised before any other export is called.
 		init = in.module.ExportedFunction("_initialize")
 	}
-	go in.run(ctx, init, fn, opts.stateDir)
+	if opts.sync {
+		in.runNow = func() { in.run(ctx, init, fn, opts.stateDir) }
+	} else {
+		go in.run(ctx, init, fn, opts.stateDir)
+	}
 	return in, nil
 }
 

@@ -36,20 +36,18 @@ type linearMemory struct {
 // memPool keeps the mappings of instances that have ended for the next
 // ones (the HTTP trigger's, one per request): mapping a fresh cap and
 // faulting its first pages in cost more than the rest of a small
-// instance's life. A mapping comes back zeroed: the first keepResident
-// bytes are cleared and stay faulted in, the rest is handed back to the
-// kernel (MADV_DONTNEED), which makes it read as zero. Nothing an instance
-// leaves in its memory reaches the next. The pool holds at most max
-// mappings, so it keeps at most max × keepResident bytes resident.
+// instance's life. A mapping comes back zeroed: the first keep bytes are
+// cleared and stay faulted in, the rest is handed back to the kernel
+// (MADV_DONTNEED), which makes it read as zero. Nothing an instance leaves
+// in its memory reaches the next. The pool holds at most max mappings, so
+// it keeps at most max × keep bytes resident.
 type memPool struct {
 	mu   sync.Mutex
 	free [][]byte
 	max  int
-	size int // the size of every mapping: the program's cap
+	size int    // the size of every mapping: the program's cap
+	keep uint64 // how much of a pooled mapping stays faulted in
 }
-
-// keepResident is how much of a pooled mapping stays faulted in.
-const keepResident = 1 << 20
 
 func (p *memPool) get() []byte {
 	p.mu.Lock()
@@ -74,9 +72,9 @@ func (p *memPool) put(mapped []byte, used uint64) bool {
 	if full {
 		return false
 	}
-	clear(mapped[:min(used, keepResident)])
-	if used > keepResident {
-		if err := discard(mapped[keepResident:used]); err != nil {
+	clear(mapped[:min(used, p.keep)])
+	if used > p.keep {
+		if err := discard(mapped[p.keep:used]); err != nil {
 			return false
 		}
 	}
@@ -139,7 +137,7 @@ func newLinearMemory(max uint64, size *atomic.Uint64, pool *memPool) *linearMemo
 	if pool != nil && max <= uint64(pool.size) {
 		m.pool = pool
 		if m.mapped = pool.get(); m.mapped != nil {
-			m.resident = keepResident
+			m.resident = pool.keep
 			return m
 		}
 		m.mapped, _ = mapMemory(pool.size)

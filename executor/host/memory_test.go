@@ -12,10 +12,10 @@ import (
 )
 
 // TestMemPoolZeroes: a pooled mapping comes back to the next instance all
-// zero, below and above keepResident, and the pool keeps at most max.
+// zero, below and above what it keeps resident, and the pool keeps at most max.
 func TestMemPoolZeroes(t *testing.T) {
 	t.Parallel()
-	pool := &memPool{max: 1, size: 8 << 20}
+	pool := &memPool{max: 1, size: 8 << 20, keep: 1 << 20}
 	defer pool.close()
 	var size atomic.Uint64
 	for round := range 3 {

@@ -106,6 +106,16 @@ type program struct {
 	repaired string
 	// prepared: the module was compiled ahead of the task, by the spare.
 	prepared bool
+
+	sortedEnv func() []string
+}
+
+// envKeys are the names of the program's environment, sorted once.
+func (p *program) envKeys() []string {
+	if p.sortedEnv == nil {
+		return slices.Sorted(maps.Keys(p.spec.Env))
+	}
+	return p.sortedEnv()
 }
 
 // loadProgram checks the module b (spec.Module, read by readModule, whose
@@ -145,6 +155,7 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 	}
 	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, runtime: comp.runtime, module: comp.module,
 		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired, prepared: warm != nil}
+	p.sortedEnv = sync.OnceValue(func() []string { return slices.Sorted(maps.Keys(spec.Env)) })
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
