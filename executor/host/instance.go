@@ -5,19 +5,16 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sock"
@@ -64,6 +61,8 @@ type instance struct {
 	budgetDenied atomic.Bool
 	quiet        bool
 	pool         *memPool
+	// environ is the guest's environment.
+	environ environ
 	// runNow runs the entrypoint, for an instance started with sync.
 	runNow func()
 	// listeners are the sockets the instance was granted.
@@ -125,25 +124,16 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		}
 		in.held = p.minBytes
 	}
-	config := wazero.NewModuleConfig().
-		// Instances of one program run side by side: none has a name.
-		WithName("").
+	config := p.baseConfig.
 		WithArgs(append([]string{opts.argv0}, opts.args...)...).
 		WithStdout(opts.streams.stdout).
 		WithStderr(opts.streams.stderr).
-		WithFSConfig(p.fsConfig).
-		WithSysWalltime().
-		WithSysNanotime().
-		WithNanosleep(in.sleep).
-		WithRandSource(rand.Reader).
-		// The entrypoint runs in the background after start returns, not
-		// during instantiation.
-		WithStartFunctions()
+		WithNanosleep(in.sleep)
 	if opts.streams.stdin != nil {
 		config = config.WithStdin(opts.streams.stdin)
 	}
-	// The task's environment in a fixed order, then the instance's own
-	// variables (which win) in theirs.
+	// The environment: the program's, then the instance's own variables
+	// (which win), served by environ_get (see environ.go).
 	extra := opts.env
 	if len(opts.listeners) > 0 {
 		extra = maps.Clone(opts.env)
@@ -154,14 +144,7 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 			extra[executor.ListenerEnv(l.Label)] = strconv.Itoa(p.firstListenerFD() + i)
 		}
 	}
-	for _, k := range p.envKeys() {
-		if _, ok := extra[k]; !ok {
-			config = config.WithEnv(k, p.spec.Env[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		config = config.WithEnv(k, extra[k])
-	}
+	in.environ = p.instanceEnviron(extra)
 	ctx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(in.allocate))
 	ctx = context.WithValue(ctx, instanceKey{}, in)
 	if len(opts.listeners) > 0 {

@@ -38,8 +38,11 @@ const pollSlice = 250 * time.Millisecond
 // host functions.
 type instanceKey struct{}
 
+// le is WASI's byte order.
+var le = binary.LittleEndian
+
 // instantiateWASIModule instantiates WASI preview 1 in r with the driver's
-// poll_oneoff in place of wazero's.
+// poll_oneoff, environ_get and environ_sizes_get in place of wazero's.
 //
 // wazero's poll_oneoff answers a subscription to a non-blocking socket at
 // once, as if it were ready. A guest whose runtime polls its sockets (Go's
@@ -61,6 +64,15 @@ func instantiateWASIModule(ctx context.Context, r wazero.Runtime) (api.Closer, e
 		WithGoModuleFunction(api.GoModuleFunc(pollOneoff), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("in", "out", "nsubscriptions", "result.nevents").
 		Export("poll_oneoff")
+	// The environment: see environ.go.
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(environGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("environ", "environ_buf").
+		Export("environ_get")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(environSizesGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("result.environc", "result.environv_len").
+		Export("environ_sizes_get")
 	return b.Instantiate(ctx)
 }
 
@@ -82,7 +94,6 @@ func pollOneoffErrno(ctx context.Context, mod api.Module, in, out, n, resultNeve
 		return errnoFault
 	}
 	clear(events)
-	le := binary.LittleEndian
 	timeout := time.Duration(math.MaxInt64)
 	var clocks, fds []uint32 // indices of the subscriptions
 	write := false

@@ -5,6 +5,7 @@ package host
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -92,6 +93,12 @@ type program struct {
 	module   wazero.CompiledModule
 	mounts   []*confinedfs.FS
 	fsConfig wazero.FSConfig
+	// baseConfig is what every instance's configuration starts from. It
+	// holds no environment: wazero's configurations share their
+	// environment's backing array with the configuration they derive
+	// from, so one with an environment must not be derived from by
+	// instances starting at once.
+	baseConfig wazero.ModuleConfig
 
 	// ctx ends when the program is stopped or closed; every instance's
 	// context derives from it.
@@ -107,15 +114,9 @@ type program struct {
 	// prepared: the module was compiled ahead of the task, by the spare.
 	prepared bool
 
-	sortedEnv func() []string
-}
-
-// envKeys are the names of the program's environment, sorted once.
-func (p *program) envKeys() []string {
-	if p.sortedEnv == nil {
-		return slices.Sorted(maps.Keys(p.spec.Env))
-	}
-	return p.sortedEnv()
+	// environ is the program's environment as the guest gets it, sorted
+	// by name (made once).
+	environ func() environ
 }
 
 // loadProgram checks the module b (spec.Module, read by readModule, whose
@@ -133,6 +134,9 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 	}()
 	if want := strings.ToLower(spec.Sha256); want != "" && want != digest {
 		return nil, executor.JobErrorf("module %s has SHA-256 %s, but the task's sha256 is %s: the file is not the one the job pins; fix the artifact source or update sha256", spec.Module, digest, want)
+	}
+	if err := checkEnv(spec.Env); err != nil {
+		return nil, executor.JobErrorf("%v", err)
 	}
 	header, err := inspectModule(b)
 	if err != nil {
@@ -155,7 +159,13 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 	}
 	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, runtime: comp.runtime, module: comp.module,
 		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired, prepared: warm != nil}
-	p.sortedEnv = sync.OnceValue(func() []string { return slices.Sorted(maps.Keys(spec.Env)) })
+	p.environ = sync.OnceValue(func() environ {
+		env := make(environ, 0, len(spec.Env))
+		for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
+			env = append(env, k+"="+spec.Env[k])
+		}
+		return env
+	})
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -187,6 +197,15 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 		fsConfig = fsConfig.(sysfs.FSConfig).WithSysFSMount(fsys, m.GuestPath)
 	}
 	p.fsConfig = fsConfig
+	p.baseConfig = wazero.NewModuleConfig().
+		// Instances of one program run side by side: none has a name.
+		WithName("").
+		WithFSConfig(fsConfig).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader).
+		// The entrypoint runs after instantiation (see start), not during it.
+		WithStartFunctions()
 	return p, nil
 }
 
