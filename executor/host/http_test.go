@@ -276,3 +276,15 @@ func TestHTTPTriggerDrain(t *testing.T) {
 	must.Less(t, 2*time.Second, time.Since(began))
 	wg.Wait()
 }
+
+// TestHTTPTriggerGoHandler: a Go wasip1 handler serves through the
+// trigger as the C one does.
+func TestHTTPTriggerGoHandler(t *testing.T) {
+	t.Parallel()
+	h := startHTTPTask(t, "wagi-go", nil)
+	r := h.do(t, "GET", "/x?y=1", "")
+	must.Eq(t, 200, r.status)
+	must.Eq(t, "hello from go GET /x y=1\n", r.body)
+	r = h.do(t, "POST", "/echo", "a body")
+	must.Eq(t, "a body", r.body)
+}
