@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +25,8 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/shoenig/test/must"
 	"github.com/shoenig/test/wait"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
 
 // netExample is one of the two ways a Wasm task serves the network: http
@@ -209,6 +212,42 @@ func TestNetwork(t *testing.T) {
 
 		_, _, err = c.Nomad.Jobs().Deregister(*job.ID, true, nil)
 		must.NoError(t, err)
+	})
+
+	t.Run("http mode survives a plugin kill and a client restart", func(t *testing.T) {
+		job := c.exampleJob(t, "http.nomad.hcl", map[string]string{"provider": "nomad"})
+		*job.ID = "greet-survivor"
+		*job.Name = *job.ID
+		c.register(t, job)
+		alloc := c.waitAllocs(t, *job.ID, 1, status("running"))[0]
+		addr := allocPort(t, alloc, "http")
+		httpGet(t, "http://"+addr+"/before")
+		pid := executorPid(t, c, alloc)
+
+		// The plugin dies: the executor serves on, and the new plugin
+		// reattaches to it.
+		plugins := c.PluginPids(t)
+		must.Len(t, 1, plugins)
+		must.NoError(t, syscall.Kill(plugins[0], syscall.SIGKILL))
+		waitFor(t, func() bool {
+			ps := c.PluginPids(t)
+			return len(ps) == 1 && ps[0] != plugins[0]
+		})
+		must.StrHasPrefix(t, "Hello from WebAssembly! You asked for /after-plugin-kill", httpGet(t, "http://"+addr+"/after-plugin-kill"))
+
+		// The client restarts: the same.
+		c.RestartClient(t, 0, syscall.SIGINT)
+		c.waitNodes(t, 1, func(*nomadapi.Node) bool { return true })
+		must.StrHasPrefix(t, "Hello from WebAssembly! You asked for /after-client-restart", httpGet(t, "http://"+addr+"/after-client-restart"))
+		must.Eq(t, pid, executorPid(t, c, alloc))
+		ts := c.taskState(t, alloc.ID, "greet")
+		must.Eq(t, "running", ts.State)
+		must.Zero(t, ts.Restarts)
+
+		// And it still stops: the executor exits.
+		_, _, err := c.Nomad.Jobs().Deregister(*job.ID, true, nil)
+		must.NoError(t, err)
+		waitFor(t, func() bool { return executor.ProcessGone(pid) })
 	})
 
 	t.Run("docker beside wasm", func(t *testing.T) {
