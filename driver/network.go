@@ -92,20 +92,16 @@ func describeNetwork(req *proto.StartRequest) string {
 	}
 	var parts []string
 	if req.Http != nil {
-		parts = append(parts, fmt.Sprintf("Serving HTTP on %s (port %q) %s, one instance per request", hostPort(req.Http.Listener), req.Http.Listener.Label, where))
+		parts = append(parts, fmt.Sprintf("Serving HTTP on %s (port %q) %s, one instance per request", executor.ListenerAddress(req.Http.Listener), req.Http.Listener.Label, where))
 		if req.Http.Metrics != nil {
-			parts = append(parts, fmt.Sprintf("metrics on %s", hostPort(req.Http.Metrics)))
+			parts = append(parts, fmt.Sprintf("metrics on %s", executor.ListenerAddress(req.Http.Metrics)))
 		}
 	}
 	for _, l := range req.Listeners {
-		parts = append(parts, fmt.Sprintf("%s on %s as %s", l.Label, hostPort(l), executor.ListenerEnv(l.Label)))
+		parts = append(parts, fmt.Sprintf("%s on %s as %s", l.Label, executor.ListenerAddress(l), executor.ListenerEnv(l.Label)))
 	}
 	if req.Http == nil && len(parts) > 0 {
 		return "Granted listeners " + where + ": " + strings.Join(parts, ", ")
 	}
 	return strings.Join(parts, "; ")
-}
-
-func hostPort(l *proto.Listener) string {
-	return fmt.Sprintf("%s:%d", l.Address, l.Port)
 }

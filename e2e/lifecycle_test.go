@@ -145,10 +145,9 @@ func TestRestartSurvivalPluginKillStop(t *testing.T) {
 	c.stopPromptly(t, 0, alloc, pid)
 }
 
-// killPluginAndRecover kills the plugin with SIGKILL, waits for Nomad to
-// start a new one, and checks that the task recovered: the same executor
-// (pid), its log going on for ticks more ticks.
-func killPluginAndRecover(t *testing.T, c *Cluster, alloc *nomadapi.Allocation, pid, ticks int) {
+// killPlugin kills the plugin with SIGKILL and waits for Nomad to start a
+// new one.
+func killPlugin(t *testing.T, c *Cluster) {
 	t.Helper()
 	plugins := c.PluginPids(t)
 	must.Len(t, 1, plugins)
@@ -157,6 +156,14 @@ func killPluginAndRecover(t *testing.T, c *Cluster, alloc *nomadapi.Allocation, 
 		ps := c.PluginPids(t)
 		return len(ps) == 1 && ps[0] != plugins[0]
 	})
+}
+
+// killPluginAndRecover kills the plugin (killPlugin) and checks that the
+// task recovered: the same executor (pid), its log going on for ticks more
+// ticks.
+func killPluginAndRecover(t *testing.T, c *Cluster, alloc *nomadapi.Allocation, pid, ticks int) {
+	t.Helper()
+	killPlugin(t, c)
 	n := lastTick(c.logs(t, alloc, "ticker", "stdout"))
 	c.waitLogs(t, alloc, "ticker", "stdout", fmt.Sprintf("tick %d\n", n+ticks))
 	must.Eq(t, pid, executorPid(t, c, alloc))

@@ -136,18 +136,7 @@ func TestNetwork(t *testing.T) {
 			// Stopped and purged: deregistered.
 			_, _, err := c.Nomad.Jobs().Deregister(*job.ID, true, nil)
 			must.NoError(t, err)
-			for _, name := range []string{ex.service, "greet-metrics"} {
-				waitErr(t, func() error {
-					entries, _, err := c.Consul.Catalog().Service(name, "", nil)
-					if err != nil {
-						return err
-					}
-					if len(entries) > 0 {
-						return fmt.Errorf("%s still in the catalog after the stop: %s", name, catalogIDs(entries))
-					}
-					return nil
-				})
-			}
+			c.waitConsulGone(t, ex.service, "greet-metrics")
 		})
 	}
 
@@ -226,13 +215,7 @@ func TestNetwork(t *testing.T) {
 
 		// The plugin dies: the executor serves on, and the new plugin
 		// reattaches to it.
-		plugins := c.PluginPids(t)
-		must.Len(t, 1, plugins)
-		must.NoError(t, syscall.Kill(plugins[0], syscall.SIGKILL))
-		waitFor(t, func() bool {
-			ps := c.PluginPids(t)
-			return len(ps) == 1 && ps[0] != plugins[0]
-		})
+		killPlugin(t, c)
 		must.StrHasPrefix(t, "Hello from WebAssembly! You asked for /after-plugin-kill", httpGet(t, "http://"+addr+"/after-plugin-kill"))
 
 		// The client restarts: the same.
@@ -339,18 +322,7 @@ func TestNetwork(t *testing.T) {
 				return nil
 			})
 		}
-		for _, name := range []string{"bridge-listener", "bridge-http"} {
-			waitErr(t, func() error {
-				entries, _, err := c.Consul.Catalog().Service(name, "", nil)
-				if err != nil {
-					return err
-				}
-				if len(entries) > 0 {
-					return fmt.Errorf("%s still in the catalog after the stop: %s", name, catalogIDs(entries))
-				}
-				return nil
-			})
-		}
+		c.waitConsulGone(t, "bridge-listener", "bridge-http")
 	})
 }
 
@@ -629,6 +601,23 @@ func consulCatalogAddr(t *testing.T, c *Cluster, name, id string) string {
 	}
 	t.Fatalf("no %s in the catalog's %s: %s", id, name, catalogIDs(entries))
 	return ""
+}
+
+// waitConsulGone waits until Consul's catalog holds none of the services.
+func (c *Cluster) waitConsulGone(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		waitErr(t, func() error {
+			entries, _, err := c.Consul.Catalog().Service(name, "", nil)
+			if err != nil {
+				return err
+			}
+			if len(entries) > 0 {
+				return fmt.Errorf("%s still in the catalog after the stop: %s", name, catalogIDs(entries))
+			}
+			return nil
+		})
+	}
 }
 
 func catalogIDs(entries []*consulapi.CatalogService) string {

@@ -5,8 +5,12 @@ package executor
 
 import (
 	"fmt"
+	"net"
 	"path"
+	"strconv"
 	"strings"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // Mount maps a host directory into the guest's view.
@@ -65,4 +69,9 @@ func ListenerEnv(label string) string {
 		}
 	}
 	return "WASM_LISTENER_" + string(b)
+}
+
+// ListenerAddress is the host:port a listener is bound to.
+func ListenerAddress(l *proto.Listener) string {
+	return net.JoinHostPort(l.Address, strconv.Itoa(int(l.Port)))
 }

@@ -98,11 +98,11 @@ func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string,
 	var ln, mln net.Listener
 	err := inNetNS(netns, func() error {
 		var err error
-		if ln, err = net.Listen("tcp", hostPort(cfg.Listener)); err != nil {
+		if ln, err = net.Listen("tcp", executor.ListenerAddress(cfg.Listener)); err != nil {
 			return err
 		}
 		if cfg.Metrics != nil {
-			if mln, err = net.Listen("tcp", hostPort(cfg.Metrics)); err != nil {
+			if mln, err = net.Listen("tcp", executor.ListenerAddress(cfg.Metrics)); err != nil {
 				_ = ln.Close()
 				return err
 			}
@@ -143,10 +143,6 @@ func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string,
 	go t.drainWhenStopped(stateDir)
 	t.logger.Info("serving HTTP", "address", ln.Addr().String(), "max_concurrency", cap(t.slots), "timeout", time.Duration(cfg.TimeoutNanos), "metrics", cfg.Metrics != nil)
 	return t.svc, t, nil
-}
-
-func hostPort(l *proto.Listener) string {
-	return net.JoinHostPort(l.Address, strconv.Itoa(int(l.Port)))
 }
 
 // drainWhenStopped waits for the program's stop, then stops taking

@@ -101,7 +101,7 @@ type runOptions struct {
 }
 
 // start instantiates the program as opts says and runs its entrypoint in
-// the background.
+// the background, or, with opts.sync, leaves that to the caller (runNow).
 func (p *program) start(opts runOptions) (_ *instance, err error) {
 	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, done: make(chan struct{}), budget: opts.budget, quiet: opts.quiet,
 		listeners: opts.listeners, pool: opts.pool}

@@ -17,7 +17,6 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -222,7 +221,7 @@ func isBindError(err error) bool {
 func describeListeners(ls []*proto.Listener) string {
 	var parts []string
 	for _, l := range ls {
-		parts = append(parts, fmt.Sprintf("%s on %s", l.Label, net.JoinHostPort(l.Address, strconv.Itoa(int(l.Port)))))
+		parts = append(parts, fmt.Sprintf("%s on %s", l.Label, executor.ListenerAddress(l)))
 	}
 	return strings.Join(parts, ", ")
 }
