@@ -228,9 +228,7 @@ func TestStopTightLoop(t *testing.T) {
 // executor being killed.
 func stopSpinningGuest(t *testing.T, h *harness) {
 	t.Helper()
-	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"spin"}})
-	h.start(t, tk)
-	tk.waitLog(t, "stdout", "spinning")
+	tk, _ := h.startProbe(t, "spinning", "spin")
 	must.NoError(t, h.StopTask(tk.cfg.ID, 10*time.Second, "SIGINT"))
 	res := h.wait(t, tk.cfg.ID)
 	must.Eq(t, 2, res.Signal)
@@ -407,9 +405,7 @@ func TestMemoryMaxRaisesTheCap(t *testing.T) {
 func TestStats(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "")
-	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"spin"}})
-	h.start(t, tk)
-	tk.waitLog(t, "stdout", "spinning")
+	tk, _ := h.startProbe(t, "spinning", "spin")
 	// Called on the driver itself: Nomad's gRPC client closes the stream on
 	// a cancelled context by itself, which would hide a driver that does not.
 	ctx, cancel := context.WithCancel(context.Background())

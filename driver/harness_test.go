@@ -109,6 +109,16 @@ func (h *harness) newTask(t *testing.T, module string, memoryMB int64, tc TaskCo
 	return &task{cfg: cfg}
 }
 
+// startProbe starts the probe guest doing what args say and waits until
+// its stdout has want.
+func (h *harness) startProbe(t *testing.T, want string, args ...string) (*task, *drivers.TaskHandle) {
+	t.Helper()
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: args})
+	handle := h.start(t, tk)
+	tk.waitLog(t, "stdout", want)
+	return tk, handle
+}
+
 func (tk *task) logPath(stream string) string {
 	return filepath.Join(tk.cfg.TaskDir().LogDir, tk.cfg.Name+"."+stream+".0")
 }

@@ -56,8 +56,14 @@ func wazeroVersionFrom(info *debug.BuildInfo) string {
 // Layout (persisted; changing it orphans existing entries, which is safe but
 // costs one compile per module):
 //
-//	<dir>/wazero-<version>/<engine>/<module sha256>/   wazero's cache for one module
-//	<dir>/wazero-<version>/<engine>/<module sha256>.lock
+//	<dir>/wazero-<version>/<engine>/<code>/<module sha256>/   wazero's cache for one module
+//	<dir>/wazero-<version>/<engine>/<code>/<module sha256>.lock
+//
+// where <code> is "interruptible" for code compiled with wazero's per-loop
+// check and "uninterruptible" for code without it (see interruptible): a
+// module can have both, and each is a hit or a compile of its own.
+// (Before the two existed, entries were in <engine>/<module sha256>; those
+// directories are no longer read.)
 //
 // Giving each module its own wazero cache directory lets the executor tell a
 // cache hit from a compile (the directory has an entry or not), and the lock
@@ -86,10 +92,12 @@ type ModuleCache struct {
 
 // compiled is a module compiled by a runtime that must outlive it.
 type compiled struct {
-	runtime  wazero.Runtime
-	module   wazero.CompiledModule
-	cacheHit bool
-	took     time.Duration
+	// interruptible: compiled with wazero's per-loop check.
+	interruptible bool
+	runtime       wazero.Runtime
+	module        wazero.CompiledModule
+	cacheHit      bool
+	took          time.Duration
 	// repaired says what was wrong with a damaged entry that was replaced.
 	repaired string
 	// wasi is the WASI host module in runtime, once instantiated.
@@ -100,7 +108,7 @@ type compiled struct {
 // a spare does it ahead of the task, with the rest of its preparation.
 func (c *compiled) instantiateWASI(ctx context.Context) (api.Module, error) {
 	if c.wasi == nil {
-		m, err := instantiateWASIModule(ctx, c.runtime)
+		m, err := instantiateWASIModule(ctx, c.runtime, !c.interruptible)
 		if err != nil {
 			return nil, err
 		}
@@ -113,9 +121,17 @@ func (c *compiled) instantiateWASI(ctx context.Context) (api.Module, error) {
 // goes through the on-disk cache; the interpreter has none. Its errors are
 // classified: a module wazero refuses is the job's, a cache directory that
 // cannot be used the operator's, anything else the node's.
-func (c ModuleCache) compile(ctx context.Context, engine, digest, module string, b []byte) (*compiled, error) {
+func (c ModuleCache) compile(ctx context.Context, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
+	comp, err := c.compileCode(ctx, engine, interruptible, digest, module, b)
+	if comp != nil {
+		comp.interruptible = interruptible
+	}
+	return comp, err
+}
+
+func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
 	start := time.Now()
-	cfg := runtimeConfig(engine)
+	cfg := runtimeConfig(engine, interruptible)
 	if engine != executor.EngineCompiler {
 		rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 		mod, err := rt.CompileModule(ctx, b)
@@ -126,7 +142,11 @@ func (c ModuleCache) compile(ctx context.Context, engine, digest, module string,
 		return &compiled{runtime: rt, module: mod, took: time.Since(start)}, nil
 	}
 
-	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), engine, digest)
+	code := "uninterruptible"
+	if interruptible {
+		code = "interruptible"
+	}
+	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), engine, code, digest)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, cacheError(err)
 	}
@@ -214,7 +234,7 @@ func compileError(ctx context.Context, module string, b []byte, err error) error
 	if isResourceError(err) {
 		return executor.NodeErrorf("compiling module %s failed for want of resources on this node: %v", module, err)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(executor.EngineInterpreter))
+	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(executor.EngineInterpreter, false))
 	defer rt.Close(ctx)
 	if _, verr := rt.CompileModule(ctx, b); verr != nil {
 		return executor.JobErrorf("module %s is malformed or uses WebAssembly features this node does not support: %v", module, verr)

@@ -58,10 +58,17 @@ func TestExecReusesPrograms(t *testing.T) {
 		tk.prog.close()
 	})
 
+	// A command task's program has no per-loop check; an exec, which
+	// shares the process, gets a program of the same module with it, once.
 	p, release, err := s.execProgram(context.Background(), tk, "local/probe.wasm")
 	must.NoError(t, err)
 	release()
-	must.True(t, p == tk.prog, must.Sprint("exec of the task's module must use the task's program"))
+	must.False(t, tk.prog.spec.Interruptible)
+	must.True(t, p != tk.prog && p.spec.Interruptible, must.Sprint("exec of a command task's module must get an interruptible program"))
+	same, release, err := s.execProgram(context.Background(), tk, "local/probe.wasm")
+	must.NoError(t, err)
+	release()
+	must.True(t, same == p, must.Sprint("a second exec of the task's module compiled it again"))
 
 	toolProg, release, err := s.execProgram(context.Background(), tk, "/local/tool.wasm")
 	must.NoError(t, err)

@@ -39,6 +39,16 @@ type instance struct {
 	stdout io.WriteCloser
 	stderr io.WriteCloser
 
+	// hostCalls counts the host calls the instance is inside (kept by
+	// guardHostCalls, when its program has no per-loop check).
+	hostCalls atomic.Int32
+	// hostSeq counts the host calls the instance has made (likewise).
+	hostSeq atomic.Uint64
+	// closes counts the guest's fd_close calls since the last collection
+	// of its closed sockets (closeGuard).
+	closes        atomic.Uint32
+	lastCollected atomic.Int64 // Unix nanoseconds
+
 	// memBytes is the size of the instance's linear memory, kept by the
 	// memory allocator so that stats never read wazero's memory
 	// concurrently.
@@ -50,8 +60,14 @@ type instance struct {
 	stopOnce   sync.Once
 	stopSignal atomic.Int32
 
-	done   chan struct{}
-	status *proto.ExitStatus // set before done is closed
+	done       chan struct{}
+	status     *proto.ExitStatus // set before done is closed
+	finishOnce sync.Once
+	// stateDir, when set, is where the exit status is recorded.
+	stateDir string
+	// abandoned: the instance was recorded as stopped while it still ran
+	// in its own code (see abandon).
+	abandoned atomic.Bool
 
 	// budget is shared with the instances beside this one, or nil; held is
 	// what this instance took from it before its memory existed, and
@@ -104,7 +120,7 @@ type runOptions struct {
 // the background, or, with opts.sync, leaves that to the caller (runNow).
 func (p *program) start(opts runOptions) (_ *instance, err error) {
 	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, done: make(chan struct{}), budget: opts.budget, quiet: opts.quiet,
-		listeners: opts.listeners, pool: opts.pool}
+		listeners: opts.listeners, pool: opts.pool, stateDir: opts.stateDir}
 	parent := opts.ctx
 	if parent == nil {
 		parent = p.ctx
@@ -184,9 +200,9 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		init = in.module.ExportedFunction("_initialize")
 	}
 	if opts.sync {
-		in.runNow = func() { in.run(ctx, init, fn, opts.stateDir) }
+		in.runNow = func() { in.run(ctx, init, fn) }
 	} else {
-		go in.run(ctx, init, fn, opts.stateDir)
+		go in.run(ctx, init, fn)
 	}
 	return in, nil
 }
@@ -223,7 +239,7 @@ func (in *instance) allocate(_, limit uint64) experimental.LinearMemory {
 }
 
 // run calls the entrypoint, records how the instance ended and releases it.
-func (in *instance) run(ctx context.Context, init, fn api.Function, stateDir string) {
+func (in *instance) run(ctx context.Context, init, fn api.Function) {
 	var err error
 	if init != nil {
 		_, err = init.Call(ctx)
@@ -241,11 +257,35 @@ func (in *instance) run(ctx context.Context, init, fn api.Function, stateDir str
 		in.prog.logger.Info("guest exited", "exit_code", status.ExitCode, "signal", status.Signal, "error", status.Error)
 	}
 	in.release()
-	if err := executor.WriteExitStatus(stateDir, status); err != nil {
-		in.prog.logger.Error("cannot record exit status", "error", err)
+	in.finish(status)
+}
+
+// finish records how the instance ended, once: by run, or by abandon
+// before it.
+func (in *instance) finish(status *proto.ExitStatus) {
+	in.finishOnce.Do(func() {
+		if err := executor.WriteExitStatus(in.stateDir, status); err != nil {
+			in.prog.logger.Error("cannot record exit status", "error", err)
+		}
+		in.status = status
+		close(in.done)
+	})
+}
+
+// abandon records a stopped instance that is still running in its own code
+// (compiled without the per-loop check, it cannot be reached from inside
+// the process) as ended by its stop's signal, as the check would have
+// ended it. Its module and memory stay: the guest still runs in them until
+// its executor exits, which is what ends it (see server.watchStop). Its
+// output needs no flush: the guest's writes are not buffered here, and it
+// can make no more (guardHostCalls ends it at its next host call).
+func (in *instance) abandon() {
+	sig := in.stopSignal.Load()
+	if sig == 0 {
+		sig = in.prog.stoppedBy()
 	}
-	in.status = status
-	close(in.done)
+	in.abandoned.Store(true)
+	in.finish(&proto.ExitStatus{ExitCode: 128 + sig, Signal: sig, ExitedAtUnixNano: time.Now().UnixNano()})
 }
 
 // exitStatus maps how the entrypoint returned to a process-like exit

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"runtime"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -34,6 +35,28 @@ const (
 // even if no socket wakes the wait.
 const pollSlice = 250 * time.Millisecond
 
+// socketCollectionGap is the least time between two collections of a
+// guest's closed sockets.
+const socketCollectionGap = 100 * time.Millisecond
+
+// collectClosedSockets has the sockets the guest closed since the last
+// time finalized, which is what closes them under wazero (see closeGuard),
+// by a collection: one at most every socketCollectionGap. It runs on the
+// guest's goroutine inside its host call, where a guest without the
+// per-loop check cannot stall the collection (gc.go).
+func (in *instance) collectClosedSockets() {
+	if in.closes.Load() == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	if now-in.lastCollected.Load() < int64(socketCollectionGap) {
+		return
+	}
+	in.closes.Store(0)
+	in.lastCollected.Store(now)
+	runtime.GC()
+}
+
 // instanceKey carries the running instance in the context wazero hands
 // host functions.
 type instanceKey struct{}
@@ -42,7 +65,9 @@ type instanceKey struct{}
 var le = binary.LittleEndian
 
 // instantiateWASIModule instantiates WASI preview 1 in r with the driver's
-// poll_oneoff, environ_get and environ_sizes_get in place of wazero's.
+// poll_oneoff, environ_get and environ_sizes_get in place of wazero's, and
+// with guardHostCalls when guard is set (r compiles guests without the
+// per-loop check).
 //
 // wazero's poll_oneoff answers a subscription to a non-blocking socket at
 // once, as if it were ready. A guest whose runtime polls its sockets (Go's
@@ -56,7 +81,7 @@ var le = binary.LittleEndian
 // others), as after a spurious wake-up. Descriptors are not checked
 // against the guest's table (wazero does not expose it): an unknown one is
 // reported ready, and the guest's read on it fails with EBADF.
-func instantiateWASIModule(ctx context.Context, r wazero.Runtime) (api.Closer, error) {
+func instantiateWASIModule(ctx context.Context, r wazero.Runtime, guard bool) (api.Closer, error) {
 	b := r.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
 	i32 := api.ValueTypeI32
@@ -73,6 +98,9 @@ func instantiateWASIModule(ctx context.Context, r wazero.Runtime) (api.Closer, e
 		WithGoModuleFunction(api.GoModuleFunc(environSizesGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("result.environc", "result.environv_len").
 		Export("environ_sizes_get")
+	if guard {
+		ctx = guardHostCalls(ctx)
+	}
 	return b.Instantiate(ctx)
 }
 
@@ -154,6 +182,7 @@ func pollOneoffErrno(ctx context.Context, mod api.Module, in, out, n, resultNeve
 func (in *instance) waitSockets(write bool, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
+		in.collectClosedSockets()
 		if in.ctx.Err() != nil {
 			panic(sys.NewExitError(sys.ExitCodeContextCanceled))
 		}

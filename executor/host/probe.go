@@ -128,7 +128,7 @@ func version(ctx context.Context, req *proto.VersionRequest) *proto.VersionRespo
 // configuration guests run with, which exercises the engine's code paths
 // (including executable memory for the compiler).
 func probeEngine(ctx context.Context, engine string) error {
-	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(engine))
+	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(engine, interruptible(true)))
 	defer rt.Close(ctx)
 	_, err := rt.Instantiate(ctx, emptyModule)
 	return err

@@ -41,21 +41,39 @@ const wasiModule = wasi_snapshot_preview1.ModuleName
 // it, so the attributes cannot drift from what tasks run with.
 const coreFeatures = api.CoreFeaturesV2
 
-// runtimeConfig is the configuration every program runs with and modules
-// are compiled with. It must not vary per task in any way that changes
-// generated code: the node's cache is keyed by module and engine only. The
-// memory cap is per instance (see instance.allocate), not a runtime setting.
+// Interruption. wazero reaches a guest that spins without calling the
+// host only through a check compiled into every loop back-edge and
+// function entry (WithCloseOnContextDone), which calls into Go each time
+// and makes CPU-bound code about ten times slower (wazero#2466). So:
+//   - a program whose instances share their process with others (the HTTP
+//     trigger's per-request instances, nomad alloc exec's) is compiled with
+//     the check, so that one instance can be stopped alone;
+//   - the task's own instance in command mode has its executor to itself
+//     and runs without it, at the compiler's speed. A stop reaches it at
+//     its next host call (see guardHostCalls); one that spins in pure
+//     compute is ended by its executor's exit, once the exit status is
+//     recorded (see server.stopMain).
 //
-// Interruption: WithCloseOnContextDone makes a stop reach a guest that
-// spins without calling the host, at the price of a check on every loop
-// back-edge and function entry in compiled code (wazero#2466). This is the
-// one place that choice is made.
-func runtimeConfig(engine string) wazero.RuntimeConfig {
+// checkEverywhere is the one line to change when a wazero release makes
+// the check cheap: every program is then compiled with it, and make
+// bench's compute row shows what that costs.
+const checkEverywhere = false
+
+// interruptible says whether a program is compiled with the check: one
+// whose instances share their process is.
+func interruptible(shared bool) bool { return checkEverywhere || shared }
+
+// runtimeConfig is the configuration programs run with and modules are
+// compiled with. It must not vary per task in any way that changes
+// generated code beyond what the node's cache is keyed by (module, engine,
+// interruptible). The memory cap is per instance (see instance.allocate),
+// not a runtime setting.
+func runtimeConfig(engine string, interruptible bool) wazero.RuntimeConfig {
 	cfg := wazero.NewRuntimeConfigCompiler()
 	if engine == executor.EngineInterpreter {
 		cfg = wazero.NewRuntimeConfigInterpreter()
 	}
-	return cfg.WithCloseOnContextDone(true).WithCoreFeatures(coreFeatures)
+	return cfg.WithCloseOnContextDone(interruptible).WithCoreFeatures(coreFeatures)
 }
 
 // programSpec is what a program is made of.
@@ -66,8 +84,11 @@ type programSpec struct {
 	Sha256     string // expected digest, or empty
 	Engine     string // resolved: compiler or interpreter
 	Entrypoint string
-	Mounts     []executor.Mount
-	Env        map[string]string
+	// Interruptible: compiled with wazero's per-loop check, for instances
+	// that share their process (see interruptible).
+	Interruptible bool
+	Mounts        []executor.Mount
+	Env           map[string]string
 	// MemoryLimitPages caps each instance's linear memory; 0 means the most
 	// a 32-bit memory can have. MemoryLimitSource says where it comes from.
 	MemoryLimitPages  uint32
@@ -152,7 +173,7 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 
 	comp := warm
 	if comp == nil {
-		if comp, err = cache.compile(ctx, spec.Engine, digest, spec.Module, b); err != nil {
+		if comp, err = cache.compile(ctx, spec.Engine, spec.Interruptible, digest, spec.Module, b); err != nil {
 			return nil, err
 		}
 	}

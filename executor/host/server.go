@@ -26,6 +26,16 @@ import (
 // in executor.ExitStatusFile, so a driver that comes later loses nothing.
 const lingerAfterExit = 30 * time.Second
 
+// lingerAfterAbandon replaces lingerAfterExit once a guest spinning in its
+// own code has been recorded as stopped (instance.abandon): it still burns
+// a core, and only the executor's exit ends it.
+const lingerAfterAbandon = time.Second
+
+// computeGrace is how long a stopped guest without the per-loop check has
+// to end by itself or at a host call before, found running its own code,
+// it is abandoned (see watchStop).
+const computeGrace = 100 * time.Millisecond
+
 // failedStartLinger is how long an executor whose Start failed waits for
 // another Start before it exits. The driver normally kills it at once; this
 // bounds its life if the driver never does.
@@ -65,6 +75,11 @@ type server struct {
 	// warm is what this executor prepared as a spare, or nil.
 	warm *warmSet
 
+	// gcOff: automatic collection is off for a guest without the per-loop
+	// check (see gc.go); gcMu orders it with collect.
+	gcMu  sync.Mutex
+	gcOff bool
+
 	execMu sync.Mutex
 	// execPrograms holds programs of other modules that exec ran, by digest.
 	execPrograms map[string]*program
@@ -78,6 +93,8 @@ type task struct {
 	// (done once it has drained), which is then set.
 	main    *instance
 	trigger *httpTrigger
+	// watchOnce starts watchStop once.
+	watchOnce sync.Once
 }
 
 // linearMemory is the linear memory of the task's instances.
@@ -189,11 +206,17 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 	s.task = t
 	// What init and compilation allocated is garbage now, and most of the
 	// binary that start-up mapped will not be used again: hand both back so
-	// that an idle task holds little more than what its guest uses.
-	s.wg.Go(func() {
-		debug.FreeOSMemory()
-		trimBinaryPages()
-	})
+	// that an idle task holds little more than what its guest uses. Under
+	// a guest without the per-loop check, only once that cannot stall the
+	// executor (see gc.go).
+	if s.gcOff {
+		s.wg.Go(func() { s.collectWhileBlocked(t.main) })
+	} else {
+		s.wg.Go(func() {
+			debug.FreeOSMemory()
+			trimBinaryPages()
+		})
+	}
 	s.wg.Go(func() { s.exitAfter(t.main) })
 	p := t.prog
 	return &proto.StartResponse{CacheHit: p.cacheHit, LoadNanos: p.loadTook.Nanoseconds(), ModuleSha256: p.digest,
@@ -204,7 +227,7 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 // executor prepared as a spare is released when it returns, whatever
 // happened: only the program it made may keep a prepared module.
 func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, error) {
-	defer s.warm.take(nil, "")
+	defer s.warm.take(nil, "", false)
 	if req.LogFile != "" {
 		if err := s.logOutput.toFile(req.LogFile); err != nil {
 			s.logger.Warn("cannot open the executor log; logging to stderr", "path", req.LogFile, "error", err)
@@ -219,6 +242,9 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	}
 	spec := programSpec{
 		Module: req.Module, Sha256: req.Sha256, Engine: engine, Entrypoint: req.Entrypoint, Env: req.Env,
+		// The HTTP trigger's instances share the process; the task's own
+		// command instance has it to itself.
+		Interruptible:    interruptible(req.Http != nil),
 		MemoryLimitPages: req.MemoryLimitPages, MemoryLimitSource: req.MemoryLimitSource,
 	}
 	for _, m := range req.Mounts {
@@ -241,6 +267,9 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	if req.Http != nil {
 		t.main, t.trigger, err = prog.serveHTTP(req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir)
 	} else {
+		if !spec.Interruptible {
+			s.disableGC()
+		}
 		t.main, err = prog.start(runOptions{argv0: path.Base(req.Module), args: req.Args, streams: streams, stateDir: req.StateDir,
 			listeners: req.Listeners, netns: req.NetworkNamespace})
 	}
@@ -273,7 +302,7 @@ func (s *server) load(ctx context.Context, req *proto.StartRequest, spec program
 		return nil, 0, executor.NodeErrorf("read module %s: %v", spec.Module, err)
 	}
 	defer unmap()
-	warm, digest := s.warm.take(b, engine)
+	warm, digest := s.warm.take(b, engine, spec.Interruptible)
 	if warm == nil {
 		if mapped {
 			// wazero may keep parts of the binary it compiles.
@@ -328,7 +357,11 @@ func (s *server) exitAfter(main *instance) {
 	case <-s.quit:
 		return
 	}
-	t := time.NewTimer(lingerAfterExit)
+	linger := lingerAfterExit
+	if main.abandoned.Load() {
+		linger = lingerAfterAbandon
+	}
+	t := time.NewTimer(linger)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -395,7 +428,7 @@ func (s *server) Stop(ctx context.Context, req *proto.StopRequest) (*proto.StopR
 	if err != nil {
 		return nil, err
 	}
-	t.prog.stop(req.Signal)
+	s.stopMain(t, req.Signal)
 	timer := time.NewTimer(time.Duration(req.TimeoutNanos))
 	defer timer.Stop()
 	select {
@@ -421,6 +454,48 @@ func (s *server) Stop(ctx context.Context, req *proto.StopRequest) (*proto.StopR
 	}
 }
 
+// stopMain stops the task's program with signal. A command instance
+// compiled without the per-loop check is then watched (watchStop).
+func (s *server) stopMain(t *task, signal int32) {
+	t.prog.stop(signal)
+	if t.trigger == nil && !t.prog.spec.Interruptible {
+		t.watchOnce.Do(func() { s.wg.Go(func() { s.watchStop(t.main) }) })
+	}
+}
+
+// watchStop follows a stopped instance that has no per-loop check. One
+// in a host call, or making one, ends there (guardHostCalls), as a guest
+// with the check would. One that is still running its own code after
+// computeGrace cannot be reached from inside the process: it is abandoned
+// (its exit status recorded as the stop's), and the executor exits soon
+// after (exitAfter), which ends it. One that stays inside a host call that
+// the stop cannot cut short (a kernel wait) is left to the driver, which
+// kills the executor once the stop's timeout has passed, as before.
+func (s *server) watchStop(in *instance) {
+	grace := time.NewTimer(computeGrace)
+	defer grace.Stop()
+	select {
+	case <-in.done:
+		return
+	case <-s.quit:
+		return
+	case <-grace.C:
+	}
+	tick := time.NewTicker(computeGrace / 4)
+	defer tick.Stop()
+	for in.hostCalls.Load() != 0 {
+		select {
+		case <-in.done:
+			return
+		case <-s.quit:
+			return
+		case <-tick.C:
+		}
+	}
+	s.logger.Warn("the guest was stopped while it ran its own code, which a stop cannot reach without wazero's per-loop check: recording its exit as the stop's and ending the executor")
+	in.abandon()
+}
+
 func (s *server) Signal(_ context.Context, req *proto.SignalRequest) (*proto.SignalResponse, error) {
 	t, err := s.current()
 	if err != nil {
@@ -428,7 +503,7 @@ func (s *server) Signal(_ context.Context, req *proto.SignalRequest) (*proto.Sig
 	}
 	switch syscall.Signal(req.Signal) {
 	case syscall.SIGINT, syscall.SIGTERM:
-		t.prog.stop(req.Signal)
+		s.stopMain(t, req.Signal)
 		return &proto.SignalResponse{}, nil
 	}
 	return nil, executor.JobErrorf("signal %d cannot be delivered: %s", req.Signal, executor.ErrSignalUnsupported)
@@ -545,7 +620,9 @@ func (s *server) execProgram(ctx context.Context, t *task, module string) (*prog
 	if err != nil {
 		return nil, nil, err
 	}
-	if digest == t.prog.digest && spec.Entrypoint == "_start" {
+	// An exec runs beside the task's instance, so it needs a program with
+	// the per-loop check: the task's own, or one of its own.
+	if digest == t.prog.digest && spec.Entrypoint == "_start" && spec.Interruptible {
 		return t.prog, func() {}, nil
 	}
 	s.execMu.Lock()
@@ -553,7 +630,7 @@ func (s *server) execProgram(ctx context.Context, t *task, module string) (*prog
 	if p, ok := s.execPrograms[digest]; ok {
 		return p, func() {}, nil
 	}
-	spec.Module, spec.Sha256, spec.Entrypoint = module, "", "_start"
+	spec.Module, spec.Sha256, spec.Entrypoint, spec.Interruptible = module, "", "_start", interruptible(true)
 	p, err := loadProgram(ctx, s.logger.Named("exec"), ModuleCache{Dir: t.req.CacheDir, Logger: s.logger}, spec, b, digest, nil)
 	if err != nil {
 		return nil, nil, err

@@ -24,7 +24,10 @@ import (
 // decoding, validating and loading it, which is most of a repeated start of
 // a large module. The first Start takes what it needs and closes the rest.
 type warmSet struct {
-	engine string // what every prepared module was compiled for
+	// engine is what every prepared module was compiled for, without the
+	// per-loop check: a command-mode task runs such code (see
+	// interruptible).
+	engine string
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
@@ -58,8 +61,8 @@ func (s *server) warmUp(w executor.Warm) {
 		// Collected once everything is prepared, so that the heap goal is
 		// set from what stays: the allocations of the next Start then fit
 		// under it, and the start does not pay for marking the prepared
-		// modules.
-		defer runtime.GC()
+		// modules. Not once a guest that a collection could stall runs.
+		defer s.collect(runtime.GC)
 		for _, m := range cache.recent(w.Modules, w.Digests) {
 			select {
 			case <-ctx.Done():
@@ -103,7 +106,7 @@ func readRecent(m recentModule) ([]byte, error) {
 // prepare compiles recent module m, whose content is b, instantiates its
 // WASI host and rehearses its instantiation.
 func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModule, b []byte) (*compiled, error) {
-	comp, err := cache.compile(ctx, engine, m.digest, m.path, b)
+	comp, err := cache.compile(ctx, engine, interruptible(false), m.digest, m.path, b)
 	if err != nil {
 		return nil, err
 	}
@@ -157,10 +160,10 @@ func (w *warmSet) finish(e *warmEntry, comp *compiled) {
 }
 
 // take ends the set: it returns the prepared module whose content is b,
-// for engine, with its digest (waiting for it if it is being compiled), or
+// for engine and with the per-loop check or not, with its digest (waiting for it if it is being compiled), or
 // nil, and releases every other one. A warmSet is taken once, by the
 // executor's one task; a nil set has nothing.
-func (w *warmSet) take(b []byte, engine string) (*compiled, string) {
+func (w *warmSet) take(b []byte, engine string, check bool) (*compiled, string) {
 	if w == nil {
 		return nil, ""
 	}
@@ -170,7 +173,7 @@ func (w *warmSet) take(b []byte, engine string) (*compiled, string) {
 	var match *warmEntry
 	var digest string
 	for d, e := range w.entries {
-		if match == nil && w.engine == engine && bytes.Equal(e.module, b) {
+		if match == nil && w.engine == engine && bytes.Equal(e.module, b) && check == interruptible(false) {
 			match, digest = e, d
 			e.wanted = true
 			continue

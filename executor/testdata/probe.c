@@ -79,6 +79,13 @@ int main(int argc, char **argv) {
 		volatile uint64_t x = 0;
 		for (;;) x++;
 	}
+	if (!strcmp(cmd, "hostloop")) {
+		// Calls the host (clock_time_get) in a loop, forever.
+		printf("looping\n");
+		fflush(stdout);
+		struct timespec ts;
+		for (;;) clock_gettime(CLOCK_MONOTONIC, &ts);
+	}
 	if (!strcmp(cmd, "sleep")) {
 		printf("sleeping\n");
 		fflush(stdout);

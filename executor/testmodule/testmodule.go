@@ -53,6 +53,8 @@ var recipes = map[string]recipe{
 	// listen: the C HTTP server of the listener example, on the granted
 	// listener WASM_LISTENER_HTTP.
 	"listen": {[]string{"../../example-jobs/src/serve.c"}, clang("../../example-jobs/src/serve.c")},
+	// compute: the CPU-bound guest of the compute benchmark.
+	"compute": {[]string{"compute.c"}, clang("compute.c")},
 	// listen-go: a Go wasip1 HTTP server on WASM_LISTENER_HTTP.
 	"listen-go": {[]string{"listen-go/main.go"}, goWasip1("listen-go")},
 }
@@ -91,6 +93,7 @@ func goNative(dir string) func(string, string) *exec.Cmd {
 // is self-contained.
 var natives = map[string]recipe{
 	"probe":    {[]string{"probe.c"}, gccStatic("probe.c")},
+	"compute":  {[]string{"compute.c"}, gccStatic("compute.c")},
 	"hello-go": {[]string{"hello-go/main.go"}, goNative("hello-go")},
 	// wagi and wagi-go natively: the process-per-request baselines.
 	"wagi":    {[]string{"wagi.c"}, gccStatic("wagi.c")},

@@ -1,0 +1,151 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// The executor's garbage collector and a guest without the per-loop check.
+//
+// Go stops the world at the start and at the end of every collection, and
+// the world stops only once every goroutine has reached a safe point.
+// Code that wazero compiled without the per-loop check has none: a
+// goroutine running it is not preempted until the guest calls the host. A
+// collection that starts while such a guest computes therefore stalls the
+// whole executor (its protocol server included: no stop, no stats, no
+// exec) until the guest's next host call, which for a guest in a long
+// computation may be never.
+//
+// So while such a guest runs, the executor collects only when the guest
+// cannot stall it: automatic collection is off (debug.SetGCPercent(-1),
+// which also turns off the runtime's periodic forced collection), and
+// collectWhileBlocked collects when the guest has been inside one host call
+// (a sleep, a poll, an accept, a read) for a while, which is where an idle
+// task spends its life, or calls the host often enough that a collection
+// waits for it no more than a few milliseconds. A guest that computes for
+// long without calling the host is not collected under: the executor
+// allocates little on its own (a stats message a second), and gcBackstop
+// bounds the heap anyway (a collection forced by it can stall as above:
+// it takes an alloc exec that compiles a large module in the middle of a
+// long computation). The executor also keeps a second processor
+// (GOMAXPROCS), so that its protocol server runs while the guest holds
+// one. And because wazero leaves the sockets a guest closes to the
+// collector, a guest serving connections has them collected while it waits
+// for its sockets (instance.collectClosedSockets).
+
+// blockedProbe is how often collectWhileBlocked looks at the guest, and
+// how long it must have stayed inside one host call to be collected under.
+const blockedProbe = 250 * time.Millisecond
+
+// busyHostCalls is how many host calls per blockedProbe make a guest safe
+// to collect under although it is not blocked: one at least every 10 ms.
+const busyHostCalls = uint64(blockedProbe / (10 * time.Millisecond))
+
+// gcPeriod is how often collectWhileBlocked collects, at most, when the
+// heap has grown by less than gcGrowth (the runtime's own forced
+// collection is every two minutes).
+const (
+	gcPeriod = 2 * time.Minute
+	gcGrowth = 4 << 20
+)
+
+// gcBackstop is how far the Go heap may grow past what it was when the
+// guest started before the runtime collects regardless.
+const gcBackstop = 256 << 20
+
+// disableGC turns automatic collection off for a guest without the
+// per-loop check, before it runs, unless something may still collect
+// (s.collect), and gives the process a second processor.
+func (s *server) disableGC() {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	s.gcOff = true
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(int64(goMemory()) + gcBackstop)
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
+}
+
+// collect runs fn, a collection, unless a guest without the per-loop check
+// runs in this process.
+func (s *server) collect(fn func()) {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	if !s.gcOff {
+		fn()
+	}
+}
+
+// collectWhileBlocked runs the collections of an executor whose guest runs
+// without the per-loop check (see above) until the guest has exited, then
+// turns automatic collection back on (not after an abandoned guest, which
+// runs until the executor exits). The first one returns what start-up
+// left behind (see Start).
+func (s *server) collectWhileBlocked(in *instance) {
+	tick := time.NewTicker(blockedProbe)
+	defer tick.Stop()
+	first := true
+	var last time.Time
+	var lastHeap uint64
+	seq, inside := in.hostSeq.Load(), in.hostCalls.Load() > 0
+	for {
+		select {
+		case <-in.done:
+			if in.abandoned.Load() {
+				return // it still runs, until the executor exits
+			}
+			s.gcMu.Lock()
+			s.gcOff = false
+			debug.SetGCPercent(100)
+			debug.SetMemoryLimit(-1)
+			s.gcMu.Unlock()
+			return
+		case <-s.quit:
+			return
+		case <-tick.C:
+		}
+		nseq, ninside := in.hostSeq.Load(), in.hostCalls.Load() > 0
+		safe := (inside && ninside && nseq == seq) || nseq-seq >= busyHostCalls
+		seq, inside = nseq, ninside
+		if !safe {
+			continue
+		}
+		heap := heapBytes()
+		switch {
+		case first:
+			debug.FreeOSMemory()
+			trimBinaryPages()
+			first = false
+		case time.Since(last) >= gcPeriod || heap > lastHeap+gcGrowth:
+			runtime.GC()
+		default:
+			continue
+		}
+		last, lastHeap = time.Now(), heapBytes()
+	}
+}
+
+var gcSamples = []metrics.Sample{
+	{Name: "/memory/classes/heap/objects:bytes"},
+	{Name: "/memory/classes/total:bytes"},
+}
+
+// heapBytes is the size of the heap's objects, garbage included.
+func heapBytes() uint64 {
+	s := []metrics.Sample{gcSamples[0]}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// goMemory is the memory the Go runtime has mapped.
+func goMemory() uint64 {
+	s := []metrics.Sample{gcSamples[1]}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
