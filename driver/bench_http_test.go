@@ -119,8 +119,6 @@ func startHTTPBenchTask(b *testing.B, d *Driver, module string, concurrency int)
 	if err := cfg.EncodeConcreteDriverConfig(&tc); err != nil {
 		b.Fatal(err)
 	}
-	// Nobody reads the stdout FIFO in http mode: make it a file.
-	_ = os.Remove(cfg.StdoutPath)
 	handle, _, err := d.StartTask(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,8 +108,8 @@ func waitPrepared(b *testing.B, d *Driver) {
 	}
 }
 
-// benchTask builds a task directory holding the module, with its stdout
-// on a FIFO the benchmark reads.
+// benchTask builds a task directory holding the module. Its executor
+// writes its stdout to the task's log file (see stdoutLog).
 func benchTask(b *testing.B, module string, args []string) *drivers.TaskConfig {
 	b.Helper()
 	dir := b.TempDir()
@@ -138,30 +137,29 @@ func benchTask(b *testing.B, module string, args []string) *drivers.TaskConfig {
 	if err := cfg.EncodeConcreteDriverConfig(&tc); err != nil {
 		b.Fatal(err)
 	}
-	cfg.StdoutPath = filepath.Join(dir, "stdout.fifo")
-	if err := syscall.Mkfifo(cfg.StdoutPath, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg.StderrPath = filepath.Join(dir, "stderr.log")
 	return cfg
 }
 
-// firstOutput returns a channel that receives when the first byte arrives
-// on the FIFO at path; the rest is drained so that the writer never blocks.
+// stdoutLog is the first file of the task's stdout log.
+func stdoutLog(cfg *drivers.TaskConfig) string {
+	return filepath.Join(cfg.TaskDir().LogDir, cfg.Name+".stdout.0")
+}
+
+// firstOutput returns a channel that receives when the first byte is in
+// the log file at path, which it polls every 100 µs (at most a tenth of a
+// millisecond late; each poll is one stat).
 func firstOutput(path string) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	go func() {
-		f, err := os.Open(path)
-		if err != nil {
-			close(ch)
-			return
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+				ch <- time.Now()
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
 		}
-		defer f.Close()
-		var one [1]byte
-		if _, err := f.Read(one[:]); err == nil {
-			ch <- time.Now()
-		}
-		_, _ = io.Copy(io.Discard, f)
+		close(ch)
 	}()
 	return ch
 }
@@ -170,7 +168,7 @@ func firstOutput(path string) <-chan time.Time {
 // task to end and destroys it.
 func startTask(b *testing.B, d *Driver, cfg *drivers.TaskConfig) time.Duration {
 	b.Helper()
-	first := firstOutput(cfg.StdoutPath)
+	first := firstOutput(stdoutLog(cfg))
 	start := time.Now()
 	if _, _, err := d.StartTask(cfg); err != nil {
 		b.Fatal(err)
@@ -326,7 +324,7 @@ func BenchmarkIdleExecutorRSS(b *testing.B) {
 		var ids []string
 		for range idleTasks {
 			cfg := benchTask(b, "probe", args)
-			first := firstOutput(cfg.StdoutPath)
+			first := firstOutput(stdoutLog(cfg))
 			handle, _, err := d.StartTask(cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -355,7 +353,7 @@ func BenchmarkIdleExecutorRSS(b *testing.B) {
 
 // memory reads one of a process's memory figures in bytes: a VmRSS line of
 // /proc/<pid>/status or the Pss line of /proc/<pid>/smaps_rollup.
-func memory(b *testing.B, pid int, field string) uint64 {
+func memory(b testing.TB, pid int, field string) uint64 {
 	b.Helper()
 	file := "/status"
 	if field == "Pss:" {

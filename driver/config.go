@@ -34,7 +34,52 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewAttr("warm_modules", "number", false),
 		hclspec.NewLiteral(`4`),
 	),
+	"logs": hclspec.NewBlock("logs", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"collector":     hclspec.NewAttr("collector", "string", false),
+		"max_files":     hclspec.NewAttr("max_files", "number", false),
+		"max_file_size": hclspec.NewAttr("max_file_size", "number", false),
+	})),
 })
+
+// Who writes a task's logs (plugin config logs.collector).
+const (
+	// LogsByExecutor: the task's executor writes alloc/logs itself, and the
+	// driver declares DisableLogCollection, so Nomad starts no logmon.
+	LogsByExecutor = "executor"
+	// LogsByNomad: Nomad's logmon, a process per task, as for other
+	// drivers; the job's logs block sets its rotation.
+	LogsByNomad = "logmon"
+)
+
+// Nomad's own defaults for a task's logs block, which the executor's
+// rotation follows unless told otherwise.
+const (
+	defaultLogMaxFiles    = 10
+	defaultLogMaxFileSize = 10 // MB
+)
+
+// LogsConfig is how the executor writes tasks' logs (plugin config), or
+// one task's override of the rotation (task config).
+type LogsConfig struct {
+	// Collector is LogsByExecutor (default) or LogsByNomad; plugin config
+	// only.
+	Collector string `codec:"collector"`
+	// MaxFiles is the number of files kept per stream.
+	MaxFiles int `codec:"max_files"`
+	// MaxFileSize is the size of a file, in MB, at which it is rotated.
+	MaxFileSize int `codec:"max_file_size"`
+}
+
+// validate checks the rotation limits that are set (0: not set).
+func (l LogsConfig) validate(block string) error {
+	if l.MaxFiles < 0 || l.MaxFiles > 1000 {
+		return fmt.Errorf("%s.max_files = %d: it must be between 1 and 1000", block, l.MaxFiles)
+	}
+	if l.MaxFileSize < 0 || l.MaxFileSize > 1<<20 {
+		return fmt.Errorf("%s.max_file_size = %d: it is in MB and must be between 1 and %d", block, l.MaxFileSize, 1<<20)
+	}
+	return nil
+}
 
 // Config is the decoded plugin config.
 type Config struct {
@@ -47,7 +92,13 @@ type Config struct {
 	// last executor.RecentWindow the spare executor prepares ahead of the
 	// next task; 0 turns that off.
 	WarmModules int `codec:"warm_modules"`
+	// Logs says who writes tasks' logs and how the executor rotates them.
+	Logs LogsConfig `codec:"logs"`
 }
+
+// ExecutorWritesLogs says whether tasks' executors write their logs (no
+// logmon per task).
+func (c *Config) ExecutorWritesLogs() bool { return c.Logs.Collector != LogsByNomad }
 
 // Validate checks the plugin config and fills in defaults.
 func (c *Config) Validate() error {
@@ -60,6 +111,26 @@ func (c *Config) Validate() error {
 	}
 	if c.WarmModules < 0 || c.WarmModules > maxWarmModules {
 		return fmt.Errorf("warm_modules = %d: it must be between 0 (prepare none) and %d", c.WarmModules, maxWarmModules)
+	}
+	switch c.Logs.Collector {
+	case "":
+		c.Logs.Collector = LogsByExecutor
+	case LogsByExecutor:
+	case LogsByNomad:
+		if c.Logs.MaxFiles != 0 || c.Logs.MaxFileSize != 0 {
+			return fmt.Errorf("logs: max_files and max_file_size conflict with collector = %q: Nomad's logmon rotates as the job's logs block says; remove them, or set collector = %q", LogsByNomad, LogsByExecutor)
+		}
+	default:
+		return fmt.Errorf("logs.collector = %q is not one of %q (the executor writes the logs) or %q (Nomad's logmon, a process per task)", c.Logs.Collector, LogsByExecutor, LogsByNomad)
+	}
+	if err := c.Logs.validate("logs"); err != nil {
+		return err
+	}
+	if c.Logs.MaxFiles == 0 && c.Logs.Collector == LogsByExecutor {
+		c.Logs.MaxFiles = defaultLogMaxFiles
+	}
+	if c.Logs.MaxFileSize == 0 && c.Logs.Collector == LogsByExecutor {
+		c.Logs.MaxFileSize = defaultLogMaxFileSize
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = DefaultCacheDir()
@@ -116,6 +187,10 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"metrics_port": hclspec.NewAttr("metrics_port", "string", false),
 		"access_log":   hclspec.NewAttr("access_log", "bool", false),
 	})),
+	"logs": hclspec.NewBlock("logs", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"max_files":     hclspec.NewAttr("max_files", "number", false),
+		"max_file_size": hclspec.NewAttr("max_file_size", "number", false),
+	})),
 })
 
 // TaskConfig is the decoded task config. It is persisted in the task
@@ -134,6 +209,9 @@ type TaskConfig struct {
 	Listeners []string `codec:"listeners"`
 	// HTTP, when its Port is set, makes the task http mode.
 	HTTP HTTPConfig `codec:"http"`
+	// Logs overrides the plugin config's log rotation for this task
+	// (max_files, max_file_size; collector is plugin config only).
+	Logs LogsConfig `codec:"logs"`
 }
 
 // HTTPConfig is the task config's http block: serve HTTP on a port and run
@@ -180,6 +258,9 @@ func (c *TaskConfig) Validate() error {
 			return fmt.Errorf("listeners: %q and %q both give the guest %s: use distinct port labels", prev, l, env)
 		}
 		seen[env] = l
+	}
+	if err := c.Logs.validate("logs"); err != nil {
+		return err
 	}
 	if c.HTTP.Port == "" {
 		return nil

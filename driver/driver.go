@@ -122,7 +122,14 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 
 func (d *Driver) TaskConfigSchema() (*hclspec.Spec, error) { return taskConfigSpec, nil }
 
-func (d *Driver) Capabilities() (*drivers.Capabilities, error) { return capabilities, nil }
+// Capabilities: with logs.collector = "executor" (the default) the driver
+// declares DisableLogCollection, so Nomad starts no logmon per task, and
+// each task's executor writes its logs (see logsRequest).
+func (d *Driver) Capabilities() (*drivers.Capabilities, error) {
+	caps := *capabilities
+	caps.DisableLogCollection = d.config.ExecutorWritesLogs()
+	return &caps, nil
+}
 
 func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, error) {
 	ch := make(chan *drivers.Fingerprint)
@@ -244,6 +251,10 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	if err := networkRequest(cfg, &tc, network); err != nil {
 		return nil, err
 	}
+	logs, err := d.logsRequest(cfg, &tc)
+	if err != nil {
+		return nil, err
+	}
 
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	taskDir := cfg.TaskDir().Dir
@@ -273,6 +284,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		req.Mounts = append(req.Mounts, &proto.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
 	}
 	req.Listeners, req.NetworkNamespace, req.Http = network.Listeners, network.NetworkNamespace, network.Http
+	req.Logs = logs
 	resp, err := exec.Start(d.ctx, req)
 	if err == nil {
 		d.executors.started(resp.ModuleSha256)
@@ -434,6 +446,27 @@ func (d *Driver) WaitTask(ctx context.Context, taskID string) (<-chan *drivers.E
 		}
 	}()
 	return ch, nil
+}
+
+// logsRequest says where and how the task's executor writes its logs:
+// alloc/logs/<task>.stdout.N and .stderr.N, rotated as the plugin config's
+// logs block says unless the task's overrides it; nil when Nomad's logmon
+// collects them (logs.collector = "logmon").
+func (d *Driver) logsRequest(cfg *drivers.TaskConfig, tc *TaskConfig) (*proto.Logs, error) {
+	if !d.config.ExecutorWritesLogs() {
+		if tc.Logs.MaxFiles != 0 || tc.Logs.MaxFileSize != 0 {
+			return nil, executor.JobErrorf("invalid task config: logs: this node's wasm driver leaves logs to Nomad's logmon (plugin config logs.collector = %q), which rotates them as the job's logs block says: move max_files and max_file_size to the task's logs block", LogsByNomad)
+		}
+		return nil, nil
+	}
+	files, size := d.config.Logs.MaxFiles, d.config.Logs.MaxFileSize
+	if tc.Logs.MaxFiles != 0 {
+		files = tc.Logs.MaxFiles
+	}
+	if tc.Logs.MaxFileSize != 0 {
+		size = tc.Logs.MaxFileSize
+	}
+	return &proto.Logs{Dir: cfg.TaskDir().LogDir, Name: cfg.Name, MaxFiles: int32(files), MaxFileBytes: int64(size) << 20}, nil
 }
 
 // stopGrace is how long StopTask waits, beyond the task's timeout, for the

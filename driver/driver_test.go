@@ -144,7 +144,7 @@ func TestStdinIsEmpty(t *testing.T) {
 	h := newHarness(t, "")
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"stdin"}})
 	must.Zero(t, h.run(t, tk).ExitCode)
-	must.Eq(t, "stdin read=0\n", tk.waitLog(t, "stdout", "stdin read="))
+	must.Eq(t, "stdin read=0\n", tk.waitLog(t, "stdout", "\n"))
 }
 
 func TestMountsLocalAllocSecrets(t *testing.T) {

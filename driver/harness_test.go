@@ -102,7 +102,8 @@ func (h *harness) newTask(t *testing.T, module string, memoryMB int64, tc TaskCo
 	// Nomad's harness destroys the alloc dir (unmounting secrets/) but
 	// leaves the temp dir around it; cleanups run last-registered first.
 	h.owner.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(cfg.AllocDir)) })
-	h.owner.Cleanup(h.MkAllocDir(cfg, true))
+	// Nomad's logmon only when the driver leaves the logs to it.
+	h.owner.Cleanup(h.MkAllocDir(cfg, !h.driver.config.ExecutorWritesLogs()))
 	if module != "" {
 		testmodule.Install(t, module, cfg.TaskDir().LocalDir, module+".wasm")
 	}

@@ -299,6 +299,10 @@ plugin "docker" {
 plugin "nomad-driver-wasm" {
   config {
     cache_dir = "{{.CacheDir}}"
+    logs {
+      collector = "executor"
+      max_files = 5
+    }
   }
 }
 {{end}}

@@ -8,7 +8,6 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,15 +109,35 @@ func (c *Cluster) taskState(t *testing.T, allocID, task string) *nomadapi.TaskSt
 	return ts
 }
 
-// logs reads a task's whole stdout or stderr.
+// logs reads a task's whole stdout or stderr through Nomad's logs API,
+// as nomad alloc logs does.
 func (c *Cluster) logs(t *testing.T, alloc *nomadapi.Allocation, task, stream string) string {
 	t.Helper()
-	r, err := c.Nomad.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", nil)
+	got, err := c.readLogs(alloc, task, stream)
 	must.NoError(t, err)
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	must.NoError(t, err)
-	return string(b)
+	return got
+}
+
+// readLogs reads a task's stdout or stderr from its start through Nomad's
+// logs API (not following).
+func (c *Cluster) readLogs(alloc *nomadapi.Allocation, task, stream string) (string, error) {
+	cancel := make(chan struct{})
+	defer close(cancel)
+	frames, errs := c.Nomad.AllocFS().Logs(alloc, false, task, stream, nomadapi.OriginStart, 0, cancel, nil)
+	var b strings.Builder
+	for {
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				return b.String(), nil
+			}
+			b.Write(f.Data)
+		case err := <-errs:
+			return b.String(), err
+		case <-time.After(30 * time.Second):
+			return b.String(), fmt.Errorf("the logs of %s (%s) did not end", task, stream)
+		}
+	}
 }
 
 // waitLogs polls a task's log until it contains want.
@@ -126,16 +145,11 @@ func (c *Cluster) waitLogs(t *testing.T, alloc *nomadapi.Allocation, task, strea
 	t.Helper()
 	var got string
 	must.Wait(t, wait.InitialSuccess(wait.ErrorFunc(func() error {
-		r, err := c.Nomad.AllocFS().Cat(alloc, "alloc/logs/"+task+"."+stream+".0", nil)
+		b, err := c.readLogs(alloc, task, stream)
 		if err != nil {
 			return err
 		}
-		defer r.Close()
-		b, err := io.ReadAll(r)
-		if err != nil {
-			return err
-		}
-		if got = string(b); !strings.Contains(got, want) {
+		if got = b; !strings.Contains(got, want) {
 			return fmt.Errorf("%s of %s has no %q yet:\n%s", stream, task, want, got)
 		}
 		return nil

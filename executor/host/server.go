@@ -250,8 +250,8 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	for _, m := range req.Mounts {
 		spec.Mounts = append(spec.Mounts, executor.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
 	}
-	// The task's log FIFOs are opened first: their reader (Nomad's logmon)
-	// then waits in a read, not in its open, when the guest first writes.
+	// The task's logs are opened first: a logmon reading FIFOs then waits
+	// in a read, not in its open, when the guest first writes.
 	streams, err := taskStdio(req)
 	if err != nil {
 		return nil, executor.NodeErrorf("open the task's log: %v", err)
@@ -375,14 +375,22 @@ func closeStdio(s stdio) {
 	_ = s.stderr.Close()
 }
 
-// taskStdio opens the task's log FIFOs. Writes go straight to the FIFOs so
-// that output streams while the guest runs.
+// taskStdio opens the task's stdout and stderr: the executor's own
+// rotated files in the allocation's log directory (req.Logs), or Nomad's
+// logmon FIFOs. Writes go straight through, so output is in the logs
+// while the guest runs.
 func taskStdio(req *proto.StartRequest) (stdio, error) {
-	stdout, err := openLog(req.StdoutPath)
+	open := func(stream, fifo string) (io.WriteCloser, error) {
+		if l := req.Logs; l != nil {
+			return openLogFile(l.Dir, l.Name+"."+stream, int(l.MaxFiles), l.MaxFileBytes)
+		}
+		return openLog(fifo)
+	}
+	stdout, err := open("stdout", req.StdoutPath)
 	if err != nil {
 		return stdio{}, err
 	}
-	stderr, err := openLog(req.StderrPath)
+	stderr, err := open("stderr", req.StderrPath)
 	if err != nil {
 		_ = stdout.Close()
 		return stdio{}, err

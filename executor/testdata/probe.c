@@ -79,6 +79,10 @@ int main(int argc, char **argv) {
 		volatile uint64_t x = 0;
 		for (;;) x++;
 	}
+	if (!strcmp(cmd, "flood")) {
+		// Prints numbered lines as fast as it can, forever.
+		for (unsigned long i = 0;; i++) printf("flood line %lu: the quick brown fox jumps over the lazy dog\n", i);
+	}
 	if (!strcmp(cmd, "hostloop")) {
 		// Calls the host (clock_time_get) in a loop, forever.
 		printf("looping\n");

@@ -1,0 +1,178 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// logFile is one of a task's output streams written by the executor itself
+// (the driver declares DisableLogCollection, so Nomad starts no logmon per
+// task), in Nomad's naming and rotation: <dir>/<base>.<index>, the highest
+// index the current file, a new file once the current one holds maxBytes,
+// at most maxFiles files (the oldest removed). nomad alloc logs, alloc fs
+// and the UI read these files as they read logmon's.
+//
+// It is not Nomad's FileRotator (client/logmon/logging), which imports
+// cleanly, because of what that one is built for, a process of its own per
+// task: it buffers 64 KiB per stream and flushes from a goroutine woken
+// every 100 ms (two buffers and twenty wake-ups a second per idle task),
+// loses what it buffered when its process is killed (here, the executor of
+// a guest stuck in the kernel), and its Write is not safe for concurrent
+// writers (the HTTP trigger's requests write the task's stderr at once).
+// This one writes each guest write through at once: output is in the file
+// as soon as the guest wrote it, and nothing is lost when the executor is
+// killed. Like Nomad's, it continues the highest-numbered file after a
+// restart, and avoids splitting a line across two files when the line
+// fits.
+type logFile struct {
+	dir, base string
+	maxFiles  int
+	maxBytes  int64
+
+	mu     sync.Mutex
+	f      *os.File
+	index  int
+	size   int64
+	closed bool
+}
+
+// openLogFile opens the stream base (e.g. "web.stdout") in dir, continuing
+// its highest-numbered file.
+func openLogFile(dir, base string, maxFiles int, maxBytes int64) (*logFile, error) {
+	if maxFiles < 1 || maxBytes < 1 {
+		return nil, fmt.Errorf("log rotation needs at least one file of at least one byte (max_files = %d, max_file_size = %d bytes)", maxFiles, maxBytes)
+	}
+	l := &logFile{dir: dir, base: base, maxFiles: maxFiles, maxBytes: maxBytes}
+	indexes, err := l.indexes()
+	if err != nil {
+		return nil, err
+	}
+	if len(indexes) > 0 {
+		l.index = indexes[len(indexes)-1]
+	}
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// indexes lists the indexes of the stream's files, in order.
+func (l *logFile) indexes() ([]int, error) {
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), l.base+".")
+		if !ok || e.IsDir() {
+			continue
+		}
+		if n, err := strconv.Atoi(rest); err == nil && n >= 0 {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (l *logFile) open() error {
+	f, err := os.OpenFile(filepath.Join(l.dir, l.base+"."+strconv.Itoa(l.index)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return err
+	}
+	l.f, l.size = f, st.Size()
+	return nil
+}
+
+// rotate moves to the next file and removes the files beyond maxFiles.
+func (l *logFile) rotate() error {
+	if err := l.f.Close(); err != nil {
+		return err
+	}
+	l.index++
+	if err := l.open(); err != nil {
+		return err
+	}
+	indexes, err := l.indexes()
+	if err != nil {
+		return err
+	}
+	for len(indexes) > l.maxFiles {
+		_ = os.Remove(filepath.Join(l.dir, l.base+"."+strconv.Itoa(indexes[0])))
+		indexes = indexes[1:]
+	}
+	return nil
+}
+
+// Write writes p through to the current file, moving to the next file
+// when the current one is full: at the last line break that fits, when p
+// has one, else where the current file is full.
+func (l *logFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, os.ErrClosed
+	}
+	written := 0
+	for len(p) > 0 {
+		room := l.maxBytes - l.size
+		if room <= 0 {
+			if err := l.rotate(); err != nil {
+				return written, err
+			}
+			continue
+		}
+		n := len(p)
+		if int64(n) > room {
+			n = int(room)
+			if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+				n = i + 1
+			} else if l.size > 0 && bytes.IndexByte(p, '\n') >= 0 && int64(bytes.IndexByte(p, '\n')+1) <= l.maxBytes {
+				// The first line does not fit here but fits a file of its
+				// own: start the next file with it.
+				n = 0
+			}
+		}
+		if n == 0 {
+			if err := l.rotate(); err != nil {
+				return written, err
+			}
+			continue
+		}
+		m, err := l.f.Write(p[:n])
+		l.size += int64(m)
+		written += m
+		p = p[m:]
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// Close closes the current file; later writes fail. It may be called more
+// than once.
+func (l *logFile) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return l.f.Close()
+}

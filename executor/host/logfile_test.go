@@ -1,0 +1,115 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/shoenig/test/must"
+)
+
+// readStream returns the stream's files, by index, with their contents.
+func readStream(t *testing.T, dir, base string) map[int]string {
+	t.Helper()
+	l := &logFile{dir: dir, base: base}
+	indexes, err := l.indexes()
+	must.NoError(t, err)
+	out := map[int]string{}
+	for _, i := range indexes {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%s.%d", base, i)))
+		must.NoError(t, err)
+		out[i] = string(b)
+	}
+	return out
+}
+
+// TestLogFileRotates: Nomad's naming (<base>.<n>), a new file once the
+// current one is full, at a line break when the line fits, at most
+// maxFiles files, and the highest-numbered file continued after a reopen.
+func TestLogFileRotates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, err := openLogFile(dir, "web.stdout", 3, 20)
+	must.NoError(t, err)
+	_, err = l.Write([]byte("line one\nline two\n")) // 18 bytes
+	must.NoError(t, err)
+	_, err = l.Write([]byte("line three\n")) // does not fit in 2 bytes: next file
+	must.NoError(t, err)
+	must.Eq(t, map[int]string{0: "line one\nline two\n", 1: "line three\n"}, readStream(t, dir, "web.stdout"))
+
+	// Output without a line break, longer than a file, is cut where files
+	// are full; the oldest file goes.
+	_, err = l.Write([]byte(strings.Repeat("x", 45)))
+	must.NoError(t, err)
+	must.Eq(t, map[int]string{1: "line three\n" + strings.Repeat("x", 9), 2: strings.Repeat("x", 20), 3: strings.Repeat("x", 16)},
+		readStream(t, dir, "web.stdout"), must.Sprint("at most max_files files"))
+	must.NoError(t, l.Close())
+	must.NoError(t, l.Close())
+	_, err = l.Write([]byte("late"))
+	must.ErrorIs(t, err, os.ErrClosed)
+
+	// Reopened (a restarted executor), it continues the last file; a
+	// line that fits a file of its own is not split.
+	l, err = openLogFile(dir, "web.stdout", 3, 20)
+	must.NoError(t, err)
+	_, err = l.Write([]byte("ok\n"))
+	must.NoError(t, err)
+	_, err = l.Write([]byte("again\n"))
+	must.NoError(t, err)
+	must.NoError(t, l.Close())
+	got := readStream(t, dir, "web.stdout")
+	must.Eq(t, strings.Repeat("x", 16)+"ok\n", got[3])
+	must.Eq(t, "again\n", got[4])
+	// Another stream's files, and files that are not the stream's, are
+	// left alone.
+	must.NoError(t, os.WriteFile(filepath.Join(dir, "web.stderr.0"), []byte("e"), 0o644))
+	must.NoError(t, os.WriteFile(filepath.Join(dir, "web.stdout.fifo"), nil, 0o644))
+	l, err = openLogFile(dir, "web.stdout", 1, 20)
+	must.NoError(t, err)
+	_, err = l.Write([]byte(strings.Repeat("y\n", 20)))
+	must.NoError(t, err)
+	must.NoError(t, l.Close())
+	must.MapLen(t, 1, readStream(t, dir, "web.stdout"))
+	must.FileExists(t, filepath.Join(dir, "web.stderr.0"))
+	must.FileExists(t, filepath.Join(dir, "web.stdout.fifo"))
+}
+
+// TestLogFileConcurrentWriters: the HTTP trigger's requests write the
+// task's stderr at once; no write is lost or interleaved.
+func TestLogFileConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, err := openLogFile(dir, "web.stderr", 1000, 4096)
+	must.NoError(t, err)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				_, err := fmt.Fprintf(l, "writer %d line %d\n", w, i)
+				must.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	must.NoError(t, l.Close())
+	lines := 0
+	for _, content := range readStream(t, dir, "web.stderr") {
+		for _, line := range strings.Split(strings.TrimSuffix(content, "\n"), "\n") {
+			must.StrHasPrefix(t, "writer ", line)
+			lines++
+		}
+	}
+	must.Eq(t, 8*200, lines)
+}
+
+func TestLogFileRefusesNoRoom(t *testing.T) {
+	t.Parallel()
+	_, err := openLogFile(t.TempDir(), "web.stdout", 0, 10)
+	must.ErrorContains(t, err, "at least one file")
+}
