@@ -110,11 +110,16 @@ func (c *Cluster) taskState(t *testing.T, allocID, task string) *nomadapi.TaskSt
 }
 
 // logs reads a task's whole stdout or stderr through Nomad's logs API,
-// as nomad alloc logs does.
+// as nomad alloc logs does, retrying while the client cannot be reached
+// (just after it restarted, the servers have no path to it yet).
 func (c *Cluster) logs(t *testing.T, alloc *nomadapi.Allocation, task, stream string) string {
 	t.Helper()
-	got, err := c.readLogs(alloc, task, stream)
-	must.NoError(t, err)
+	var got string
+	must.Wait(t, wait.InitialSuccess(wait.ErrorFunc(func() error {
+		var err error
+		got, err = c.readLogs(alloc, task, stream)
+		return err
+	}), wait.Timeout(60*time.Second), wait.Gap(200*time.Millisecond)))
 	return got
 }
 
