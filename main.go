@@ -7,11 +7,7 @@
 package main
 
 import (
-	"context"
 	"os"
-
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/nomad/plugins"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
@@ -23,7 +19,7 @@ func main() {
 		host.Serve(os.Args[2:])
 		return
 	}
-	plugins.Serve(func(logger hclog.Logger) interface{} {
-		return driver.New(context.Background(), logger)
-	})
+	// driver.Serve is Nomad's plugins.Serve with DisableLogCollection
+	// carried to the client (see there).
+	driver.Serve()
 }

@@ -115,6 +115,13 @@ func lastTick(out string) int {
 func TestRestartSurvival(t *testing.T) {
 	c, alloc := runTicker(t, "survivor", 5)
 	pid := executorPid(t, c, alloc)
+	// The executor writes the logs: Nomad started no logmon for the task,
+	// which would have made the log FIFOs.
+	files, _, err := c.Nomad.AllocFS().List(alloc, "alloc/logs", nil)
+	must.NoError(t, err)
+	for _, f := range files {
+		must.StrNotContains(t, f.Name, ".fifo", must.Sprint("Nomad ran a logmon for a wasm task"))
+	}
 
 	// (a) The plugin process dies; Nomad starts it again and it reattaches.
 	killPluginAndRecover(t, c, alloc, pid, 20)
