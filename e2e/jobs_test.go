@@ -7,7 +7,10 @@ package e2e
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,4 +182,24 @@ func eventList(ts *nomadapi.TaskState) string {
 		fmt.Fprintf(&b, "%s: %s\n", e.Type, e.DisplayMessage)
 	}
 	return b.String()
+}
+
+// exec runs cmd in the task as nomad alloc exec does and returns its exit
+// code, stdout and stderr. A session that Nomad's websocket ends before
+// its exit frame ("unexpected EOF": Nomad's own race, hashicorp/nomad#9892
+// and #27146, seen here with short commands that print much) is run again,
+// up to three times; any other error is returned.
+func (c *Cluster) exec(t *testing.T, alloc *nomadapi.Allocation, task string, cmd ...string) (int, string, string, error) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		var stdout, stderr strings.Builder
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		code, err := c.Nomad.Allocations().Exec(ctx, alloc, task, false, cmd, strings.NewReader(""), &stdout, &stderr, nil, nil)
+		cancel()
+		if err != nil && errors.Is(err, io.ErrUnexpectedEOF) && attempt < 3 {
+			t.Logf("exec %v: %v (Nomad's websocket race); running it again", cmd, err)
+			continue
+		}
+		return code, stdout.String(), stderr.String(), err
+	}
 }

@@ -6,7 +6,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -361,13 +360,7 @@ func TestOperability(t *testing.T) {
 
 	// nomad alloc exec runs a command module from the task's view in the
 	// task's sandbox and streams its output and exit code back.
-	exec := func(cmd ...string) (int, string, string, error) {
-		var stdout, stderr strings.Builder
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		code, err := c.Nomad.Allocations().Exec(ctx, alloc, "ticker", false, cmd, strings.NewReader(""), &stdout, &stderr, nil, nil)
-		return code, stdout.String(), stderr.String(), err
-	}
+	exec := func(cmd ...string) (int, string, string, error) { return c.exec(t, alloc, "ticker", cmd...) }
 	code, out, errOut, err := exec("/local/probe.wasm", "hello")
 	must.NoError(t, err)
 	must.Zero(t, code)

@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -185,14 +184,10 @@ func TestNetwork(t *testing.T) {
 		// nomad alloc exec runs the module as a command in the task's
 		// sandbox (no request: its CGI variables are unset) and streams
 		// its output back; the server goes on serving.
-		var stdout, stderr strings.Builder
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		code, err := c.Nomad.Allocations().Exec(ctx, alloc, "greet", false, []string{"/local/greet.wasm"},
-			strings.NewReader(""), &stdout, &stderr, nil, nil)
+		code, stdout, stderr, err := c.exec(t, alloc, "greet", "/local/greet.wasm")
 		must.NoError(t, err)
-		must.Zero(t, code, must.Sprintf("stdout %q stderr %q", stdout.String(), stderr.String()))
-		must.StrContains(t, stdout.String(), "Content-Type: text/plain\n\nHello from WebAssembly! You asked for ")
+		must.Zero(t, code, must.Sprintf("stdout %q stderr %q", stdout, stderr))
+		must.StrContains(t, stdout, "Content-Type: text/plain\n\nHello from WebAssembly! You asked for ")
 
 		must.StrHasPrefix(t, "Hello from WebAssembly! You asked for /after-exec", httpGet(t, "http://"+addr+"/after-exec"))
 		ts := c.taskState(t, alloc.ID, "greet")

@@ -1,0 +1,64 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/shoenig/test/must"
+)
+
+// TestLogsFollowAndTail: nomad alloc logs -f and -tail work on the log
+// files the executor writes (Nomad runs no logmon for wasm tasks): a
+// follower sees the lines the guest writes after it began, and the tail
+// is the end of the current file. (Where a follower starts is Nomad's
+// business: from the end with offset 0 it streams the whole file first.)
+func TestLogsFollowAndTail(t *testing.T) {
+	c, alloc := runTicker(t, "logs", 3)
+	cancel := make(chan struct{})
+	defer close(cancel)
+	frames, errs := c.Nomad.AllocFS().Logs(alloc, true, "ticker", "stdout", nomadapi.OriginStart, 0, cancel, nil)
+	want := fmt.Sprintf("tick %d\n", lastTick(c.logs(t, alloc, "ticker", "stdout"))+5)
+	var got strings.Builder
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(got.String(), want) {
+		select {
+		case f := <-frames:
+			if f != nil {
+				got.Write(f.Data)
+			}
+		case err := <-errs:
+			t.Fatalf("following the log: %v", err)
+		case <-deadline:
+			t.Fatalf("following the log never showed %q; it showed:\n%s", want, got.String())
+		}
+	}
+
+	tailCancel := make(chan struct{})
+	defer close(tailCancel)
+	tail, tailErrs := c.Nomad.AllocFS().Logs(alloc, false, "ticker", "stdout", nomadapi.OriginEnd, 16, tailCancel, nil)
+	var last strings.Builder
+	for done := false; !done; {
+		select {
+		case f, ok := <-tail:
+			if !ok {
+				done = true
+				break
+			}
+			last.Write(f.Data)
+		case err := <-tailErrs:
+			t.Fatalf("the log's tail: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("the log's tail did not end")
+		}
+	}
+	must.LessEq(t, 16, last.Len())
+	must.StrContains(t, last.String(), "tick ")
+}
