@@ -39,8 +39,13 @@ import (
 // for its sockets (instance.collectClosedSockets).
 
 // blockedProbe is how often collectWhileBlocked looks at the guest, and
-// how long it must have stayed inside one host call to be collected under.
-const blockedProbe = 250 * time.Millisecond
+// how long it must have stayed inside one host call to be collected under;
+// firstProbe is the same until the first collection, which hands back
+// what start-up left and should come as soon as the guest first waits.
+const (
+	blockedProbe = 250 * time.Millisecond
+	firstProbe   = 10 * time.Millisecond
+)
 
 // busyHostCalls is how many host calls per blockedProbe make a guest safe
 // to collect under although it is not blocked: one at least every 10 ms.
@@ -88,7 +93,7 @@ func (s *server) collect(fn func()) {
 // runs until the executor exits). The first one returns what start-up
 // left behind (see Start).
 func (s *server) collectWhileBlocked(in *instance) {
-	tick := time.NewTicker(blockedProbe)
+	tick := time.NewTicker(firstProbe)
 	defer tick.Stop()
 	first := true
 	var last time.Time
@@ -122,6 +127,7 @@ func (s *server) collectWhileBlocked(in *instance) {
 			debug.FreeOSMemory()
 			trimBinaryPages()
 			first = false
+			tick.Reset(blockedProbe)
 		case time.Since(last) >= gcPeriod || heap > lastHeap+gcGrowth:
 			runtime.GC()
 		default:
