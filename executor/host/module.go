@@ -108,6 +108,12 @@ const (
 	importTag    = 4
 )
 
+// errSectionOverrun marks a module with a section that runs past its end:
+// no decoder can accept it, and wazero's may take seconds to find out (a
+// section that declares a huge count of entries), so it is refused here,
+// before wazero sees it. It adds nothing to the message.
+var errSectionOverrun = errors.New("")
+
 // readSections walks the section headers so that a truncated module is
 // reported as such, and decodes the first memory's limits.
 func readSections(b []byte) (moduleHeader, error) {
@@ -124,7 +130,7 @@ func readSections(b []byte) (moduleHeader, error) {
 			return h, malformed(start, err)
 		}
 		if int(size) > r.remaining() {
-			return h, fmt.Errorf("the module is truncated or malformed: section %d at offset %d declares %d bytes but only %d remain", id, start, size, r.remaining())
+			return h, fmt.Errorf("the module is truncated or malformed: section %d at offset %d declares %d bytes but only %d remain%w", id, start, size, r.remaining(), errSectionOverrun)
 		}
 		body := &byteReader{b: r.take(int(size)), base: r.offset() - int(size)}
 		if h.hasMemory {
