@@ -213,13 +213,7 @@ func BenchmarkHTTPTrigger(b *testing.B) {
 // (WASM_BENCH_SOAK sets another span): failed requests, and the executor's
 // resident memory at the start of the load, at its highest, and at the end.
 func BenchmarkHTTPSoak(b *testing.B) {
-	span := 60 * time.Second
-	if s := os.Getenv("WASM_BENCH_SOAK"); s != "" {
-		var err error
-		if span, err = time.ParseDuration(s); err != nil {
-			b.Fatal(err)
-		}
-	}
+	span := benchSpan(b, "WASM_BENCH_SOAK", 60*time.Second)
 	d := benchDriver(b, b.TempDir(), 0)
 	url, pid := startHTTPBenchTask(b, d, "wagi", 64)
 	var l load

@@ -21,13 +21,7 @@ import (
 // start, its highest and at the end, and the log directory's largest size
 // (log-dir-max-MB: bounded by 10 × 10 MB).
 func BenchmarkLogFlood(b *testing.B) {
-	span := 30 * time.Second
-	if s := os.Getenv("WASM_BENCH_FLOOD"); s != "" {
-		var err error
-		if span, err = time.ParseDuration(s); err != nil {
-			b.Fatal(err)
-		}
-	}
+	span := benchSpan(b, "WASM_BENCH_FLOOD", 30*time.Second)
 	d := benchDriver(b, b.TempDir(), 0)
 	var rss, dirMB []float64
 	var written float64
@@ -61,6 +55,20 @@ func BenchmarkLogFlood(b *testing.B) {
 	b.ReportMetric(peak, "rss-max-MB")
 	b.ReportMetric(rss[len(rss)-1], "rss-end-MB")
 	b.ReportMetric(dirPeak, "log-dir-max-MB")
+}
+
+// benchSpan is how long a timed benchmark runs: def, or the duration the
+// environment variable env names.
+func benchSpan(b *testing.B, env string, def time.Duration) time.Duration {
+	s := os.Getenv(env)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		b.Fatalf("%s=%q: %v", env, s, err)
+	}
+	return d
 }
 
 // logDirBytes is the size of the files in dir.
