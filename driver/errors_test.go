@@ -50,14 +50,15 @@ func TestNoExecutorIsANodeFailure(t *testing.T) {
 	must.Eq(t, "node", ev.Annotations["error_class"])
 }
 
-// TestDamagedCacheEntryIsReplaced: a compiled entry that was truncated or
-// overwritten is a fault of the node: the task runs, the entry is compiled
-// again, and an event and the executor log say so. The next start hits
-// the repaired entry.
+// TestDamagedCacheEntryIsReplaced: a compiled entry that was truncated,
+// overwritten, replaced by another module's valid entry, or whose recorded
+// digest is gone, is a fault of the node and is never run: the task runs,
+// the entry is compiled again, and an event and the executor log say so.
+// The next start hits the repaired entry.
 func TestDamagedCacheEntryIsReplaced(t *testing.T) {
 	t.Parallel()
-	damage := map[string]func(t *testing.T, path string){
-		"overwritten": func(t *testing.T, path string) {
+	damage := map[string]func(t *testing.T, h *harness, path string){
+		"overwritten": func(t *testing.T, _ *harness, path string) {
 			f, err := os.OpenFile(path, os.O_WRONLY, 0)
 			must.NoError(t, err)
 			st, err := f.Stat()
@@ -66,13 +67,40 @@ func TestDamagedCacheEntryIsReplaced(t *testing.T) {
 			must.NoError(t, err)
 			must.NoError(t, f.Close())
 		},
-		"truncated": func(t *testing.T, path string) {
+		"truncated": func(t *testing.T, _ *harness, path string) {
 			st, err := os.Stat(path)
 			must.NoError(t, err)
 			must.NoError(t, os.Truncate(path, st.Size()/3))
 		},
-		"garbage": func(t *testing.T, path string) {
+		"garbage": func(t *testing.T, _ *harness, path string) {
 			must.NoError(t, os.WriteFile(path, []byte("not a compiled module"), 0o644))
+		},
+		// wazero's CRC32 does not catch these two; the recorded digest
+		// does. Without it, another module's entry loads and runs.
+		"another module's entry": func(t *testing.T, h *harness, entry string) {
+			other := h.newTask(t, "wagi", 64, TaskConfig{})
+			must.Zero(t, h.run(t, other).ExitCode)
+			var swap string
+			for _, e := range cacheEntries(t, h.cacheDir) {
+				if e != entry {
+					swap = e
+				}
+			}
+			must.NotEq(t, "", swap)
+			b, err := os.ReadFile(swap)
+			must.NoError(t, err)
+			must.NoError(t, os.WriteFile(entry, b, 0o644))
+		},
+		"record removed": func(t *testing.T, h *harness, _ string) {
+			var records []string
+			must.NoError(t, filepath.WalkDir(h.cacheDir, func(p string, _ fs.DirEntry, err error) error {
+				if err == nil && filepath.Ext(p) == ".sha256" {
+					records = append(records, p)
+				}
+				return err
+			}))
+			must.Len(t, 1, records)
+			must.NoError(t, os.Remove(records[0]))
 		},
 	}
 	for name, spoil := range damage {
@@ -84,7 +112,7 @@ func TestDamagedCacheEntryIsReplaced(t *testing.T) {
 			must.Zero(t, h.run(t, first).ExitCode)
 			entries := cacheEntries(t, h.cacheDir)
 			must.Len(t, 1, entries)
-			spoil(t, entries[0])
+			spoil(t, h, entries[0])
 
 			tk := h.newTask(t, "probe", 64, TaskConfig{})
 			must.Zero(t, h.run(t, tk).ExitCode)
@@ -103,8 +131,8 @@ func TestDamagedCacheEntryIsReplaced(t *testing.T) {
 	}
 }
 
-// cacheEntries lists the compiled entries (regular files other than locks,
-// below wazero-<version>/) in the cache directory dir.
+// cacheEntries lists the compiled entries (regular files other than locks
+// and digest records, below wazero-<version>/) in the cache directory dir.
 func cacheEntries(t *testing.T, dir string) []string {
 	t.Helper()
 	versions, err := filepath.Glob(filepath.Join(dir, "wazero-*"))
@@ -112,7 +140,7 @@ func cacheEntries(t *testing.T, dir string) []string {
 	var files []string
 	for _, v := range versions {
 		must.NoError(t, filepath.WalkDir(v, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() && filepath.Ext(p) != ".lock" {
+			if err == nil && d.Type().IsRegular() && filepath.Ext(p) != ".lock" && filepath.Ext(p) != ".sha256" {
 				files = append(files, p)
 			}
 			return err

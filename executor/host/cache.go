@@ -151,9 +151,14 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 		return nil, cacheError(err)
 	}
 	// wazero writes an entry to a temporary file and renames it into place,
-	// so an entry that exists is complete: a hit loads it without the lock,
-	// and starts of a cached module never queue behind each other.
-	if hasEntry(dir) {
+	// and the digest of a complete entry is recorded after it (see
+	// recordEntry), so an entry with a recorded digest is complete: a hit
+	// checks it against the digest and loads it without the lock, and
+	// starts of a cached module never queue behind each other.
+	if hasEntry(dir) && hasRecord(dir) {
+		if verr := verifyEntry(dir); verr != nil {
+			return c.replace(ctx, cfg, dir, digest, module, b, verr, start)
+		}
 		comp, err := c.load(ctx, cfg, dir, b)
 		if err == nil {
 			comp.cacheHit, comp.took = true, time.Since(start)
@@ -164,37 +169,66 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 		if cerr := compileError(ctx, module, b, err); executor.ClassOf(cerr) == executor.ClassJob {
 			return nil, cerr
 		}
-		c.Logger.Warn("compiled entry is damaged; removing it and compiling the module again", "sha256", digest, "error", err)
-		comp, err2 := c.repair(ctx, cfg, dir, module, b)
-		if err2 != nil {
-			return nil, err2
-		}
-		comp.repaired, comp.took = err.Error(), time.Since(start)
-		return comp, nil
+		return c.replace(ctx, cfg, dir, digest, module, b, err, start)
 	}
 	unlock, err := lockFile(dir + ".lock")
 	if err != nil {
 		return nil, cacheError(err)
 	}
 	defer unlock()
-	hit := hasEntry(dir) // compiled by another executor while this one waited
+	// Compiled by another executor while this one waited: it recorded the
+	// digest before it let go of the lock. An entry without one was left
+	// by an executor that died between the two, or by an older release.
+	hit := hasEntry(dir)
+	if hit {
+		if verr := verifyEntry(dir); verr != nil {
+			c.Logger.Warn("compiled entry is damaged; removing it and compiling the module again", "sha256", digest, "error", verr)
+			comp, err := c.recompile(ctx, cfg, dir, module, b)
+			if err != nil {
+				return nil, err
+			}
+			comp.repaired, comp.took = verr.Error(), time.Since(start)
+			return comp, nil
+		}
+	}
 	comp, err := c.load(ctx, cfg, dir, b)
 	if err != nil {
 		return nil, compileError(ctx, module, b, err)
+	}
+	if !hit {
+		if err := recordEntry(dir); err != nil {
+			_ = comp.runtime.Close(ctx)
+			return nil, cacheError(err)
+		}
 	}
 	comp.cacheHit, comp.took = hit, time.Since(start)
 	return comp, nil
 }
 
-// repair removes the damaged entry in dir, under the module's lock, and
-// compiles the module again.
-func (c ModuleCache) repair(ctx context.Context, cfg wazero.RuntimeConfig, dir, module string, b []byte) (*compiled, error) {
+// replace replaces the damaged entry in dir (why says what is wrong with
+// it), under the module's lock, with the module compiled again.
+func (c ModuleCache) replace(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, why error, start time.Time) (*compiled, error) {
+	c.Logger.Warn("compiled entry is damaged; removing it and compiling the module again", "sha256", digest, "error", why)
 	unlock, err := lockFile(dir + ".lock")
 	if err != nil {
 		return nil, cacheError(err)
 	}
 	defer unlock()
+	comp, err := c.recompile(ctx, cfg, dir, module, b)
+	if err != nil {
+		return nil, err
+	}
+	comp.repaired, comp.took = why.Error(), time.Since(start)
+	return comp, nil
+}
+
+// recompile removes the entry in dir and its record, compiles the module
+// again into dir and records the new entry. The caller holds the lock.
+func (c ModuleCache) recompile(ctx context.Context, cfg wazero.RuntimeConfig, dir, module string, b []byte) (*compiled, error) {
 	if err := os.RemoveAll(dir); err != nil {
+		return nil, cacheError(err)
+	}
+	if err := os.Remove(recordPath(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, cacheError(err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -203,6 +237,10 @@ func (c ModuleCache) repair(ctx context.Context, cfg wazero.RuntimeConfig, dir, 
 	comp, err := c.load(ctx, cfg, dir, b)
 	if err != nil {
 		return nil, compileError(ctx, module, b, err)
+	}
+	if err := recordEntry(dir); err != nil {
+		_ = comp.runtime.Close(ctx)
+		return nil, cacheError(err)
 	}
 	return comp, nil
 }
