@@ -148,3 +148,32 @@ func cacheEntries(t *testing.T, dir string) []string {
 	}
 	return files
 }
+
+// TestSpinningStartFunctionFailsTheStart: a module whose start function
+// (its start section, which runs during instantiation, before _start)
+// never returns cannot be stopped: compiled without the per-loop check,
+// it never reaches a host call. Its Start fails as a job error after the
+// executor's bound (10 s), instead of never answering, and the driver
+// ends the executor, where it still spins.
+//
+//	(module
+//	  (func $spin (loop (br 0)))
+//	  (start $spin)
+//	  (func (export "_start")))
+func TestSpinningStartFunctionFailsTheStart(t *testing.T) {
+	t.Parallel()
+	module := []byte("\x00asm\x01\x00\x00\x00" +
+		"\x01\x04\x01\x60\x00\x00" + // type () -> ()
+		"\x03\x03\x02\x00\x00" + // two functions of it
+		"\x07\x0a\x01\x06_start\x00\x01" + // export _start = func 1
+		"\x08\x01\x00" + // start = func 0
+		"\x0a\x0c\x02\x07\x00\x03\x40\x0c\x00\x0b\x0b\x02\x00\x0b") // loop { br 0 }; nothing
+	h := newHarness(t, "")
+	events := h.events(t)
+	tk := h.newTask(t, "", 64, TaskConfig{Module: "local/spin.wasm"})
+	must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().LocalDir, "spin.wasm"), module, 0o644))
+	err := h.startErr(t, tk)
+	must.ErrorContains(t, err, "its start function (the WebAssembly start section, which runs before _start) did not return within 10s")
+	ev := waitEvent(t, events, tk.cfg.ID, "Rejected by the wasm driver")
+	must.Eq(t, "job", ev.Annotations["error_class"])
+}

@@ -110,6 +110,12 @@ type runOptions struct {
 	// quiet: no log line per instance (one per HTTP request would be a
 	// synchronous write per request).
 	quiet bool
+	// instantiateTimeout, when set, bounds instantiation, which runs the
+	// module's start function (its WebAssembly start section, before any
+	// export): one that has not returned by then is a job error, and the
+	// caller must end the process, where it still runs (see
+	// server.instantiateTimeout).
+	instantiateTimeout time.Duration
 	// sync: start does not run the entrypoint; the caller runs it with
 	// runNow, on its own goroutine (an HTTP handler's, whose stack has
 	// already grown to what the guest needs).
@@ -172,10 +178,19 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	}
 	// wazero binds the listeners while it instantiates: in the allocation's
 	// network namespace when there is one.
-	err = inNetNS(opts.netns, func() error {
-		in.module, err = p.runtime.InstantiateModule(ctx, p.module, config)
-		return err
+	in.module, err = instantiateWithin(opts.instantiateTimeout, func() (api.Module, error) {
+		var mod api.Module
+		err := inNetNS(opts.netns, func() error {
+			var err error
+			mod, err = p.runtime.InstantiateModule(ctx, p.module, config)
+			return err
+		})
+		return mod, err
 	})
+	if errors.Is(err, errInstantiateTimeout) {
+		p.stuck.Store(true)
+		return nil, executor.JobErrorf("module %s: its start function (the WebAssembly start section, which runs before _start) did not return within %v; a module's start function must initialise and return", p.spec.Module, opts.instantiateTimeout)
+	}
 	if err != nil {
 		if len(opts.listeners) > 0 && isBindError(err) {
 			return nil, executor.NodeErrorf("module %s: cannot bind its listeners (%s): %v", p.spec.Module, describeListeners(opts.listeners), err)
@@ -205,6 +220,36 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		go in.run(ctx, init, fn)
 	}
 	return in, nil
+}
+
+// errInstantiateTimeout: instantiation did not end within its bound.
+var errInstantiateTimeout = errors.New("instantiation did not end in time")
+
+// instantiateWithin runs instantiate, waiting for it at most timeout (no
+// bound when 0). After the timeout it returns errInstantiateTimeout and
+// leaves instantiate running: code without the per-loop check cannot be
+// stopped but by the end of the process.
+func instantiateWithin(timeout time.Duration, instantiate func() (api.Module, error)) (api.Module, error) {
+	if timeout <= 0 {
+		return instantiate()
+	}
+	type result struct {
+		mod api.Module
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		mod, err := instantiate()
+		done <- result{mod, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.mod, r.err
+	case <-t.C:
+		return nil, errInstantiateTimeout
+	}
 }
 
 // sleep is the guest's nanosleep: real time, cut short by a stop request.

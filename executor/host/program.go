@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -137,6 +138,11 @@ type program struct {
 	// environ is the program's environment as the guest gets it, sorted
 	// by name (made once).
 	environ func() environ
+
+	// stuck: an instance's start function is still running after its
+	// instantiation timed out; its code and memory must stay mapped until
+	// the process ends (see close).
+	stuck atomic.Bool
 }
 
 // loadProgram checks the module b (spec.Module, read by readModule, whose
@@ -264,9 +270,14 @@ func (p *program) stoppedBy() int32 {
 	return p.stopSignal
 }
 
-// close releases the runtime (and with it every instance) and the mounts.
+// close releases the runtime (and with it every instance) and the mounts;
+// not for a stuck program, whose guest still runs in them: the process's
+// end releases those.
 func (p *program) close() {
 	p.cancel()
+	if p.stuck.Load() {
+		return
+	}
 	if p.runtime != nil {
 		_ = p.runtime.Close(context.Background())
 	}

@@ -31,6 +31,15 @@ const lingerAfterExit = 30 * time.Second
 // a core, and only the executor's exit ends it.
 const lingerAfterAbandon = time.Second
 
+// instantiateTimeout bounds the start function of the task's command
+// instance: compiled without the per-loop check, a start function that
+// never returns cannot be stopped, and Start would never answer. One still
+// running then fails the Start (a job error) and leaves the executor to
+// end, by the driver's kill or failedStartLinger, which ends the guest.
+// (The HTTP trigger's and exec's instances are bounded by their own
+// contexts.)
+const instantiateTimeout = 10 * time.Second
+
 // computeGrace is how long a stopped guest without the per-loop check has
 // to end by itself or at a host call before, found running its own code,
 // it is abandoned (see watchStop).
@@ -56,6 +65,9 @@ type server struct {
 	logOutput *logOutput
 	// failedLinger is failedStartLinger, but for tests.
 	failedLinger time.Duration
+	// instantiateTimeout bounds the instantiation of the task's command
+	// instance (its start function), instantiateTimeout but for tests.
+	instantiateTimeout time.Duration
 	// quit is closed when serving has ended; wg holds every goroutine the
 	// server starts, and close waits for them.
 	quit     chan struct{}
@@ -106,7 +118,8 @@ func (t *task) linearMemory() uint64 {
 }
 
 func newServer(logger hclog.Logger, out *logOutput) *server {
-	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, quit: make(chan struct{}), execPrograms: map[string]*program{}}
+	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, instantiateTimeout: instantiateTimeout,
+		quit: make(chan struct{}), execPrograms: map[string]*program{}}
 }
 
 // serving receives the gRPC server once go-plugin has made it.
@@ -271,7 +284,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 			s.disableGC()
 		}
 		t.main, err = prog.start(runOptions{argv0: path.Base(req.Module), args: req.Args, streams: streams, stateDir: req.StateDir,
-			listeners: req.Listeners, netns: req.NetworkNamespace})
+			listeners: req.Listeners, netns: req.NetworkNamespace, instantiateTimeout: s.instantiateTimeout})
 	}
 	if err != nil {
 		closeStdio(streams)
