@@ -173,12 +173,7 @@ func TestNetwork(t *testing.T) {
 	}
 
 	t.Run("alloc exec in http mode", func(t *testing.T) {
-		job := c.exampleJob(t, "http.nomad.hcl", map[string]string{"provider": "nomad"})
-		*job.ID = "greet-exec"
-		*job.Name = *job.ID
-		c.register(t, job)
-		alloc := c.waitAllocs(t, *job.ID, 1, status("running"))[0]
-		addr := allocPort(t, alloc, "http")
+		job, alloc, addr := c.runGreet(t, "greet-exec")
 		httpGet(t, "http://"+addr+"/before-exec")
 
 		// nomad alloc exec runs the module as a command in the task's
@@ -199,12 +194,7 @@ func TestNetwork(t *testing.T) {
 	})
 
 	t.Run("http mode survives a plugin kill and a client restart", func(t *testing.T) {
-		job := c.exampleJob(t, "http.nomad.hcl", map[string]string{"provider": "nomad"})
-		*job.ID = "greet-survivor"
-		*job.Name = *job.ID
-		c.register(t, job)
-		alloc := c.waitAllocs(t, *job.ID, 1, status("running"))[0]
-		addr := allocPort(t, alloc, "http")
+		job, alloc, addr := c.runGreet(t, "greet-survivor")
 		httpGet(t, "http://"+addr+"/before")
 		pid := executorPid(t, c, alloc)
 
@@ -715,4 +705,16 @@ func checkMetrics(t *testing.T, url string, min int) {
 	}
 	must.Eq(t, "counter", typ, must.Sprint(text))
 	must.GreaterEq(t, min, count, must.Sprint(text))
+}
+
+// runGreet runs the http example (Nomad services) as job id and returns
+// the job, its running allocation and the address of its http port.
+func (c *Cluster) runGreet(t *testing.T, id string) (*nomadapi.Job, *nomadapi.Allocation, string) {
+	t.Helper()
+	job := c.exampleJob(t, "http.nomad.hcl", map[string]string{"provider": "nomad"})
+	*job.ID = id
+	*job.Name = id
+	c.register(t, job)
+	alloc := c.waitAllocs(t, id, 1, status("running"))[0]
+	return job, alloc, allocPort(t, alloc, "http")
 }

@@ -154,11 +154,17 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 	// and the digest of a complete entry is recorded after it (see
 	// recordEntry), so an entry with a recorded digest is complete: a hit
 	// checks it against the digest and loads it without the lock, and
-	// starts of a cached module never queue behind each other.
-	if hasEntry(dir) && hasRecord(dir) {
-		if verr := verifyEntry(dir); verr != nil {
-			return c.replace(ctx, cfg, dir, digest, module, b, verr, start)
-		}
+	// starts of a cached module never queue behind each other. An entry
+	// without a record may be one being written: it is looked at again
+	// under the lock.
+	verr := errEntryUnrecorded
+	if hasEntry(dir) {
+		verr = verifyEntry(dir)
+	}
+	if verr != nil && !errors.Is(verr, errEntryUnrecorded) {
+		return c.replace(ctx, cfg, dir, digest, module, b, verr, start)
+	}
+	if verr == nil {
 		comp, err := c.load(ctx, cfg, dir, b)
 		if err == nil {
 			comp.cacheHit, comp.took = true, time.Since(start)

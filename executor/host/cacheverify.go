@@ -32,12 +32,6 @@ import (
 // recordPath is where the digest of the entry in dir is recorded.
 func recordPath(dir string) string { return dir + ".sha256" }
 
-// hasRecord reports whether the entry in dir has a recorded digest.
-func hasRecord(dir string) bool {
-	_, err := os.Stat(recordPath(dir))
-	return err == nil
-}
-
 // entryDigest is the SHA-256 over the files of the entry in dir (names and
 // contents, in name order; temporary files of a write in progress are not
 // part of it).

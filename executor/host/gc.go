@@ -137,21 +137,16 @@ func (s *server) collectWhileBlocked(in *instance) {
 	}
 }
 
-var gcSamples = []metrics.Sample{
-	{Name: "/memory/classes/heap/objects:bytes"},
-	{Name: "/memory/classes/total:bytes"},
-}
-
 // heapBytes is the size of the heap's objects, garbage included.
-func heapBytes() uint64 {
-	s := []metrics.Sample{gcSamples[0]}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
+func heapBytes() uint64 { return readMetric("/memory/classes/heap/objects:bytes") }
 
 // goMemory is the memory the Go runtime has mapped.
-func goMemory() uint64 {
-	s := []metrics.Sample{gcSamples[1]}
+func goMemory() uint64 { return readMetric("/memory/classes/total:bytes") }
+
+// readMetric reads one of the runtime's uint64 metrics (which stops no
+// world, unlike runtime.ReadMemStats).
+func readMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }

@@ -130,24 +130,7 @@ func (l *logFile) Write(p []byte) (int, error) {
 	}
 	written := 0
 	for len(p) > 0 {
-		room := l.maxBytes - l.size
-		if room <= 0 {
-			if err := l.rotate(); err != nil {
-				return written, err
-			}
-			continue
-		}
-		n := len(p)
-		if int64(n) > room {
-			n = int(room)
-			if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
-				n = i + 1
-			} else if l.size > 0 && bytes.IndexByte(p, '\n') >= 0 && int64(bytes.IndexByte(p, '\n')+1) <= l.maxBytes {
-				// The first line does not fit here but fits a file of its
-				// own: start the next file with it.
-				n = 0
-			}
-		}
+		n := l.fits(p)
 		if n == 0 {
 			if err := l.rotate(); err != nil {
 				return written, err
@@ -163,6 +146,28 @@ func (l *logFile) Write(p []byte) (int, error) {
 		}
 	}
 	return written, nil
+}
+
+// fits says how much of p goes into the current file: all of it when it
+// fits; else up to the last line break that fits; else nothing when the
+// first line fits a file of its own (it starts the next file); else what
+// fits. Nothing also when the current file is full.
+func (l *logFile) fits(p []byte) int {
+	room := l.maxBytes - l.size
+	if int64(len(p)) <= room {
+		return len(p)
+	}
+	if room <= 0 {
+		return 0
+	}
+	n := int(room)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		return i + 1
+	}
+	if i := bytes.IndexByte(p, '\n'); l.size > 0 && i >= 0 && int64(i+1) <= l.maxBytes {
+		return 0
+	}
+	return n
 }
 
 // Close closes the current file; later writes fail. It may be called more
