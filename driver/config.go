@@ -34,6 +34,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewAttr("warm_modules", "number", false),
 		hclspec.NewLiteral(`4`),
 	),
+	"shared_executor": hclspec.NewDefault(
+		hclspec.NewAttr("shared_executor", "bool", false),
+		hclspec.NewLiteral(`false`),
+	),
 	"logs": hclspec.NewBlock("logs", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"collector":     hclspec.NewAttr("collector", "string", false),
 		"max_files":     hclspec.NewAttr("max_files", "number", false),
@@ -94,6 +98,9 @@ type Config struct {
 	WarmModules int `codec:"warm_modules"`
 	// Logs says who writes tasks' logs and how the executor rotates them.
 	Logs LogsConfig `codec:"logs"`
+	// SharedExecutor runs all the node's Wasm tasks in one executor process
+	// (see sharedExecutor) instead of one each.
+	SharedExecutor bool `codec:"shared_executor"`
 }
 
 // ExecutorWritesLogs says whether tasks' executors write their logs (no
@@ -125,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Logs.validate("logs"); err != nil {
 		return err
+	}
+	if c.SharedExecutor && c.Logs.Collector == LogsByNomad {
+		return fmt.Errorf("shared_executor = true conflicts with logs.collector = %q: the shared executor writes every task's logs itself; remove one of them", LogsByNomad)
 	}
 	if c.Logs.MaxFiles == 0 && c.Logs.Collector == LogsByExecutor {
 		c.Logs.MaxFiles = defaultLogMaxFiles

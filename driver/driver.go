@@ -9,6 +9,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -75,6 +76,8 @@ type Driver struct {
 	fingerprintPeriod time.Duration
 	// executors hands out executors, keeping one started ahead.
 	executors *spareExecutor
+	// shared is the node's shared executor, for shared_executor = true.
+	shared *sharedExecutor
 }
 
 // New returns the driver; ctx ends with the plugin.
@@ -89,6 +92,7 @@ func New(ctx context.Context, logger hclog.Logger) *Driver {
 
 		fingerprintPeriod: 30 * time.Second,
 		executors:         newSpareExecutor(ctx, logger.Named("executor"), ""),
+		shared:            newSharedExecutor(ctx, logger.Named("shared_executor"), ""),
 	}
 	go d.executors.run()
 	return d
@@ -113,6 +117,12 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	d.config = config
 	if cfg.AgentConfig != nil {
 		d.compute = cfg.AgentConfig.Compute()
+	}
+	d.shared.setDir(sharedDir(config.CacheDir))
+	if config.SharedExecutor {
+		// Tasks go to the shared executor, which is always ready: no spare.
+		d.executors.setWarm(nil)
+		return nil
 	}
 	// Have an executor ready for the first task.
 	d.executors.setWarm(&executor.Warm{CacheDir: config.CacheDir, Engine: config.Engine, Modules: config.WarmModules})
@@ -168,7 +178,14 @@ const fingerprintTimeout = 30 * time.Second
 func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	ctx, cancel := context.WithTimeout(ctx, fingerprintTimeout)
 	defer cancel()
-	v, err := d.executors.version(ctx, &proto.VersionRequest{Engine: d.config.Engine, CacheDir: d.config.CacheDir})
+	req := &proto.VersionRequest{Engine: d.config.Engine, CacheDir: d.config.CacheDir}
+	var v *proto.VersionResponse
+	var err error
+	if d.config.SharedExecutor {
+		v, err = d.shared.version(ctx, req)
+	} else {
+		v, err = d.executors.version(ctx, req)
+	}
 	return fingerprint.FromExecutor(v, err, d.config.CacheDir)
 }
 
@@ -258,9 +275,9 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	taskDir := cfg.TaskDir().Dir
-	exec, err := d.executors.take()
+	exec, err := d.executorFor(cfg)
 	if err != nil {
-		return nil, executor.NodeErrorf("failed to launch executor: %v", err)
+		return nil, err
 	}
 
 	limit, limitSource := memoryLimit(cfg)
@@ -286,29 +303,45 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	req.Listeners, req.NetworkNamespace, req.Http = network.Listeners, network.NetworkNamespace, network.Http
 	req.Logs = logs
 	resp, err := exec.Start(d.ctx, req)
-	if err == nil {
-		d.executors.started(resp.ModuleSha256)
+	if exec.Shared() && errors.Is(err, executor.ErrExecutorLost) {
+		// The shared executor died just before (its death may not have
+		// been noticed yet): the task starts in a new one.
+		d.shared.lost(exec.Client())
+		if exec, err = d.executorFor(cfg); err != nil {
+			return nil, err
+		}
+		resp, err = exec.Start(d.ctx, req)
 	}
-	d.executors.fill()
+	if !exec.Shared() {
+		if err == nil {
+			d.executors.started(resp.ModuleSha256)
+		}
+		d.executors.fill()
+	}
 	if err != nil {
-		exec.Kill()
+		exec.End()
 		return nil, err
 	}
 	// The executor is the task's now: it no longer exits with this driver.
-	exec.Claimed()
+	// (The shared executor is never claimed: it exits once it holds no
+	// task and no driver.)
+	if !exec.Shared() {
+		exec.Client().Claimed()
+	}
 
 	state := TaskState{
-		ReattachConfig: pstructs.ReattachConfigFromGoPlugin(exec.ReattachConfig()),
+		ReattachConfig: pstructs.ReattachConfigFromGoPlugin(exec.Client().ReattachConfig()),
 		TaskConfig:     cfg,
 		DriverConfig:   tc,
-		ExecutorPid:    exec.Pid,
+		ExecutorPid:    exec.Client().Pid,
 		StartedAt:      time.Now().Round(time.Millisecond),
 		ModuleSha256:   resp.ModuleSha256,
+		SharedExecutor: exec.Shared(),
 	}
 	handle := drivers.NewTaskHandle(taskHandleVersion)
 	handle.Config = cfg
 	if err := handle.SetDriverState(&state); err != nil {
-		exec.Kill()
+		exec.End()
 		return nil, executor.NodeErrorf("failed to set driver state: %v", err)
 	}
 
@@ -330,6 +363,23 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	d.tasks.Set(cfg.ID, h)
 	go h.run()
 	return handle, nil
+}
+
+// executorFor is the executor a task starts in: the node's shared
+// executor, or one of its own (the spare, when there is one).
+func (d *Driver) executorFor(cfg *drivers.TaskConfig) (*executor.Task, error) {
+	if d.config.SharedExecutor {
+		c, err := d.shared.get()
+		if err != nil {
+			return nil, executor.NodeErrorf("failed to reach the node's shared executor: %v", err)
+		}
+		return c.Task(cfg.ID, true), nil
+	}
+	c, err := d.executors.take()
+	if err != nil {
+		return nil, executor.NodeErrorf("failed to launch executor: %v", err)
+	}
+	return c.Task(cfg.ID, false), nil
 }
 
 func loadEvent(resp *proto.StartResponse) string {
@@ -356,7 +406,7 @@ func logLevel(l hclog.Logger) string {
 	return "info"
 }
 
-func (d *Driver) newHandle(cfg *drivers.TaskConfig, state TaskState, exec *executor.Client, logger hclog.Logger) *taskHandle {
+func (d *Driver) newHandle(cfg *drivers.TaskConfig, state TaskState, exec *executor.Task, logger hclog.Logger) *taskHandle {
 	return &taskHandle{
 		logger:     logger,
 		exec:       exec,
@@ -408,7 +458,16 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	if err != nil {
 		return fmt.Errorf("failed to read the executor's reattach config: %w", err)
 	}
-	exec, err := executor.Reattach(rc)
+	var exec *executor.Task
+	var c *executor.Client
+	if state.SharedExecutor {
+		c, err = d.shared.reattach(rc)
+	} else {
+		c, err = executor.Reattach(rc)
+	}
+	if err == nil {
+		exec = c.Task(cfg.ID, state.SharedExecutor)
+	}
 	h := d.newHandle(cfg, state, exec, logger)
 	d.tasks.Set(cfg.ID, h)
 	if err != nil {
@@ -489,9 +548,9 @@ func (d *Driver) StopTask(taskID string, timeout time.Duration, signal string) e
 	defer cancel()
 	exited, err := h.exec.Stop(ctx, sig, timeout)
 	if err != nil || !exited {
-		h.logger.Warn("guest did not stop in time; killing its executor", "timeout", timeout, "error", err)
+		h.logger.Warn("guest did not stop in time; killing it", "timeout", timeout, "shared_executor", h.exec.Shared(), "error", err)
 		h.markKilled()
-		h.exec.Kill()
+		h.exec.End()
 	}
 	select {
 	case <-h.doneCh:
@@ -514,7 +573,7 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 		h.markKilled()
 	}
 	if h.exec != nil {
-		h.exec.Kill()
+		h.exec.End()
 	}
 	if h.IsRunning() {
 		select {

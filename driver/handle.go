@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -21,7 +22,7 @@ import (
 // taskHandle is one task's live state in the driver.
 type taskHandle struct {
 	logger     hclog.Logger
-	exec       *executor.Client // nil when the executor was already gone at recovery
+	exec       *executor.Task // nil when the executor was already gone at recovery
 	taskConfig *drivers.TaskConfig
 	state      TaskState
 	// emit reports a task event.
@@ -47,8 +48,9 @@ func (h *taskHandle) run() {
 		status, err = executor.ReadExitStatus(h.taskConfig.TaskDir().Dir, h.state.ExecutorPid)
 	}
 	h.finish(status, err)
-	// The status is collected: the executor has nothing left to do.
-	h.exec.Kill()
+	// The status is collected: the executor has nothing left to do for
+	// the task.
+	h.exec.End()
 }
 
 // finish records the exit. status is nil when err says why it is unknown.
@@ -66,6 +68,9 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 		result.ExitCode = 128 + 9
 		result.Signal = 9
 		result.Err = errors.New("the guest did not stop within the kill timeout, so its executor was killed")
+	case h.state.SharedExecutor:
+		result.ExitCode = -1
+		result.Err = fmt.Errorf("the node's shared executor (pid %d), which ran this task beside others, exited without recording the guest's exit status: it was killed or crashed (%w); its log is %s in the plugin's cache_dir, the task's part of it wasm-executor.log in the task directory", h.state.ExecutorPid, err, filepath.Join("shared", sharedLogFile))
 	default:
 		result.ExitCode = -1
 		result.Err = fmt.Errorf("the task's executor (pid %d) exited without recording the guest's exit status: it was killed or crashed (%w); its log is wasm-executor.log in the task directory", h.state.ExecutorPid, err)
@@ -79,7 +84,7 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 	if status != nil && status.Error != "" {
 		h.emit("Guest trapped: "+firstLine(status.Error), map[string]string{"exit_code": strconv.Itoa(result.ExitCode)})
 	} else if status == nil && !killed {
-		h.emit("Executor lost: "+result.Err.Error(), nil)
+		h.emit("Executor lost: "+result.Err.Error(), map[string]string{"error_class": executor.ClassNode.String()})
 	}
 	close(h.doneCh)
 }
@@ -122,9 +127,10 @@ func (h *taskHandle) TaskStatus() *drivers.TaskStatus {
 		CompletedAt: h.completedAt,
 		ExitResult:  h.exitResult.Copy(),
 		DriverAttributes: map[string]string{
-			"executor_pid":  strconv.Itoa(h.state.ExecutorPid),
-			"module":        h.state.DriverConfig.Module,
-			"module_sha256": h.state.ModuleSha256,
+			"executor_pid":    strconv.Itoa(h.state.ExecutorPid),
+			"shared_executor": strconv.FormatBool(h.state.SharedExecutor),
+			"module":          h.state.DriverConfig.Module,
+			"module_sha256":   h.state.ModuleSha256,
 		},
 	}
 }

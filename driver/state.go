@@ -28,6 +28,9 @@ type TaskState struct {
 	ExecutorPid  int
 	StartedAt    time.Time
 	ModuleSha256 string
+	// SharedExecutor: the task runs in the node's shared executor, under
+	// its task ID (TaskConfig.ID), beside other tasks.
+	SharedExecutor bool
 }
 
 // taskStore holds the handles of the tasks this driver knows.

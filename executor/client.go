@@ -64,6 +64,11 @@ type LaunchConfig struct {
 	// Warm, when set, has the executor prepare the modules started on this
 	// node most recently while it waits for a task: a spare does.
 	Warm *Warm
+	// SharedLog, when set, makes the executor the node's shared executor,
+	// which runs any number of tasks and logs to this file. It exits once
+	// it holds no task and no driver: the launcher until it is gone (it is
+	// never Claimed), and each driver that holds Attach.
+	SharedLog string
 }
 
 // Warm says what a spare executor prepares while it waits for a task: up
@@ -109,7 +114,11 @@ func Launch(cfg LaunchConfig) (*Client, error) {
 	}
 	defer r.Close() // the executor has its own copy once started
 	// ExtraFiles[0] is the child's descriptor 3.
-	cmd := exec.Command(bin, append([]string{Subcommand, WatchFDFlag + "=3"}, cfg.Warm.args()...)...)
+	args := append([]string{Subcommand, WatchFDFlag + "=3"}, cfg.Warm.args()...)
+	if cfg.SharedLog != "" {
+		args = append(args, SharedFlag, SharedLogFlag+"="+cfg.SharedLog)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	pc := plugin.NewClient(&plugin.ClientConfig{
@@ -199,16 +208,54 @@ func (c *Client) Version(ctx context.Context, req *proto.VersionRequest) (*proto
 	return resp, fromStatus(err)
 }
 
+// Task is one task in an executor: the task of an executor of its own, or
+// one of the tasks of the node's shared executor, named by its ID in every
+// request.
+type Task struct {
+	c      *Client
+	id     string
+	shared bool
+}
+
+// Task is the task id in this executor; shared says the executor is the
+// node's shared executor (see LaunchConfig.SharedLog).
+func (c *Client) Task(id string, shared bool) *Task { return &Task{c: c, id: id, shared: shared} }
+
+// Client is the executor the task runs in.
+func (t *Task) Client() *Client { return t.c }
+
+// Shared reports whether the task runs in the node's shared executor.
+func (t *Task) Shared() bool { return t.shared }
+
+// End ends the task once its exit has been collected, or to kill it: an
+// executor of its own is ended (Kill); the shared executor releases the
+// task, stopping its guest first if it still runs, and runs on for the
+// others.
+func (t *Task) End() {
+	if !t.shared {
+		t.c.Kill()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), killGrace+releaseGrace)
+	defer cancel()
+	_, _ = t.c.rpc.Release(ctx, &proto.ReleaseRequest{TaskId: t.id})
+}
+
+// releaseGrace is how long the shared executor may take to release a
+// task whose guest still runs (its releaseWait), beyond killGrace.
+const releaseGrace = 5 * time.Second
+
 // Start starts the guest. Its error is an *Error of the failure's class,
 // or wraps ErrExecutorLost.
-func (c *Client) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {
-	resp, err := c.rpc.Start(ctx, req)
+func (t *Task) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {
+	req.TaskId = t.id
+	resp, err := t.c.rpc.Start(ctx, req)
 	return resp, fromStatus(err)
 }
 
 // Wait blocks until the guest exits, the executor goes away, or ctx ends.
-func (c *Client) Wait(ctx context.Context) (*proto.ExitStatus, error) {
-	resp, err := c.rpc.Wait(ctx, &proto.WaitRequest{})
+func (t *Task) Wait(ctx context.Context) (*proto.ExitStatus, error) {
+	resp, err := t.c.rpc.Wait(ctx, &proto.WaitRequest{TaskId: t.id})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
@@ -216,8 +263,8 @@ func (c *Client) Wait(ctx context.Context) (*proto.ExitStatus, error) {
 }
 
 // Stop asks the guest to stop and reports whether it exited within timeout.
-func (c *Client) Stop(ctx context.Context, signal syscall.Signal, timeout time.Duration) (bool, error) {
-	resp, err := c.rpc.Stop(ctx, &proto.StopRequest{Signal: int32(signal), TimeoutNanos: timeout.Nanoseconds()})
+func (t *Task) Stop(ctx context.Context, signal syscall.Signal, timeout time.Duration) (bool, error) {
+	resp, err := t.c.rpc.Stop(ctx, &proto.StopRequest{Signal: int32(signal), TimeoutNanos: timeout.Nanoseconds(), TaskId: t.id})
 	if err != nil {
 		return false, fromStatus(err)
 	}
@@ -225,16 +272,16 @@ func (c *Client) Stop(ctx context.Context, signal syscall.Signal, timeout time.D
 }
 
 // Signal delivers sig to the guest.
-func (c *Client) Signal(ctx context.Context, sig syscall.Signal) error {
-	_, err := c.rpc.Signal(ctx, &proto.SignalRequest{Signal: int32(sig)})
+func (t *Task) Signal(ctx context.Context, sig syscall.Signal) error {
+	_, err := t.c.rpc.Signal(ctx, &proto.SignalRequest{Signal: int32(sig), TaskId: t.id})
 	return fromStatus(err)
 }
 
 // Stats streams resource usage every interval until ctx ends or the guest
 // exits. The goroutine that feeds the channel belongs to ctx: it ends, and
 // closes the channel, when ctx ends or the stream does.
-func (c *Client) Stats(ctx context.Context, interval time.Duration) (<-chan *proto.StatsResponse, error) {
-	stream, err := c.rpc.Stats(ctx, &proto.StatsRequest{IntervalNanos: interval.Nanoseconds()})
+func (t *Task) Stats(ctx context.Context, interval time.Duration) (<-chan *proto.StatsResponse, error) {
+	stream, err := t.c.rpc.Stats(ctx, &proto.StatsRequest{IntervalNanos: interval.Nanoseconds(), TaskId: t.id})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
@@ -261,16 +308,16 @@ func (c *Client) Stats(ctx context.Context, interval time.Duration) (<-chan *pro
 // stderr, and returns how it exited. Exec closes stdin when the module has
 // exited, which ends the goroutine that copies it; it returns after that
 // goroutine.
-func (c *Client) Exec(ctx context.Context, module string, args []string, stdin io.ReadCloser, stdout, stderr io.Writer) (*proto.ExitStatus, error) {
+func (t *Task) Exec(ctx context.Context, module string, args []string, stdin io.ReadCloser, stdout, stderr io.Writer) (*proto.ExitStatus, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.rpc.Exec(ctx)
+	stream, err := t.c.rpc.Exec(ctx)
 	if err != nil {
 		return nil, fromStatus(err)
 	}
 	// A Send that fails with io.EOF means the executor ended the stream
 	// (it refused the module, say): Recv below returns why.
-	if err := stream.Send(&proto.ExecRequest{Module: module, Args: args}); err != nil && !errors.Is(err, io.EOF) {
+	if err := stream.Send(&proto.ExecRequest{Module: module, Args: args, TaskId: t.id}); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fromStatus(err)
 	}
 	if stdin == nil {
@@ -317,6 +364,32 @@ func (c *Client) Exec(ctx context.Context, module string, args []string, stdin i
 		if resp.Exit != nil {
 			return resp.Exit, nil
 		}
+	}
+}
+
+// Attach holds the shared executor for this driver until ctx ends or the
+// executor goes away (see LaunchConfig.SharedLog): a driver that reattached
+// to it calls it, on a goroutine of its own.
+func (c *Client) Attach(ctx context.Context) error {
+	stream, err := c.rpc.Attach(ctx, &proto.AttachRequest{})
+	if err != nil {
+		return fromStatus(err)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fromStatus(err)
+		}
+	}
+}
+
+// Close lets go of a reattached executor without ending it (an executor
+// this driver launched is let go of only by Kill).
+func (c *Client) Close() {
+	if c.conn != nil {
+		_ = c.conn.Close()
 	}
 }
 

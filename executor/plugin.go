@@ -33,6 +33,13 @@ const (
 	WarmDigestsFlag  = "-warm-digests"
 )
 
+// SharedFlag makes the executor the node's shared executor, which runs many
+// tasks (see LaunchConfig.Shared); SharedLogFlag names the file it logs to.
+const (
+	SharedFlag    = "-shared"
+	SharedLogFlag = "-shared-log"
+)
+
 // RecentWindow is how recently a module must have started on a node for a
 // spare executor to prepare it: a start within it is a repeated start
 // (dispatch, periodic, scale-out, restarts).

@@ -52,7 +52,7 @@ func TestExecReusesPrograms(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Error("the task did not stop")
 		}
-		for _, p := range s.execPrograms {
+		for _, p := range tk.execPrograms {
 			p.close()
 		}
 		tk.prog.close()

@@ -248,7 +248,7 @@ func waitUntil(t *testing.T, cond func() bool, msg string) {
 func TestHTTPTriggerDrain(t *testing.T) {
 	t.Parallel()
 	h := startHTTPTask(t, "wagi", nil)
-	s := &server{task: h.tk, quit: make(chan struct{})}
+	s := &server{tasks: map[string]*task{"": h.tk}, quit: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		r := h.do(t, "GET", "/sleep?ms=1000", "")
@@ -266,7 +266,7 @@ func TestHTTPTriggerDrain(t *testing.T) {
 	must.StrContains(t, readFile(t, h.stdout), `"GET /sleep?ms=1000 HTTP/1.1" 200 6 `)
 
 	spin := startHTTPTask(t, "wagi", nil)
-	s = &server{task: spin.tk, quit: make(chan struct{})}
+	s = &server{tasks: map[string]*task{"": spin.tk}, quit: make(chan struct{})}
 	wg.Go(func() { must.Eq(t, 503, spin.do(t, "GET", "/spin", "").status) })
 	waitUntil(t, func() bool { return spin.tk.trigger.stats.inFlight.Load() == 1 }, "the request never ran")
 	began := time.Now()

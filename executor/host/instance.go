@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +84,10 @@ type instance struct {
 	runNow func()
 	// listeners are the sockets the instance was granted.
 	listeners []*proto.Listener
+	// ownThread: the guest runs on an OS thread of its own, tid, whose
+	// CPU time is the guest's (the shared executor's main instances).
+	ownThread bool
+	tid       atomic.Int32
 }
 
 // runOptions says how to run one instance of a program.
@@ -120,13 +125,16 @@ type runOptions struct {
 	// runNow, on its own goroutine (an HTTP handler's, whose stack has
 	// already grown to what the guest needs).
 	sync bool
+	// ownThread: run the guest on an OS thread of its own, so that its CPU
+	// time can be told apart from its neighbours' (instance.sampleCPU).
+	ownThread bool
 }
 
 // start instantiates the program as opts says and runs its entrypoint in
 // the background, or, with opts.sync, leaves that to the caller (runNow).
 func (p *program) start(opts runOptions) (_ *instance, err error) {
 	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, done: make(chan struct{}), budget: opts.budget, quiet: opts.quiet,
-		listeners: opts.listeners, pool: opts.pool, stateDir: opts.stateDir}
+		listeners: opts.listeners, pool: opts.pool, stateDir: opts.stateDir, ownThread: opts.ownThread}
 	parent := opts.ctx
 	if parent == nil {
 		parent = p.ctx
@@ -178,7 +186,14 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	}
 	// wazero binds the listeners while it instantiates: in the allocation's
 	// network namespace when there is one.
-	in.module, err = instantiateWithin(opts.instantiateTimeout, func() (api.Module, error) {
+	// A start function that spins past the bound is ended by the stop of
+	// its context where it has the per-loop check; without it, it cannot
+	// be, and the program is marked stuck.
+	var cancelSpin func()
+	if p.spec.Interruptible {
+		cancelSpin = in.cancel
+	}
+	in.module, err = instantiateWithin(opts.instantiateTimeout, cancelSpin, func() (api.Module, error) {
 		var mod api.Module
 		err := inNetNS(opts.netns, func() error {
 			var err error
@@ -188,7 +203,9 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		return mod, err
 	})
 	if errors.Is(err, errInstantiateTimeout) {
-		p.stuck.Store(true)
+		if cancelSpin == nil {
+			p.stuck.Store(true)
+		}
 		return nil, executor.JobErrorf("module %s: its start function (the WebAssembly start section, which runs before _start) did not return within %v; a module's start function must initialise and return", p.spec.Module, opts.instantiateTimeout)
 	}
 	if err != nil {
@@ -226,10 +243,11 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 var errInstantiateTimeout = errors.New("instantiation did not end in time")
 
 // instantiateWithin runs instantiate, waiting for it at most timeout (no
-// bound when 0). After the timeout it returns errInstantiateTimeout and
-// leaves instantiate running: code without the per-loop check cannot be
-// stopped but by the end of the process.
-func instantiateWithin(timeout time.Duration, instantiate func() (api.Module, error)) (api.Module, error) {
+// bound when 0). After the timeout it returns errInstantiateTimeout: with
+// cancel (code with the per-loop check), once cancel has ended
+// instantiate; without, leaving it running, since code without the check
+// cannot be stopped but by the end of the process.
+func instantiateWithin(timeout time.Duration, cancel func(), instantiate func() (api.Module, error)) (api.Module, error) {
 	if timeout <= 0 {
 		return instantiate()
 	}
@@ -248,6 +266,12 @@ func instantiateWithin(timeout time.Duration, instantiate func() (api.Module, er
 	case r := <-done:
 		return r.mod, r.err
 	case <-t.C:
+		if cancel != nil {
+			cancel()
+			if r := <-done; r.mod != nil {
+				_ = r.mod.Close(context.Background())
+			}
+		}
 		return nil, errInstantiateTimeout
 	}
 }
@@ -285,6 +309,12 @@ func (in *instance) allocate(_, limit uint64) experimental.LinearMemory {
 
 // run calls the entrypoint, records how the instance ended and releases it.
 func (in *instance) run(ctx context.Context, init, fn api.Function) {
+	if in.ownThread {
+		// Never unlocked: the thread ends with the goroutine, and with it
+		// the count of its CPU time.
+		runtime.LockOSThread()
+		in.tid.Store(int32(threadID()))
+	}
 	var err error
 	if init != nil {
 		_, err = init.Call(ctx)

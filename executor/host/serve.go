@@ -41,6 +41,18 @@ func Serve(args []string) {
 		logger.Error("bad arguments", "error", err)
 		return
 	}
+	if opts.shared {
+		s.shared = true
+		if opts.watchFD >= 0 {
+			s.drivers = 1 // the launcher, until its pipe closes
+		}
+		if opts.sharedLog != "" {
+			if err := out.toFile(opts.sharedLog); err != nil {
+				logger.Warn("cannot open the shared executor's log; logging to stderr", "path", opts.sharedLog, "error", err)
+			}
+		}
+		logger.Info("shared executor starting", "pid", os.Getpid())
+	}
 	if opts.watchFD >= 0 {
 		s.watchLauncher(opts.watchFD)
 	}
@@ -60,8 +72,10 @@ func Serve(args []string) {
 
 // options are the executor's arguments.
 type options struct {
-	watchFD int // -1: none
-	warm    executor.Warm
+	watchFD   int // -1: none
+	warm      executor.Warm
+	shared    bool
+	sharedLog string
 }
 
 // parseArgs reads the arguments the driver launches an executor with
@@ -74,6 +88,8 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.warm.CacheDir, strings.TrimPrefix(executor.WarmCacheDirFlag, "-"), "", "")
 	fs.StringVar(&o.warm.Engine, strings.TrimPrefix(executor.WarmEngineFlag, "-"), "", "")
 	fs.IntVar(&o.warm.Modules, strings.TrimPrefix(executor.WarmModulesFlag, "-"), 0, "")
+	fs.BoolVar(&o.shared, strings.TrimPrefix(executor.SharedFlag, "-"), false, "")
+	fs.StringVar(&o.sharedLog, strings.TrimPrefix(executor.SharedLogFlag, "-"), "", "")
 	var digests string
 	fs.StringVar(&digests, strings.TrimPrefix(executor.WarmDigestsFlag, "-"), "", "")
 	if err := fs.Parse(args); err != nil {

@@ -55,9 +55,12 @@ const failedStartLinger = 30 * time.Second
 // so that running one again does not compile it again.
 const maxExecPrograms = 4
 
-// server is the executor's side of the protocol. It runs one task: a
-// program and its main instance, plus the instances nomad alloc exec asks
-// for. It speaks to programs and instances only, never to wazero.
+// server is the executor's side of the protocol. An executor of its own
+// runs one task in its life: a program and its main instance, plus the
+// instances nomad alloc exec asks for. The node's shared executor (shared)
+// runs any number of tasks side by side, each named by its task ID, all of
+// them with the per-loop check, so that each can be stopped alone. It
+// speaks to programs and instances only, never to wazero.
 type server struct {
 	proto.UnimplementedExecutorServer
 
@@ -75,11 +78,25 @@ type server struct {
 	closers  []func()
 	stopOnce sync.Once
 
-	mu   sync.Mutex
-	grpc *grpc.Server
+	// shared: this is the node's shared executor (see shared.go).
+	shared bool
+	// drivers counts the drivers that hold a shared executor: its launcher
+	// until its watch pipe closes, and each open Attach.
+	drivers int
+	// trimPending: a shared executor has a trim of its memory scheduled.
+	trimPending bool
+
+	// startMu orders Starts; mu guards what follows it.
+	startMu sync.Mutex
+	mu      sync.Mutex
+	grpc    *grpc.Server
 	// stopRequested: a stop was asked for before the gRPC server existed.
 	stopRequested bool
-	task          *task
+	// tasks are the tasks by ID; an executor of its own holds one, under
+	// whatever ID its Start named.
+	tasks map[string]*task
+	// started: an executor of its own has had its task.
+	started bool
 	// startGen counts Start calls, so that the linger after a failed Start
 	// is cancelled by a later one.
 	startGen int
@@ -91,14 +108,11 @@ type server struct {
 	// check (see gc.go); gcMu orders it with collect.
 	gcMu  sync.Mutex
 	gcOff bool
-
-	execMu sync.Mutex
-	// execPrograms holds programs of other modules that exec ran, by digest.
-	execPrograms map[string]*program
 }
 
-// task is the task the executor runs.
+// task is a task the executor runs.
 type task struct {
+	id   string
 	req  *proto.StartRequest
 	prog *program
 	// main is the task's instance; in http mode it stands for the trigger
@@ -107,6 +121,17 @@ type task struct {
 	trigger *httpTrigger
 	// watchOnce starts watchStop once.
 	watchOnce sync.Once
+	// logger is the task's part of the executor log; in the shared
+	// executor it writes to logFile, the task's own.
+	logger  hclog.Logger
+	logFile *os.File
+
+	execMu sync.Mutex
+	// execPrograms holds programs of other modules that exec ran, by digest.
+	execPrograms map[string]*program
+	// released is closed once the task has been released.
+	released    chan struct{}
+	releaseOnce sync.Once
 }
 
 // linearMemory is the linear memory of the task's instances.
@@ -119,7 +144,7 @@ func (t *task) linearMemory() uint64 {
 
 func newServer(logger hclog.Logger, out *logOutput) *server {
 	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, instantiateTimeout: instantiateTimeout,
-		quit: make(chan struct{}), execPrograms: map[string]*program{}}
+		quit: make(chan struct{}), tasks: map[string]*task{}}
 }
 
 // serving receives the gRPC server once go-plugin has made it.
@@ -159,10 +184,13 @@ func (s *server) shutdown(reason string) {
 func (s *server) close() {
 	close(s.quit)
 	s.mu.Lock()
-	t := s.task
+	tasks := make([]*task, 0, len(s.tasks))
+	for _, t := range s.tasks {
+		tasks = append(tasks, t)
+	}
 	closers := s.closers
 	s.mu.Unlock()
-	if t != nil {
+	for _, t := range tasks {
 		t.prog.stop(int32(syscall.SIGKILL))
 		if t.trigger != nil {
 			t.trigger.close()
@@ -189,8 +217,12 @@ func (s *server) watchLauncher(fd int) {
 			return
 		default:
 		}
+		if s.shared {
+			s.detach()
+			return
+		}
 		s.mu.Lock()
-		claimed := s.task != nil
+		claimed := s.started
 		s.mu.Unlock()
 		if !claimed {
 			s.shutdown("the driver that launched this executor is gone, and no task claimed it")
@@ -201,36 +233,60 @@ func (s *server) watchLauncher(fd int) {
 func (s *server) Version(ctx context.Context, req *proto.VersionRequest) (*proto.VersionResponse, error) {
 	resp := version(ctx, req)
 	resp.PreparedModules = s.warm.ready()
+	s.mu.Lock()
+	resp.Shared, resp.Tasks = s.shared, int32(len(s.tasks))
+	s.mu.Unlock()
 	return resp, nil
 }
 
 func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.task != nil {
+	switch {
+	case !s.shared && s.started:
+		s.mu.Unlock()
 		return nil, executor.NodeErrorf("this executor already runs a task, and an executor runs one task in its life")
+	case s.shared && req.TaskId == "":
+		s.mu.Unlock()
+		return nil, executor.NodeErrorf("the shared executor needs the task's ID in its Start")
+	case s.tasks[req.TaskId] != nil:
+		s.mu.Unlock()
+		return nil, executor.NodeErrorf("task %s has already been started in this executor", req.TaskId)
 	}
 	s.startGen++
+	gen := s.startGen
+	s.mu.Unlock()
 	t, err := s.start(ctx, req)
 	if err != nil {
-		s.lingerAfterFailedStart(s.startGen)
+		if !s.shared {
+			s.lingerAfterFailedStart(gen)
+		}
 		return nil, err
 	}
-	s.task = t
+	s.mu.Lock()
+	s.tasks[t.id] = t
+	s.started = true
+	s.mu.Unlock()
 	// What init and compilation allocated is garbage now, and most of the
 	// binary that start-up mapped will not be used again: hand both back so
 	// that an idle task holds little more than what its guest uses. Under
 	// a guest without the per-loop check, only once that cannot stall the
-	// executor (see gc.go).
-	if s.gcOff {
+	// executor (see gc.go); in the shared executor, once for many starts.
+	switch {
+	case s.shared:
+		s.trimSoon()
+		s.wg.Go(func() { s.forgetAfter(t) })
+	case s.gcOff:
 		s.wg.Go(func() { s.collectWhileBlocked(t.main) })
-	} else {
+		s.wg.Go(func() { s.exitAfter(t.main) })
+	default:
 		s.wg.Go(func() {
 			debug.FreeOSMemory()
 			trimBinaryPages()
 		})
+		s.wg.Go(func() { s.exitAfter(t.main) })
 	}
-	s.wg.Go(func() { s.exitAfter(t.main) })
 	p := t.prog
 	return &proto.StartResponse{CacheHit: p.cacheHit, LoadNanos: p.loadTook.Nanoseconds(), ModuleSha256: p.digest,
 		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired, Prepared: p.prepared}, nil
@@ -241,23 +297,35 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 // happened: only the program it made may keep a prepared module.
 func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, error) {
 	defer s.warm.take(nil, "", false)
-	if req.LogFile != "" {
-		if err := s.logOutput.toFile(req.LogFile); err != nil {
-			s.logger.Warn("cannot open the executor log; logging to stderr", "path", req.LogFile, "error", err)
+	t := &task{id: req.TaskId, req: req, logger: s.logger, execPrograms: map[string]*program{}, released: make(chan struct{})}
+	if s.shared {
+		t.logger, t.logFile = s.taskLogger(req)
+	} else {
+		if req.LogFile != "" {
+			if err := s.logOutput.toFile(req.LogFile); err != nil {
+				s.logger.Warn("cannot open the executor log; logging to stderr", "path", req.LogFile, "error", err)
+			}
+		}
+		if req.LogLevel != "" {
+			s.logger.SetLevel(hclog.LevelFromString(req.LogLevel))
 		}
 	}
-	if req.LogLevel != "" {
-		s.logger.SetLevel(hclog.LevelFromString(req.LogLevel))
-	}
+	started := false
+	defer func() {
+		if !started && t.logFile != nil {
+			_ = t.logFile.Close()
+		}
+	}()
 	engine, err := resolveEngine(req.Engine)
 	if err != nil {
 		return nil, executor.OperatorErrorf("%v", err)
 	}
 	spec := programSpec{
 		Module: req.Module, Sha256: req.Sha256, Engine: engine, Entrypoint: req.Entrypoint, Env: req.Env,
-		// The HTTP trigger's instances share the process; the task's own
-		// command instance has it to itself.
-		Interruptible:    interruptible(req.Http != nil),
+		// The HTTP trigger's instances share the process, as do all the
+		// instances of the shared executor; the task's own command
+		// instance in an executor of its own has it to itself.
+		Interruptible:    interruptible(req.Http != nil || s.shared),
 		MemoryLimitPages: req.MemoryLimitPages, MemoryLimitSource: req.MemoryLimitSource,
 	}
 	for _, m := range req.Mounts {
@@ -270,13 +338,13 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 		return nil, executor.NodeErrorf("open the task's log: %v", err)
 	}
 	began := time.Now()
-	prog, read, err := s.load(ctx, req, spec, engine)
+	prog, read, err := s.load(ctx, t.logger, req, spec, engine)
 	if err != nil {
 		closeStdio(streams)
 		return nil, err
 	}
 	loaded := time.Since(began)
-	t := &task{req: req, prog: prog}
+	t.prog = prog
 	if req.Http != nil {
 		t.main, t.trigger, err = prog.serveHTTP(req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir)
 	} else {
@@ -284,14 +352,15 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 			s.disableGC()
 		}
 		t.main, err = prog.start(runOptions{argv0: path.Base(req.Module), args: req.Args, streams: streams, stateDir: req.StateDir,
-			listeners: req.Listeners, netns: req.NetworkNamespace, instantiateTimeout: s.instantiateTimeout})
+			listeners: req.Listeners, netns: req.NetworkNamespace, instantiateTimeout: s.instantiateTimeout, ownThread: s.shared})
 	}
 	if err != nil {
 		closeStdio(streams)
 		prog.close()
 		return nil, err
 	}
-	s.logger.Info("guest started", "module", req.Module, "sha256", prog.digest, "cache_hit", prog.cacheHit, "prepared", prog.prepared,
+	started = true
+	t.logger.Info("guest started", "module", req.Module, "sha256", prog.digest, "cache_hit", prog.cacheHit, "prepared", prog.prepared,
 		"read", read, "loaded", loaded, "running", time.Since(began))
 	return t, nil
 }
@@ -299,7 +368,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 // load reads the task's module through its view and makes its program: from
 // what this executor prepared as a spare when the content matches, else
 // through the node's cache. It also says how long reading took.
-func (s *server) load(ctx context.Context, req *proto.StartRequest, spec programSpec, engine string) (*program, time.Duration, error) {
+func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.StartRequest, spec programSpec, engine string) (*program, time.Duration, error) {
 	began := time.Now()
 	f, err := openFromView(spec.Mounts, spec.Module)
 	if err != nil {
@@ -324,18 +393,18 @@ func (s *server) load(ctx context.Context, req *proto.StartRequest, spec program
 		digest = moduleDigest(b)
 	}
 	read := time.Since(began)
-	cache := ModuleCache{Dir: req.CacheDir, Logger: s.logger}
-	prog, err := loadProgram(ctx, s.logger, cache, spec, b, digest, warm)
+	cache := ModuleCache{Dir: req.CacheDir, Logger: logger}
+	prog, err := loadProgram(ctx, logger, cache, spec, b, digest, warm)
 	if err != nil {
 		return nil, 0, err
 	}
 	if prog.repaired != "" {
-		s.logger.Warn("the module's compiled entry in the node's cache was damaged and has been replaced", "sha256", digest, "error", prog.repaired)
+		logger.Warn("the module's compiled entry in the node's cache was damaged and has been replaced", "sha256", digest, "error", prog.repaired)
 	}
 	// Recorded before Start returns: the driver launches the next spare
 	// then, and it reads the record to prepare this module.
 	if err := cache.remember(digest, b); err != nil {
-		s.logger.Warn("cannot record the module as recently started", "error", err)
+		logger.Warn("cannot record the module as recently started", "error", err)
 	}
 	return prog, read, nil
 }
@@ -344,20 +413,28 @@ func (s *server) load(ctx context.Context, req *proto.StartRequest, spec program
 // failedStartLinger after Start number gen failed.
 func (s *server) lingerAfterFailedStart(gen int) {
 	s.wg.Go(func() {
-		t := time.NewTimer(s.failedLinger)
-		defer t.Stop()
-		select {
-		case <-s.quit:
+		if !s.pause(s.failedLinger) {
 			return
-		case <-t.C:
 		}
 		s.mu.Lock()
-		idle := s.task == nil && s.startGen == gen
+		idle := !s.started && s.startGen == gen
 		s.mu.Unlock()
 		if idle {
 			s.shutdown("its task failed to start, and no other came")
 		}
 	})
+}
+
+// pause waits for d, or until serving has ended: then it returns false.
+func (s *server) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.quit:
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // exitAfter stops serving lingerAfterExit after the main instance has
@@ -422,17 +499,26 @@ type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
 
-func (s *server) current() (*task, error) {
+// current is the task a request names: in an executor of its own, its
+// only task, whatever the ID.
+func (s *server) current(id string) (*task, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.task == nil {
+	if !s.shared {
+		for _, t := range s.tasks {
+			return t, nil
+		}
 		return nil, executor.NodeErrorf("no guest has been started in this executor")
 	}
-	return s.task, nil
+	t, ok := s.tasks[id]
+	if !ok {
+		return nil, executor.NodeErrorf("the shared executor holds no task %q: it was never started here, or it has been released", id)
+	}
+	return t, nil
 }
 
-func (s *server) Wait(ctx context.Context, _ *proto.WaitRequest) (*proto.WaitResponse, error) {
-	t, err := s.current()
+func (s *server) Wait(ctx context.Context, req *proto.WaitRequest) (*proto.WaitResponse, error) {
+	t, err := s.current(req.TaskId)
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +531,7 @@ func (s *server) Wait(ctx context.Context, _ *proto.WaitRequest) (*proto.WaitRes
 }
 
 func (s *server) Stop(ctx context.Context, req *proto.StopRequest) (*proto.StopResponse, error) {
-	t, err := s.current()
+	t, err := s.current(req.TaskId)
 	if err != nil {
 		return nil, err
 	}
@@ -518,7 +604,7 @@ func (s *server) watchStop(in *instance) {
 }
 
 func (s *server) Signal(_ context.Context, req *proto.SignalRequest) (*proto.SignalResponse, error) {
-	t, err := s.current()
+	t, err := s.current(req.TaskId)
 	if err != nil {
 		return nil, err
 	}
@@ -531,7 +617,7 @@ func (s *server) Signal(_ context.Context, req *proto.SignalRequest) (*proto.Sig
 }
 
 func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServer) error {
-	t, err := s.current()
+	t, err := s.current(req.TaskId)
 	if err != nil {
 		return err
 	}
@@ -541,7 +627,14 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	prev := sampleCPU()
+	// The shared executor reports the CPU of the task's own guest (the
+	// thread its main instance runs on); an executor of its own, its
+	// process's.
+	sample := sampleCPU
+	if s.shared {
+		sample = t.main.sampleCPU
+	}
+	prev := sample()
 	for {
 		select {
 		case <-stream.Context().Done():
@@ -552,7 +645,7 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 			return nil
 		case <-tick.C:
 		}
-		cur := sampleCPU()
+		cur := sample()
 		user, system, total := cur.percent(prev)
 		prev = cur
 		err := stream.Send(&proto.StatsResponse{
@@ -565,6 +658,7 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 			CpuUserSeconds:    cur.user.Seconds(),
 			CpuSystemSeconds:  cur.system.Seconds(),
 			LinearMemoryBytes: t.linearMemory(),
+			Shared:            s.shared,
 		})
 		if err != nil {
 			return err
@@ -578,11 +672,11 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 // module gets a program of its own, kept for the next exec. Nothing is
 // compiled again for an exec of a module already run.
 func (s *server) Exec(stream proto.Executor_ExecServer) error {
-	t, err := s.current()
+	first, err := stream.Recv()
 	if err != nil {
 		return err
 	}
-	first, err := stream.Recv()
+	t, err := s.current(first.TaskId)
 	if err != nil {
 		return err
 	}
@@ -646,20 +740,20 @@ func (s *server) execProgram(ctx context.Context, t *task, module string) (*prog
 	if digest == t.prog.digest && spec.Entrypoint == "_start" && spec.Interruptible {
 		return t.prog, func() {}, nil
 	}
-	s.execMu.Lock()
-	defer s.execMu.Unlock()
-	if p, ok := s.execPrograms[digest]; ok {
+	t.execMu.Lock()
+	defer t.execMu.Unlock()
+	if p, ok := t.execPrograms[digest]; ok {
 		return p, func() {}, nil
 	}
 	spec.Module, spec.Sha256, spec.Entrypoint, spec.Interruptible = module, "", "_start", interruptible(true)
-	p, err := loadProgram(ctx, s.logger.Named("exec"), ModuleCache{Dir: t.req.CacheDir, Logger: s.logger}, spec, b, digest, nil)
+	p, err := loadProgram(ctx, t.logger.Named("exec"), ModuleCache{Dir: t.req.CacheDir, Logger: t.logger}, spec, b, digest, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	// A task stopped while the program loaded must stop this one too.
 	context.AfterFunc(t.prog.ctx, func() { p.stop(t.prog.stoppedBy()) })
-	if len(s.execPrograms) < maxExecPrograms {
-		s.execPrograms[digest] = p
+	if len(t.execPrograms) < maxExecPrograms {
+		t.execPrograms[digest] = p
 		return p, func() {}, nil
 	}
 	return p, p.close, nil

@@ -77,7 +77,7 @@ func TestClaimedExecutorStays(t *testing.T) {
 	done := serveForTest(t, s)
 	w := watchPipe(t, s)
 	s.mu.Lock()
-	s.task = &task{} // claimed
+	s.started = true // claimed
 	s.mu.Unlock()
 	must.NoError(t, w.Close())
 	// The watch has seen the end of the pipe once its goroutine is done;

@@ -56,3 +56,10 @@ func residentBytes() uint64 {
 	pages, _ := strconv.ParseUint(string(fields[1]), 10, 64)
 	return pages * uint64(os.Getpagesize())
 }
+
+// sampleCPU is the CPU time of the instance's guest: of the thread it runs
+// on (ownThread), or nothing until that thread is known.
+func (in *instance) sampleCPU() cpuSample {
+	user, system := threadCPU(int(in.tid.Load()))
+	return cpuSample{at: time.Now(), user: user, system: system}
+}

@@ -1,7 +1,9 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-// The protocol between the driver (client) and one task's executor (server).
+// The protocol between the driver (client) and an executor (server): one
+// task's, or the node's shared executor, which runs many tasks, each named
+// by its task_id in every request about it.
 //
 // Compatibility: this is a wire contract between two builds of the same
 // binary that may differ after an upgrade of the plugin while executors keep
@@ -32,6 +34,158 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ReleaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseRequest) Reset() {
+	*x = ReleaseRequest{}
+	mi := &file_executor_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseRequest) ProtoMessage() {}
+
+func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReleaseRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+type ReleaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseResponse) Reset() {
+	*x = ReleaseResponse{}
+	mi := &file_executor_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseResponse) ProtoMessage() {}
+
+func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{1}
+}
+
+type AttachRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachRequest) Reset() {
+	*x = AttachRequest{}
+	mi := &file_executor_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachRequest) ProtoMessage() {}
+
+func (x *AttachRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
+func (*AttachRequest) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{2}
+}
+
+type AttachResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachResponse) Reset() {
+	*x = AttachResponse{}
+	mi := &file_executor_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachResponse) ProtoMessage() {}
+
+func (x *AttachResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
+func (*AttachResponse) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{3}
+}
+
 type ExecRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// In the first request only: the module's path in the guest's view and
@@ -39,15 +193,17 @@ type ExecRequest struct {
 	Module string   `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
 	Args   []string `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
 	// Standard input, in order; stdin_closed marks its end.
-	Stdin         []byte `protobuf:"bytes,3,opt,name=stdin,proto3" json:"stdin,omitempty"`
-	StdinClosed   bool   `protobuf:"varint,4,opt,name=stdin_closed,json=stdinClosed,proto3" json:"stdin_closed,omitempty"`
+	Stdin       []byte `protobuf:"bytes,3,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	StdinClosed bool   `protobuf:"varint,4,opt,name=stdin_closed,json=stdinClosed,proto3" json:"stdin_closed,omitempty"`
+	// In the first request only: the task whose sandbox runs the module.
+	TaskId        string `protobuf:"bytes,5,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_executor_proto_msgTypes[0]
+	mi := &file_executor_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -59,7 +215,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[0]
+	mi := &file_executor_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -72,7 +228,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{0}
+	return file_executor_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExecRequest) GetModule() string {
@@ -103,6 +259,13 @@ func (x *ExecRequest) GetStdinClosed() bool {
 	return false
 }
 
+func (x *ExecRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
 type ExecResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Stdout []byte                 `protobuf:"bytes,1,opt,name=stdout,proto3" json:"stdout,omitempty"`
@@ -115,7 +278,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_executor_proto_msgTypes[1]
+	mi := &file_executor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +290,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[1]
+	mi := &file_executor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +303,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{1}
+	return file_executor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExecResponse) GetStdout() []byte {
@@ -177,7 +340,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_executor_proto_msgTypes[2]
+	mi := &file_executor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +352,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[2]
+	mi := &file_executor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +365,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{2}
+	return file_executor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VersionRequest) GetEngine() string {
@@ -243,13 +406,16 @@ type VersionResponse struct {
 	// The digests of the modules this executor, as a spare, has prepared
 	// and holds ready for the next task.
 	PreparedModules []string `protobuf:"bytes,11,rep,name=prepared_modules,json=preparedModules,proto3" json:"prepared_modules,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// True for a node's shared executor; tasks is how many it holds.
+	Shared        bool  `protobuf:"varint,12,opt,name=shared,proto3" json:"shared,omitempty"`
+	Tasks         int32 `protobuf:"varint,13,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_executor_proto_msgTypes[3]
+	mi := &file_executor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +427,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[3]
+	mi := &file_executor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +440,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{3}
+	return file_executor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -354,6 +520,20 @@ func (x *VersionResponse) GetPreparedModules() []string {
 	return nil
 }
 
+func (x *VersionResponse) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
+func (x *VersionResponse) GetTasks() int32 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
 // Mount maps a host directory into the guest's view.
 type Mount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -366,7 +546,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_executor_proto_msgTypes[4]
+	mi := &file_executor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +558,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[4]
+	mi := &file_executor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +571,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{4}
+	return file_executor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Mount) GetGuestPath() string {
@@ -459,14 +639,17 @@ type StartRequest struct {
 	// Set when the executor writes the task's logs itself (the driver
 	// declares DisableLogCollection, so Nomad runs no logmon): stdout_path and
 	// stderr_path are then unused.
-	Logs          *Logs `protobuf:"bytes,19,opt,name=logs,proto3" json:"logs,omitempty"`
+	Logs *Logs `protobuf:"bytes,19,opt,name=logs,proto3" json:"logs,omitempty"`
+	// The task's ID (Nomad's), which names it in every later request. A
+	// shared executor needs it; an executor of one task ignores it.
+	TaskId        string `protobuf:"bytes,20,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_executor_proto_msgTypes[5]
+	mi := &file_executor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +661,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[5]
+	mi := &file_executor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +674,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{5}
+	return file_executor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StartRequest) GetModule() string {
@@ -627,6 +810,13 @@ func (x *StartRequest) GetLogs() *Logs {
 	return nil
 }
 
+func (x *StartRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
 // Logs says where and how the executor writes a task's stdout and stderr:
 // <dir>/<name>.stdout.<n> and <dir>/<name>.stderr.<n>, Nomad's naming and
 // rotation.
@@ -645,7 +835,7 @@ type Logs struct {
 
 func (x *Logs) Reset() {
 	*x = Logs{}
-	mi := &file_executor_proto_msgTypes[6]
+	mi := &file_executor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +847,7 @@ func (x *Logs) String() string {
 func (*Logs) ProtoMessage() {}
 
 func (x *Logs) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[6]
+	mi := &file_executor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +860,7 @@ func (x *Logs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logs.ProtoReflect.Descriptor instead.
 func (*Logs) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{6}
+	return file_executor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Logs) GetDir() string {
@@ -715,7 +905,7 @@ type Listener struct {
 
 func (x *Listener) Reset() {
 	*x = Listener{}
-	mi := &file_executor_proto_msgTypes[7]
+	mi := &file_executor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +917,7 @@ func (x *Listener) String() string {
 func (*Listener) ProtoMessage() {}
 
 func (x *Listener) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[7]
+	mi := &file_executor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +930,7 @@ func (x *Listener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listener.ProtoReflect.Descriptor instead.
 func (*Listener) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{7}
+	return file_executor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Listener) GetLabel() string {
@@ -785,7 +975,7 @@ type HTTPTrigger struct {
 
 func (x *HTTPTrigger) Reset() {
 	*x = HTTPTrigger{}
-	mi := &file_executor_proto_msgTypes[8]
+	mi := &file_executor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +987,7 @@ func (x *HTTPTrigger) String() string {
 func (*HTTPTrigger) ProtoMessage() {}
 
 func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[8]
+	mi := &file_executor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +1000,7 @@ func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPTrigger.ProtoReflect.Descriptor instead.
 func (*HTTPTrigger) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{8}
+	return file_executor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HTTPTrigger) GetListener() *Listener {
@@ -880,7 +1070,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_executor_proto_msgTypes[9]
+	mi := &file_executor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1082,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[9]
+	mi := &file_executor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1095,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{9}
+	return file_executor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartResponse) GetCacheHit() bool {
@@ -959,13 +1149,14 @@ func (x *StartResponse) GetPrepared() bool {
 
 type WaitRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1168,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1181,14 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{10}
+	return file_executor_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WaitRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
 }
 
 type ExitStatus struct {
@@ -1007,7 +1205,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1217,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1230,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{11}
+	return file_executor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExitStatus) GetExitCode() int32 {
@@ -1072,7 +1270,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1282,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1295,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{12}
+	return file_executor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WaitResponse) GetStatus() *ExitStatus {
@@ -1111,13 +1309,14 @@ type StopRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Signal        int32                  `protobuf:"varint,1,opt,name=signal,proto3" json:"signal,omitempty"`
 	TimeoutNanos  int64                  `protobuf:"varint,2,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
+	TaskId        string                 `protobuf:"bytes,3,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1328,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1341,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{13}
+	return file_executor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StopRequest) GetSignal() int32 {
@@ -1159,6 +1358,13 @@ func (x *StopRequest) GetTimeoutNanos() int64 {
 	return 0
 }
 
+func (x *StopRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
 type StopResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// False when the guest was still running when the timeout passed.
@@ -1169,7 +1375,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1387,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1400,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{14}
+	return file_executor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StopResponse) GetExited() bool {
@@ -1207,13 +1413,14 @@ func (x *StopResponse) GetExited() bool {
 type SignalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Signal        int32                  `protobuf:"varint,1,opt,name=signal,proto3" json:"signal,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1432,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1445,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{15}
+	return file_executor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SignalRequest) GetSignal() int32 {
@@ -1246,6 +1453,13 @@ func (x *SignalRequest) GetSignal() int32 {
 		return x.Signal
 	}
 	return 0
+}
+
+func (x *SignalRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
 }
 
 type SignalResponse struct {
@@ -1256,7 +1470,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1482,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,19 +1495,20 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{16}
+	return file_executor_proto_rawDescGZIP(), []int{20}
 }
 
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	IntervalNanos int64                  `protobuf:"varint,1,opt,name=interval_nanos,json=intervalNanos,proto3" json:"interval_nanos,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1520,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1533,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{17}
+	return file_executor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StatsRequest) GetIntervalNanos() int64 {
@@ -1326,6 +1541,13 @@ func (x *StatsRequest) GetIntervalNanos() int64 {
 		return x.IntervalNanos
 	}
 	return 0
+}
+
+func (x *StatsRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
 }
 
 type StatsResponse struct {
@@ -1339,13 +1561,17 @@ type StatsResponse struct {
 	CpuUserSeconds    float64                `protobuf:"fixed64,7,opt,name=cpu_user_seconds,json=cpuUserSeconds,proto3" json:"cpu_user_seconds,omitempty"`
 	CpuSystemSeconds  float64                `protobuf:"fixed64,8,opt,name=cpu_system_seconds,json=cpuSystemSeconds,proto3" json:"cpu_system_seconds,omitempty"`
 	LinearMemoryBytes uint64                 `protobuf:"varint,9,opt,name=linear_memory_bytes,json=linearMemoryBytes,proto3" json:"linear_memory_bytes,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set by a shared executor: rss_bytes is the whole process's, shared by
+	// all its tasks, and the CPU fields are the task's own guest's (the OS
+	// thread its main instance runs on).
+	Shared        bool `protobuf:"varint,10,opt,name=shared,proto3" json:"shared,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1583,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1596,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{18}
+	return file_executor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StatsResponse) GetTimestampUnixNano() int64 {
@@ -1436,23 +1662,36 @@ func (x *StatsResponse) GetLinearMemoryBytes() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
 var File_executor_proto protoreflect.FileDescriptor
 
 const file_executor_proto_rawDesc = "" +
 	"\n" +
-	"\x0eexecutor.proto\x12\x0fwasmexecutor.v1\"r\n" +
+	"\x0eexecutor.proto\x12\x0fwasmexecutor.v1\")\n" +
+	"\x0eReleaseRequest\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\x11\n" +
+	"\x0fReleaseResponse\"\x0f\n" +
+	"\rAttachRequest\"\x10\n" +
+	"\x0eAttachResponse\"\x8b\x01\n" +
 	"\vExecRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x12\x14\n" +
 	"\x05stdin\x18\x03 \x01(\fR\x05stdin\x12!\n" +
-	"\fstdin_closed\x18\x04 \x01(\bR\vstdinClosed\"o\n" +
+	"\fstdin_closed\x18\x04 \x01(\bR\vstdinClosed\x12\x17\n" +
+	"\atask_id\x18\x05 \x01(\tR\x06taskId\"o\n" +
 	"\fExecResponse\x12\x16\n" +
 	"\x06stdout\x18\x01 \x01(\fR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\x02 \x01(\fR\x06stderr\x12/\n" +
 	"\x04exit\x18\x03 \x01(\v2\x1b.wasmexecutor.v1.ExitStatusR\x04exit\"E\n" +
 	"\x0eVersionRequest\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x1b\n" +
-	"\tcache_dir\x18\x02 \x01(\tR\bcacheDir\"\xc0\x03\n" +
+	"\tcache_dir\x18\x02 \x01(\tR\bcacheDir\"\xee\x03\n" +
 	"\x0fVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\rR\bprotocol\x12\x10\n" +
@@ -1466,7 +1705,9 @@ const file_executor_proto_rawDesc = "" +
 	"\vcache_error\x18\n" +
 	" \x01(\tR\n" +
 	"cacheError\x12)\n" +
-	"\x10prepared_modules\x18\v \x03(\tR\x0fpreparedModules\x1a;\n" +
+	"\x10prepared_modules\x18\v \x03(\tR\x0fpreparedModules\x12\x16\n" +
+	"\x06shared\x18\f \x01(\bR\x06shared\x12\x14\n" +
+	"\x05tasks\x18\r \x01(\x05R\x05tasks\x1a;\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"`\n" +
@@ -1474,7 +1715,7 @@ const file_executor_proto_rawDesc = "" +
 	"\n" +
 	"guest_path\x18\x01 \x01(\tR\tguestPath\x12\x1b\n" +
 	"\thost_path\x18\x02 \x01(\tR\bhostPath\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\x81\x06\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\x9a\x06\n" +
 	"\fStartRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1499,7 +1740,8 @@ const file_executor_proto_rawDesc = "" +
 	"\tlisteners\x18\x10 \x03(\v2\x19.wasmexecutor.v1.ListenerR\tlisteners\x12+\n" +
 	"\x11network_namespace\x18\x11 \x01(\tR\x10networkNamespace\x120\n" +
 	"\x04http\x18\x12 \x01(\v2\x1c.wasmexecutor.v1.HTTPTriggerR\x04http\x12)\n" +
-	"\x04logs\x18\x13 \x01(\v2\x15.wasmexecutor.v1.LogsR\x04logs\x1a6\n" +
+	"\x04logs\x18\x13 \x01(\v2\x15.wasmexecutor.v1.LogsR\x04logs\x12\x17\n" +
+	"\atask_id\x18\x14 \x01(\tR\x06taskId\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"o\n" +
@@ -1528,8 +1770,9 @@ const file_executor_proto_rawDesc = "" +
 	"\x12memory_limit_pages\x18\x04 \x01(\rR\x10memoryLimitPages\x12\x16\n" +
 	"\x06engine\x18\x05 \x01(\tR\x06engine\x12%\n" +
 	"\x0ecache_repaired\x18\x06 \x01(\tR\rcacheRepaired\x12\x1a\n" +
-	"\bprepared\x18\a \x01(\bR\bprepared\"\r\n" +
-	"\vWaitRequest\"\x86\x01\n" +
+	"\bprepared\x18\a \x01(\bR\bprepared\"&\n" +
+	"\vWaitRequest\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\x86\x01\n" +
 	"\n" +
 	"ExitStatus\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
@@ -1537,17 +1780,20 @@ const file_executor_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12-\n" +
 	"\x13exited_at_unix_nano\x18\x04 \x01(\x03R\x10exitedAtUnixNano\"C\n" +
 	"\fWaitResponse\x123\n" +
-	"\x06status\x18\x01 \x01(\v2\x1b.wasmexecutor.v1.ExitStatusR\x06status\"J\n" +
+	"\x06status\x18\x01 \x01(\v2\x1b.wasmexecutor.v1.ExitStatusR\x06status\"c\n" +
 	"\vStopRequest\x12\x16\n" +
 	"\x06signal\x18\x01 \x01(\x05R\x06signal\x12#\n" +
-	"\rtimeout_nanos\x18\x02 \x01(\x03R\ftimeoutNanos\"&\n" +
+	"\rtimeout_nanos\x18\x02 \x01(\x03R\ftimeoutNanos\x12\x17\n" +
+	"\atask_id\x18\x03 \x01(\tR\x06taskId\"&\n" +
 	"\fStopResponse\x12\x16\n" +
-	"\x06exited\x18\x01 \x01(\bR\x06exited\"'\n" +
+	"\x06exited\x18\x01 \x01(\bR\x06exited\"@\n" +
 	"\rSignalRequest\x12\x16\n" +
-	"\x06signal\x18\x01 \x01(\x05R\x06signal\"\x10\n" +
-	"\x0eSignalResponse\"5\n" +
+	"\x06signal\x18\x01 \x01(\x05R\x06signal\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\"\x10\n" +
+	"\x0eSignalResponse\"N\n" +
 	"\fStatsRequest\x12%\n" +
-	"\x0einterval_nanos\x18\x01 \x01(\x03R\rintervalNanos\"\xef\x02\n" +
+	"\x0einterval_nanos\x18\x01 \x01(\x03R\rintervalNanos\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\"\x87\x03\n" +
 	"\rStatsResponse\x12.\n" +
 	"\x13timestamp_unix_nano\x18\x01 \x01(\x03R\x11timestampUnixNano\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12\x1b\n" +
@@ -1558,7 +1804,9 @@ const file_executor_proto_rawDesc = "" +
 	"cpuPercent\x12(\n" +
 	"\x10cpu_user_seconds\x18\a \x01(\x01R\x0ecpuUserSeconds\x12,\n" +
 	"\x12cpu_system_seconds\x18\b \x01(\x01R\x10cpuSystemSeconds\x12.\n" +
-	"\x13linear_memory_bytes\x18\t \x01(\x04R\x11linearMemoryBytes2\x88\x04\n" +
+	"\x13linear_memory_bytes\x18\t \x01(\x04R\x11linearMemoryBytes\x12\x16\n" +
+	"\x06shared\x18\n" +
+	" \x01(\bR\x06shared2\xa3\x05\n" +
 	"\bExecutor\x12L\n" +
 	"\aVersion\x12\x1f.wasmexecutor.v1.VersionRequest\x1a .wasmexecutor.v1.VersionResponse\x12F\n" +
 	"\x05Start\x12\x1d.wasmexecutor.v1.StartRequest\x1a\x1e.wasmexecutor.v1.StartResponse\x12C\n" +
@@ -1566,7 +1814,9 @@ const file_executor_proto_rawDesc = "" +
 	"\x04Stop\x12\x1c.wasmexecutor.v1.StopRequest\x1a\x1d.wasmexecutor.v1.StopResponse\x12I\n" +
 	"\x06Signal\x12\x1e.wasmexecutor.v1.SignalRequest\x1a\x1f.wasmexecutor.v1.SignalResponse\x12H\n" +
 	"\x05Stats\x12\x1d.wasmexecutor.v1.StatsRequest\x1a\x1e.wasmexecutor.v1.StatsResponse0\x01\x12G\n" +
-	"\x04Exec\x12\x1c.wasmexecutor.v1.ExecRequest\x1a\x1d.wasmexecutor.v1.ExecResponse(\x010\x01B?Z=github.com/nomad-driver-wasm/nomad-driver-wasm/executor/protob\x06proto3"
+	"\x04Exec\x12\x1c.wasmexecutor.v1.ExecRequest\x1a\x1d.wasmexecutor.v1.ExecResponse(\x010\x01\x12L\n" +
+	"\aRelease\x12\x1f.wasmexecutor.v1.ReleaseRequest\x1a .wasmexecutor.v1.ReleaseResponse\x12K\n" +
+	"\x06Attach\x12\x1e.wasmexecutor.v1.AttachRequest\x1a\x1f.wasmexecutor.v1.AttachResponse0\x01B?Z=github.com/nomad-driver-wasm/nomad-driver-wasm/executor/protob\x06proto3"
 
 var (
 	file_executor_proto_rawDescOnce sync.Once
@@ -1580,57 +1830,65 @@ func file_executor_proto_rawDescGZIP() []byte {
 	return file_executor_proto_rawDescData
 }
 
-var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_executor_proto_goTypes = []any{
-	(*ExecRequest)(nil),     // 0: wasmexecutor.v1.ExecRequest
-	(*ExecResponse)(nil),    // 1: wasmexecutor.v1.ExecResponse
-	(*VersionRequest)(nil),  // 2: wasmexecutor.v1.VersionRequest
-	(*VersionResponse)(nil), // 3: wasmexecutor.v1.VersionResponse
-	(*Mount)(nil),           // 4: wasmexecutor.v1.Mount
-	(*StartRequest)(nil),    // 5: wasmexecutor.v1.StartRequest
-	(*Logs)(nil),            // 6: wasmexecutor.v1.Logs
-	(*Listener)(nil),        // 7: wasmexecutor.v1.Listener
-	(*HTTPTrigger)(nil),     // 8: wasmexecutor.v1.HTTPTrigger
-	(*StartResponse)(nil),   // 9: wasmexecutor.v1.StartResponse
-	(*WaitRequest)(nil),     // 10: wasmexecutor.v1.WaitRequest
-	(*ExitStatus)(nil),      // 11: wasmexecutor.v1.ExitStatus
-	(*WaitResponse)(nil),    // 12: wasmexecutor.v1.WaitResponse
-	(*StopRequest)(nil),     // 13: wasmexecutor.v1.StopRequest
-	(*StopResponse)(nil),    // 14: wasmexecutor.v1.StopResponse
-	(*SignalRequest)(nil),   // 15: wasmexecutor.v1.SignalRequest
-	(*SignalResponse)(nil),  // 16: wasmexecutor.v1.SignalResponse
-	(*StatsRequest)(nil),    // 17: wasmexecutor.v1.StatsRequest
-	(*StatsResponse)(nil),   // 18: wasmexecutor.v1.StatsResponse
-	nil,                     // 19: wasmexecutor.v1.VersionResponse.FeaturesEntry
-	nil,                     // 20: wasmexecutor.v1.StartRequest.EnvEntry
+	(*ReleaseRequest)(nil),  // 0: wasmexecutor.v1.ReleaseRequest
+	(*ReleaseResponse)(nil), // 1: wasmexecutor.v1.ReleaseResponse
+	(*AttachRequest)(nil),   // 2: wasmexecutor.v1.AttachRequest
+	(*AttachResponse)(nil),  // 3: wasmexecutor.v1.AttachResponse
+	(*ExecRequest)(nil),     // 4: wasmexecutor.v1.ExecRequest
+	(*ExecResponse)(nil),    // 5: wasmexecutor.v1.ExecResponse
+	(*VersionRequest)(nil),  // 6: wasmexecutor.v1.VersionRequest
+	(*VersionResponse)(nil), // 7: wasmexecutor.v1.VersionResponse
+	(*Mount)(nil),           // 8: wasmexecutor.v1.Mount
+	(*StartRequest)(nil),    // 9: wasmexecutor.v1.StartRequest
+	(*Logs)(nil),            // 10: wasmexecutor.v1.Logs
+	(*Listener)(nil),        // 11: wasmexecutor.v1.Listener
+	(*HTTPTrigger)(nil),     // 12: wasmexecutor.v1.HTTPTrigger
+	(*StartResponse)(nil),   // 13: wasmexecutor.v1.StartResponse
+	(*WaitRequest)(nil),     // 14: wasmexecutor.v1.WaitRequest
+	(*ExitStatus)(nil),      // 15: wasmexecutor.v1.ExitStatus
+	(*WaitResponse)(nil),    // 16: wasmexecutor.v1.WaitResponse
+	(*StopRequest)(nil),     // 17: wasmexecutor.v1.StopRequest
+	(*StopResponse)(nil),    // 18: wasmexecutor.v1.StopResponse
+	(*SignalRequest)(nil),   // 19: wasmexecutor.v1.SignalRequest
+	(*SignalResponse)(nil),  // 20: wasmexecutor.v1.SignalResponse
+	(*StatsRequest)(nil),    // 21: wasmexecutor.v1.StatsRequest
+	(*StatsResponse)(nil),   // 22: wasmexecutor.v1.StatsResponse
+	nil,                     // 23: wasmexecutor.v1.VersionResponse.FeaturesEntry
+	nil,                     // 24: wasmexecutor.v1.StartRequest.EnvEntry
 }
 var file_executor_proto_depIdxs = []int32{
-	11, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
-	19, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
-	20, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
-	4,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
-	7,  // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
-	8,  // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
-	6,  // 6: wasmexecutor.v1.StartRequest.logs:type_name -> wasmexecutor.v1.Logs
-	7,  // 7: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
-	7,  // 8: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
-	11, // 9: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
-	2,  // 10: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
-	5,  // 11: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
-	10, // 12: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
-	13, // 13: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
-	15, // 14: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
-	17, // 15: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
-	0,  // 16: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
-	3,  // 17: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
-	9,  // 18: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
-	12, // 19: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
-	14, // 20: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
-	16, // 21: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
-	18, // 22: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
-	1,  // 23: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
+	15, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
+	23, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
+	24, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
+	8,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
+	11, // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
+	12, // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
+	10, // 6: wasmexecutor.v1.StartRequest.logs:type_name -> wasmexecutor.v1.Logs
+	11, // 7: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
+	11, // 8: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
+	15, // 9: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
+	6,  // 10: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
+	9,  // 11: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
+	14, // 12: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
+	17, // 13: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
+	19, // 14: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
+	21, // 15: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
+	4,  // 16: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
+	0,  // 17: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
+	2,  // 18: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
+	7,  // 19: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
+	13, // 20: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
+	16, // 21: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
+	18, // 22: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
+	20, // 23: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
+	22, // 24: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
+	5,  // 25: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
+	1,  // 26: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
+	3,  // 27: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
+	19, // [19:28] is the sub-list for method output_type
+	10, // [10:19] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -1647,7 +1905,7 @@ func file_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_proto_rawDesc), len(file_executor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,7 +1,9 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-// The protocol between the driver (client) and one task's executor (server).
+// The protocol between the driver (client) and an executor (server): one
+// task's, or the node's shared executor, which runs many tasks, each named
+// by its task_id in every request about it.
 //
 // Compatibility: this is a wire contract between two builds of the same
 // binary that may differ after an upgrade of the plugin while executors keep
@@ -37,6 +39,8 @@ const (
 	Executor_Signal_FullMethodName  = "/wasmexecutor.v1.Executor/Signal"
 	Executor_Stats_FullMethodName   = "/wasmexecutor.v1.Executor/Stats"
 	Executor_Exec_FullMethodName    = "/wasmexecutor.v1.Executor/Exec"
+	Executor_Release_FullMethodName = "/wasmexecutor.v1.Executor/Release"
+	Executor_Attach_FullMethodName  = "/wasmexecutor.v1.Executor/Attach"
 )
 
 // ExecutorClient is the client API for Executor service.
@@ -66,6 +70,14 @@ type ExecutorClient interface {
 	// The first request names the module; then stdin flows in and
 	// stdout/stderr flow out, and the last response is the exit status.
 	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error)
+	// Release forgets a task whose exit the driver has collected, stopping
+	// its guest first (as SIGKILL) if it still runs. A shared executor that
+	// holds no task and no driver exits.
+	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
+	// Attach is held open by a driver that uses a shared executor it did not
+	// launch (one it reattached to): while it is open, the executor does not
+	// exit for want of a driver. The executor sends nothing on it.
+	Attach(ctx context.Context, in *AttachRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachResponse], error)
 }
 
 type executorClient struct {
@@ -158,6 +170,35 @@ func (c *executorClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Executor_ExecClient = grpc.BidiStreamingClient[ExecRequest, ExecResponse]
 
+func (c *executorClient) Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseResponse)
+	err := c.cc.Invoke(ctx, Executor_Release_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *executorClient) Attach(ctx context.Context, in *AttachRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Executor_ServiceDesc.Streams[2], Executor_Attach_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AttachRequest, AttachResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Executor_AttachClient = grpc.ServerStreamingClient[AttachResponse]
+
 // ExecutorServer is the server API for Executor service.
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
@@ -185,6 +226,14 @@ type ExecutorServer interface {
 	// The first request names the module; then stdin flows in and
 	// stdout/stderr flow out, and the last response is the exit status.
 	Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error
+	// Release forgets a task whose exit the driver has collected, stopping
+	// its guest first (as SIGKILL) if it still runs. A shared executor that
+	// holds no task and no driver exits.
+	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
+	// Attach is held open by a driver that uses a shared executor it did not
+	// launch (one it reattached to): while it is open, the executor does not
+	// exit for want of a driver. The executor sends nothing on it.
+	Attach(*AttachRequest, grpc.ServerStreamingServer[AttachResponse]) error
 	mustEmbedUnimplementedExecutorServer()
 }
 
@@ -215,6 +264,12 @@ func (UnimplementedExecutorServer) Stats(*StatsRequest, grpc.ServerStreamingServ
 }
 func (UnimplementedExecutorServer) Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedExecutorServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Release not implemented")
+}
+func (UnimplementedExecutorServer) Attach(*AttachRequest, grpc.ServerStreamingServer[AttachResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Attach not implemented")
 }
 func (UnimplementedExecutorServer) mustEmbedUnimplementedExecutorServer() {}
 func (UnimplementedExecutorServer) testEmbeddedByValue()                  {}
@@ -345,6 +400,35 @@ func _Executor_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Executor_ExecServer = grpc.BidiStreamingServer[ExecRequest, ExecResponse]
 
+func _Executor_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).Release(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_Release_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).Release(ctx, req.(*ReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Executor_Attach_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AttachRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ExecutorServer).Attach(m, &grpc.GenericServerStream[AttachRequest, AttachResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Executor_AttachServer = grpc.ServerStreamingServer[AttachResponse]
+
 // Executor_ServiceDesc is the grpc.ServiceDesc for Executor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -372,6 +456,10 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Signal",
 			Handler:    _Executor_Signal_Handler,
 		},
+		{
+			MethodName: "Release",
+			Handler:    _Executor_Release_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -384,6 +472,11 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Executor_Exec_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Attach",
+			Handler:       _Executor_Attach_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "executor.proto",

@@ -1,0 +1,198 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+// sharedExecutor finds or launches the node's shared executor (plugin
+// config shared_executor = true), which runs every Wasm task of the node.
+//
+// Ownership: the executor this driver launched is held by it through the
+// watch pipe (executor.LaunchConfig.SharedLog); one it reattached to,
+// through an Attach stream that lasts until the driver's context ends. The
+// executor exits once it holds no task and no driver. Its reattach config
+// is kept in <cache_dir>/shared/executor.json, so that a driver that
+// restarts finds it before any task is recovered; each task's handle also
+// carries it.
+type sharedExecutor struct {
+	ctx    context.Context
+	logger hclog.Logger
+	binary string
+
+	mu  sync.Mutex
+	dir string // set by setDir
+	// current is the executor new tasks go to; known are all the shared
+	// executors this driver holds, by pid (a recovered task may run in one
+	// that is not current).
+	current *executor.Client
+	known   map[int]*executor.Client
+}
+
+func newSharedExecutor(ctx context.Context, logger hclog.Logger, binary string) *sharedExecutor {
+	return &sharedExecutor{ctx: ctx, logger: logger, binary: binary, known: map[int]*executor.Client{}}
+}
+
+// sharedDir is where the shared executor's reattach config and log live.
+func sharedDir(cacheDir string) string { return filepath.Join(cacheDir, "shared") }
+
+const (
+	sharedStateFile = "executor.json"
+	sharedLogFile   = "executor.log"
+)
+
+func (s *sharedExecutor) setDir(dir string) {
+	s.mu.Lock()
+	s.dir = dir
+	s.mu.Unlock()
+}
+
+// get returns the shared executor for a new task: the one in use, one an
+// earlier driver left running, or a new one.
+func (s *sharedExecutor) get() (*executor.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.current; c != nil && !c.Exited() {
+		return c, nil
+	}
+	s.current = nil
+	if rc := s.readState(); rc != nil {
+		if c, err := s.reattachLocked(rc); err == nil {
+			s.current = c
+			return c, nil
+		}
+	}
+	if s.dir == "" {
+		return nil, errors.New("the driver has no configuration yet")
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the shared executor's directory: %w", err)
+	}
+	c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, SharedLog: filepath.Join(s.dir, sharedLogFile)})
+	if err != nil {
+		return nil, err
+	}
+	s.logger.Info("launched the node's shared executor", "pid", c.Pid)
+	s.known[c.Pid] = c
+	s.current = c
+	if err := s.writeState(c.ReattachConfig()); err != nil {
+		s.logger.Warn("cannot record the shared executor for a restarted driver; its tasks still carry it", "error", err)
+	}
+	return c, nil
+}
+
+// reattach returns the shared executor a recovered task runs in.
+func (s *sharedExecutor) reattach(rc *plugin.ReattachConfig) (*executor.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.reattachLocked(rc)
+	if err == nil && s.current == nil {
+		s.current = c
+	}
+	return c, err
+}
+
+func (s *sharedExecutor) reattachLocked(rc *plugin.ReattachConfig) (*executor.Client, error) {
+	if c, ok := s.known[rc.Pid]; ok && !c.Exited() {
+		return c, nil
+	}
+	c, err := executor.Reattach(rc)
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.Version(s.ctx, &proto.VersionRequest{})
+	if err != nil || !v.Shared {
+		c.Close()
+		if err == nil {
+			err = fmt.Errorf("executor %d is not a shared executor", rc.Pid)
+		}
+		return nil, err
+	}
+	s.known[rc.Pid] = c
+	go func() {
+		if err := c.Attach(s.ctx); err != nil {
+			s.logger.Warn("the shared executor went away", "pid", c.Pid, "error", err)
+		}
+	}()
+	s.logger.Info("reattached to the node's shared executor", "pid", c.Pid, "tasks", v.Tasks)
+	return c, nil
+}
+
+// lost forgets a shared executor found dead.
+func (s *sharedExecutor) lost(c *executor.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == c {
+		s.current = nil
+	}
+	if s.known[c.Pid] == c {
+		delete(s.known, c.Pid)
+	}
+	s.logger.Warn("the node's shared executor is gone", "pid", c.Pid)
+}
+
+// version asks the shared executor (launching it if need be) for its
+// version and what the node offers tasks.
+func (s *sharedExecutor) version(ctx context.Context, req *proto.VersionRequest) (*proto.VersionResponse, error) {
+	c, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	return c.Version(ctx, req)
+}
+
+func (s *sharedExecutor) readState() *plugin.ReattachConfig {
+	if s.dir == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, sharedStateFile))
+	if err != nil {
+		return nil
+	}
+	var rc pstructs.ReattachConfig
+	if err := json.Unmarshal(b, &rc); err != nil {
+		s.logger.Warn("ignoring an unreadable record of the shared executor", "error", err)
+		return nil
+	}
+	r, err := pstructs.ReattachConfigToGoPlugin(&rc)
+	if err != nil || executor.ProcessGone(r.Pid) {
+		return nil
+	}
+	return r
+}
+
+// writeState records rc atomically.
+func (s *sharedExecutor) writeState(rc *plugin.ReattachConfig) error {
+	b, err := json.Marshal(pstructs.ReattachConfigFromGoPlugin(rc))
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(s.dir, sharedStateFile+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(s.dir, sharedStateFile))
+}

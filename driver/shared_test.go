@@ -1,0 +1,183 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	cstructs "github.com/hashicorp/nomad/client/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+)
+
+func newSharedHarness(t *testing.T, cacheDir string) *harness {
+	t.Helper()
+	return newHarnessConfig(t, Config{CacheDir: cacheDir, Engine: EngineAuto, SharedExecutor: true})
+}
+
+func sharedState(t *testing.T, handle *drivers.TaskHandle) TaskState {
+	t.Helper()
+	var state TaskState
+	must.NoError(t, handle.GetDriverState(&state))
+	return state
+}
+
+// TestSharedExecutorIsolatesTasks: with shared_executor = true the tasks
+// of the node are programs of one process, and each keeps its own exit,
+// stop, memory cap, logs, stats and exec: a trap, a memory-limit failure
+// and the stop of a guest spinning in its own code each end one task
+// while the others run on.
+func TestSharedExecutorIsolatesTasks(t *testing.T) {
+	t.Parallel()
+	h := newSharedHarness(t, "")
+	events := h.events(t)
+	ticker, tickerHandle := h.startProbe(t, "tick 1\n", "ticker")
+	spinner, spinnerHandle := h.startProbe(t, "spinning", "spin")
+	pid := executorPid(t, tickerHandle)
+	must.Eq(t, pid, executorPid(t, spinnerHandle), must.Sprint("both tasks must run in the one shared executor"))
+	must.True(t, sharedState(t, tickerHandle).SharedExecutor)
+	status, err := h.InspectTask(ticker.cfg.ID)
+	must.NoError(t, err)
+	must.Eq(t, "true", status.DriverAttributes["shared_executor"])
+
+	// A trap ends its task only.
+	trapper := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"trap"}})
+	res := h.run(t, trapper)
+	must.Eq(t, executor.TrapExitCode, res.ExitCode)
+	must.ErrorContains(t, res.Err, "wasm trap")
+	waitEvent(t, events, trapper.cfg.ID, "Guest trapped")
+
+	// The memory cap is the task's own: 16 MiB here, beside tasks of 64.
+	grower := h.newTask(t, "probe", 16, TaskConfig{Args: []string{"grow"}})
+	res = h.run(t, grower)
+	must.Eq(t, 0, res.ExitCode)
+	out := grower.waitLog(t, "stdout", "before malloc failed")
+	mb, err := strconv.Atoi(strings.Fields(strings.TrimPrefix(out, "allocated "))[0])
+	must.NoError(t, err)
+	must.Between(t, 1, mb, 16)
+
+	// Each task's stats are its own: the spinner's guest burns a core, the
+	// ticker's next to nothing, although they share the process.
+	must.Greater(t, 50, guestCPU(t, h, spinner.cfg.ID))
+	must.Less(t, 20, guestCPU(t, h, ticker.cfg.ID))
+
+	// alloc exec runs in its task's sandbox.
+	var stdout lockedBuffer
+	exit, err := h.driver.ExecTaskStreaming(context.Background(), ticker.cfg.ID, &drivers.ExecOptions{
+		Command: []string{"/local/probe.wasm", "hello"}, Stdout: &stdout, Stderr: &closingBuffer{},
+	})
+	must.NoError(t, err)
+	must.Eq(t, 0, exit.ExitCode)
+	must.StrContains(t, stdout.String(), "hello")
+
+	// A guest spinning in its own code is stopped alone, by the per-loop
+	// check, well within its timeout and without a kill.
+	began := time.Now()
+	must.NoError(t, h.StopTask(spinner.cfg.ID, 30*time.Second, "SIGTERM"))
+	res = h.wait(t, spinner.cfg.ID)
+	must.Less(t, 10*time.Second, time.Since(began))
+	must.Eq(t, 143, res.ExitCode)
+	must.Eq(t, 15, res.Signal)
+	must.NoError(t, res.Err)
+	must.NoError(t, h.DestroyTask(spinner.cfg.ID, false))
+
+	// The ticker never noticed.
+	n := lastTick(t, ticker)
+	ticker.waitLog(t, "stdout", "tick "+strconv.Itoa(n+2)+"\n")
+	status, err = h.InspectTask(ticker.cfg.ID)
+	must.NoError(t, err)
+	must.Eq(t, drivers.TaskStateRunning, status.State)
+	must.NoError(t, syscall.Kill(pid, 0), must.Sprint("the shared executor must outlive the tasks that ended in it"))
+	// Each task's part of the executor log is in its own task directory.
+	must.StrContains(t, executorLog(t, trapper), "guest exited")
+}
+
+// guestCPU is a task's CPU use, in percent of a core, from its stats
+// (after one interval, so that the first sample has a base).
+func guestCPU(t *testing.T, h *harness, id string) float64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := h.TaskStats(ctx, id, 500*time.Millisecond)
+	must.NoError(t, err)
+	var last *cstructs.TaskResourceUsage
+	for range 3 {
+		select {
+		case last = <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no stats for task %s", id)
+		}
+	}
+	must.NotNil(t, last)
+	return last.ResourceUsage.CpuStats.Percent
+}
+
+// TestSharedExecutorOutlivesItsDriver: the shared executor is found again
+// by a restarted driver (through the tasks it recovers and through the
+// record in the cache directory), takes its new tasks, and exits once it
+// holds no task and no driver.
+func TestSharedExecutorOutlivesItsDriver(t *testing.T) {
+	t.Parallel()
+	h := newSharedHarness(t, "")
+	tk, handle := h.startProbe(t, "tick 1\n", "ticker")
+	pid := executorPid(t, handle)
+	// The driver that launched it goes away (its watch pipe closes, as it
+	// does when the plugin is killed).
+	h.driver.shared.current.Claimed()
+
+	h2 := newSharedHarness(t, h.cacheDir)
+	must.NoError(t, h2.RecoverTask(handle))
+	n := lastTick(t, tk)
+	tk.waitLog(t, "stdout", "tick "+strconv.Itoa(n+2)+"\n")
+	tk2, handle2 := h2.startProbe(t, "tick 1\n", "ticker")
+	must.Eq(t, pid, executorPid(t, handle2), must.Sprint("a restarted driver must start tasks in the running shared executor"))
+
+	for _, id := range []string{tk.cfg.ID, tk2.cfg.ID} {
+		must.NoError(t, h2.StopTask(id, 10*time.Second, "SIGTERM"))
+		must.Eq(t, 15, h2.wait(t, id).Signal)
+		must.NoError(t, h2.DestroyTask(id, false))
+	}
+	// No task left, but a driver holds it.
+	must.NoError(t, syscall.Kill(pid, 0), must.Sprint("the shared executor exited while a driver held it"))
+	// And the last driver goes away.
+	h2.driver.shared.current.Close()
+	waitGone(t, pid)
+}
+
+// TestSharedExecutorLossFailsEveryTask: when the shared executor dies,
+// every task in it fails as a node failure, and the next task starts a new
+// one.
+func TestSharedExecutorLossFailsEveryTask(t *testing.T) {
+	t.Parallel()
+	h := newSharedHarness(t, "")
+	events := h.events(t)
+	a, handle := h.startProbe(t, "tick 1\n", "ticker")
+	b, _ := h.startProbe(t, "tick 1\n", "ticker")
+	pid := executorPid(t, handle)
+	must.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	for _, tk := range []*task{a, b} {
+		res := h.wait(t, tk.cfg.ID)
+		must.False(t, res.Successful())
+		must.ErrorContains(t, res.Err, "the node's shared executor")
+		ev := waitEvent(t, events, tk.cfg.ID, "Executor lost")
+		must.Eq(t, executor.ClassNode.String(), ev.Annotations["error_class"])
+	}
+	_, handle3 := h.startProbe(t, "tick 1\n", "ticker")
+	must.NotEq(t, pid, executorPid(t, handle3))
+}
+
+// TestSharedExecutorConfig: the shared executor writes every task's logs,
+// so Nomad's logmon cannot be asked for beside it.
+func TestSharedExecutorConfig(t *testing.T) {
+	t.Parallel()
+	c := Config{SharedExecutor: true, Logs: LogsConfig{Collector: LogsByNomad}}
+	must.ErrorContains(t, c.Validate(), "shared_executor = true conflicts with logs.collector")
+}

@@ -1,0 +1,199 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"context"
+	"os"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+// The node's shared executor (plugin config shared_executor = true) runs
+// every Wasm task of the node as a program of one process. What differs
+// from an executor of its own:
+//
+//   - Every instance has wazero's per-loop check, so that a stop reaches
+//     one task's guest alone, wherever it spins; the garbage collector
+//     runs as usual (gc.go is for guests without the check).
+//   - A task stays until the driver releases it (Release) once it has
+//     collected its exit; one whose driver never comes back is forgotten
+//     lingerAfterExit after its exit, which is also in its task directory.
+//   - The process exits once it holds no task and no driver: its launcher
+//     (until the watch pipe from it closes) and each driver that reattached
+//     and holds Attach open.
+//   - Each task's part of the executor log goes to its own file in its
+//     task directory; the process's own log is the file it was launched
+//     with.
+//   - Stats: linear memory per task is exact; CPU is the task's guest's
+//     own (its main instance runs on a thread of its own: instance.tid);
+//     RSS is the whole process's, shared by all its tasks, and says so.
+//   - If the process dies, every task in it is lost: the driver reports
+//     each as a node failure.
+
+// releaseWait is how long Release waits for a stopped guest to end before
+// it lets go of the task anyway.
+const releaseWait = 5 * time.Second
+
+// trimDelay is how long the shared executor waits after a start before it
+// hands back memory, so that a burst of starts pays for one collection.
+const trimDelay = time.Second
+
+// taskLogger is the task's part of the shared executor's log: its own file
+// in its task directory (req.LogFile), or the process's log when that
+// cannot be opened.
+func (s *server) taskLogger(req *proto.StartRequest) (hclog.Logger, *os.File) {
+	level := s.logger.GetLevel()
+	if req.LogLevel != "" {
+		level = hclog.LevelFromString(req.LogLevel)
+	}
+	if req.LogFile != "" {
+		f, err := os.OpenFile(req.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err == nil {
+			return hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: level, JSONFormat: true, Output: f}).With("shared_executor_pid", os.Getpid()), f
+		}
+		s.logger.Warn("cannot open the task's executor log; logging to the shared executor's", "task_id", req.TaskId, "path", req.LogFile, "error", err)
+	}
+	return s.logger.With("task_id", req.TaskId), nil
+}
+
+// trimSoon hands memory back to the system trimDelay from now, once for
+// all the starts until then.
+func (s *server) trimSoon() {
+	s.mu.Lock()
+	pending := s.trimPending
+	s.trimPending = true
+	s.mu.Unlock()
+	if pending {
+		return
+	}
+	s.wg.Go(func() {
+		if !s.pause(trimDelay) {
+			return
+		}
+		s.mu.Lock()
+		s.trimPending = false
+		s.mu.Unlock()
+		debug.FreeOSMemory()
+		trimBinaryPages()
+	})
+}
+
+// forgetAfter releases a task of the shared executor lingerAfterExit after
+// its guest exited, unless its driver released it before.
+func (s *server) forgetAfter(t *task) {
+	select {
+	case <-t.main.done:
+	case <-t.released:
+		return
+	case <-s.quit:
+		return
+	}
+	timer := time.NewTimer(lingerAfterExit)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		t.logger.Info("the guest exited and no driver collected its status; forgetting the task (its status is in its task directory)")
+		s.release(t)
+	case <-t.released:
+	case <-s.quit:
+	}
+}
+
+// Release forgets a task: its guest is stopped first if it still runs.
+// An executor of its own then exits.
+func (s *server) Release(_ context.Context, req *proto.ReleaseRequest) (*proto.ReleaseResponse, error) {
+	t, err := s.current(req.TaskId)
+	if err != nil {
+		// Released already, or forgotten: nothing is left to do.
+		return &proto.ReleaseResponse{}, nil //nolint:nilerr // releasing is idempotent
+	}
+	s.release(t)
+	if !s.shared {
+		s.shutdown("its task was released")
+	}
+	return &proto.ReleaseResponse{}, nil
+}
+
+// release stops a task's guest if it still runs, closes what the task
+// holds and removes it; the shared executor then exits if it holds nothing
+// and no driver holds it.
+func (s *server) release(t *task) {
+	t.releaseOnce.Do(func() {
+		close(t.released)
+		t.prog.stop(int32(syscall.SIGKILL))
+		if t.trigger != nil {
+			t.trigger.close()
+		}
+		ended := true
+		select {
+		case <-t.main.done:
+		case <-time.After(releaseWait):
+			ended = false
+			t.logger.Warn("the guest did not end after its stop; leaving its program to the process's exit", "waited", releaseWait)
+		}
+		if ended {
+			t.prog.close()
+		}
+		t.execMu.Lock()
+		for _, p := range t.execPrograms {
+			p.close()
+		}
+		t.execPrograms = nil
+		t.execMu.Unlock()
+		s.mu.Lock()
+		if s.tasks[t.id] == t {
+			delete(s.tasks, t.id)
+		}
+		s.mu.Unlock()
+		t.logger.Info("task released")
+		if t.logFile != nil {
+			_ = t.logFile.Close()
+		}
+		s.exitIfIdle()
+	})
+}
+
+// Attach holds a shared executor for a driver until the driver goes away.
+func (s *server) Attach(_ *proto.AttachRequest, stream proto.Executor_AttachServer) error {
+	if !s.shared {
+		return executor.NodeErrorf("only the shared executor takes Attach")
+	}
+	s.mu.Lock()
+	s.drivers++
+	s.mu.Unlock()
+	select {
+	case <-stream.Context().Done():
+	case <-s.quit:
+	}
+	s.detach()
+	return nil
+}
+
+// detach counts a driver gone.
+func (s *server) detach() {
+	s.mu.Lock()
+	s.drivers--
+	s.mu.Unlock()
+	s.exitIfIdle()
+}
+
+// exitIfIdle ends the shared executor once it holds no task and no driver.
+func (s *server) exitIfIdle() {
+	if !s.shared {
+		return
+	}
+	s.mu.Lock()
+	idle := len(s.tasks) == 0 && s.drivers <= 0
+	s.mu.Unlock()
+	if idle {
+		s.shutdown("the shared executor holds no task and no driver")
+	}
+}
