@@ -630,33 +630,52 @@ func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Dur
 	return out, nil
 }
 
-// usage converts the executor's stats. The executor's process is the task
-// (RSS and CPU); the guest's linear memory is reported as its own entry in
-// Pids, under the key "wasm-linear-memory".
+// usage converts the executor's stats. An executor of its own is the task:
+// its process's RSS and CPU are the task's. In the shared executor the
+// task's memory is its guest's linear memory (Usage; exact) and its CPU
+// its guest's thread's; the process's RSS, shared by all its tasks, is
+// the Pids entry "shared-executor-<pid>", never the task's own. The
+// guest's linear memory is also its own entry in Pids, under the key
+// "wasm-linear-memory".
 func (d *Driver) usage(s *proto.StatsResponse) *cstructs.TaskResourceUsage {
+	cpu := &cstructs.CpuStats{
+		UserMode:   s.CpuUserPercent,
+		SystemMode: s.CpuSystemPercent,
+		Percent:    s.CpuPercent,
+		TotalTicks: d.ticks(s.CpuPercent),
+		Measured:   []string{"User Mode", "System Mode", "Percent", "Total Ticks"},
+	}
+	linear := &cstructs.ResourceUsage{
+		MemoryStats: &cstructs.MemoryStats{Usage: s.LinearMemoryBytes, Measured: []string{"Usage"}},
+		CpuStats:    &cstructs.CpuStats{},
+	}
+	if s.Shared {
+		return &cstructs.TaskResourceUsage{
+			ResourceUsage: &cstructs.ResourceUsage{MemoryStats: linear.MemoryStats, CpuStats: cpu},
+			Timestamp:     s.TimestampUnixNano,
+			Pids: map[string]*cstructs.ResourceUsage{
+				"shared-executor-" + strconv.Itoa(int(s.Pid)): {
+					MemoryStats: &cstructs.MemoryStats{RSS: s.RssBytes, Measured: []string{"RSS"}},
+					CpuStats:    &cstructs.CpuStats{},
+				},
+				"wasm-linear-memory": linear,
+			},
+		}
+	}
 	proc := &cstructs.ResourceUsage{
 		MemoryStats: &cstructs.MemoryStats{
 			RSS:      s.RssBytes,
 			Usage:    s.RssBytes,
 			Measured: []string{"RSS", "Usage"},
 		},
-		CpuStats: &cstructs.CpuStats{
-			UserMode:   s.CpuUserPercent,
-			SystemMode: s.CpuSystemPercent,
-			Percent:    s.CpuPercent,
-			TotalTicks: d.ticks(s.CpuPercent),
-			Measured:   []string{"User Mode", "System Mode", "Percent", "Total Ticks"},
-		},
+		CpuStats: cpu,
 	}
 	return &cstructs.TaskResourceUsage{
 		ResourceUsage: proc,
 		Timestamp:     s.TimestampUnixNano,
 		Pids: map[string]*cstructs.ResourceUsage{
 			strconv.Itoa(int(s.Pid)): proc,
-			"wasm-linear-memory": {
-				MemoryStats: &cstructs.MemoryStats{Usage: s.LinearMemoryBytes, Measured: []string{"Usage"}},
-				CpuStats:    &cstructs.CpuStats{},
-			},
+			"wasm-linear-memory":     linear,
 		},
 	}
 }

@@ -65,9 +65,16 @@ func TestSharedExecutorIsolatesTasks(t *testing.T) {
 	must.Between(t, 1, mb, 16)
 
 	// Each task's stats are its own: the spinner's guest burns a core, the
-	// ticker's next to nothing, although they share the process.
-	must.Greater(t, 50, guestCPU(t, h, spinner.cfg.ID))
-	must.Less(t, 20, guestCPU(t, h, ticker.cfg.ID))
+	// ticker's next to nothing, although they share the process. A task's
+	// memory is its linear memory; the process's RSS is reported apart,
+	// as shared.
+	spin := taskUsage(t, h, spinner.cfg.ID)
+	must.Greater(t, 50, spin.ResourceUsage.CpuStats.Percent)
+	must.Less(t, 20, taskUsage(t, h, ticker.cfg.ID).ResourceUsage.CpuStats.Percent)
+	must.Positive(t, spin.ResourceUsage.MemoryStats.Usage)
+	must.Eq(t, 0, spin.ResourceUsage.MemoryStats.RSS)
+	must.Eq(t, spin.Pids["wasm-linear-memory"].MemoryStats.Usage, spin.ResourceUsage.MemoryStats.Usage)
+	must.Positive(t, spin.Pids["shared-executor-"+strconv.Itoa(pid)].MemoryStats.RSS)
 
 	// alloc exec runs in its task's sandbox.
 	var stdout lockedBuffer
@@ -100,9 +107,9 @@ func TestSharedExecutorIsolatesTasks(t *testing.T) {
 	must.StrContains(t, executorLog(t, trapper), "guest exited")
 }
 
-// guestCPU is a task's CPU use, in percent of a core, from its stats
-// (after one interval, so that the first sample has a base).
-func guestCPU(t *testing.T, h *harness, id string) float64 {
+// taskUsage is a task's third stats sample (the first CPU figure has no
+// base).
+func taskUsage(t *testing.T, h *harness, id string) *cstructs.TaskResourceUsage {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -117,7 +124,7 @@ func guestCPU(t *testing.T, h *harness, id string) float64 {
 		}
 	}
 	must.NotNil(t, last)
-	return last.ResourceUsage.CpuStats.Percent
+	return last
 }
 
 // TestSharedExecutorOutlivesItsDriver: the shared executor is found again
