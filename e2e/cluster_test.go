@@ -134,6 +134,8 @@ type ClientOptions struct {
 	Addr string
 	// NoPlugin leaves the wasm plugin out of this client.
 	NoPlugin bool
+	// SharedExecutor sets the plugin's shared_executor = true.
+	SharedExecutor bool
 }
 
 // Cluster is a Consul agent, a Nomad server and Nomad clients.
@@ -217,7 +219,7 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 		cfg := nomadConfig{
 			Addr: opts.Addr, HTTP: freePort(t, opts.Addr), RPC: freePort(t, opts.Addr), Serf: freePort(t, opts.Addr),
 			Servers: fmt.Sprintf("127.0.0.1:%d", serverRPC), ConsulAddr: fmt.Sprintf("127.0.0.1:%d", consulHTTP),
-			Plugin: !opts.NoPlugin, PluginDir: c.plugins, CacheDir: c.CacheDir,
+			Plugin: !opts.NoPlugin, PluginDir: c.plugins, CacheDir: c.CacheDir, SharedExecutor: opts.SharedExecutor,
 			Name: fmt.Sprintf("client-%d", i),
 		}
 		c.clients = append(c.clients, c.nomadAgent(t, cfg.Name, cfg))
@@ -233,6 +235,7 @@ type nomadConfig struct {
 	Server              bool
 	Servers, ConsulAddr string
 	Plugin              bool
+	SharedExecutor      bool
 	PluginDir, CacheDir string
 	DataDir             string
 }
@@ -299,6 +302,9 @@ plugin "docker" {
 plugin "nomad-driver-wasm" {
   config {
     cache_dir = "{{.CacheDir}}"
+{{- if .SharedExecutor}}
+    shared_executor = true
+{{- end}}
     logs {
       collector = "executor"
       max_files = 5

@@ -403,6 +403,29 @@ func (in *instance) stop(signal int32) {
 	})
 }
 
+// closeResources makes sure that wazero has released what the closed
+// module instance held: its open files (the mounts' directories among
+// them) and its linear memory. wazero closes a module whose context is
+// cancelled while the guest is inside a host call without releasing
+// those, and leaves it to the module's next check of its context, which
+// never comes when the host call then ends the guest (a sleep cut short,
+// a socket shut down under it): Close, finding the module closed, does
+// nothing. A call with the cancelled context makes that check and
+// returns at once, without running guest code. (Only modules with the
+// per-loop check are closed that way; an executor of its own never
+// leaks, since its process ends with its task.)
+func (in *instance) closeResources() {
+	if !in.prog.spec.Interruptible || in.ctx.Err() == nil {
+		return
+	}
+	for name := range in.module.ExportedFunctionDefinitions() {
+		if fn := in.module.ExportedFunction(name); fn != nil {
+			_, _ = fn.Call(in.ctx)
+		}
+		return
+	}
+}
+
 // release closes the module instance and the instance's streams. It is
 // called once: by run, or by start when the instance cannot start.
 func (in *instance) release() {
@@ -414,6 +437,7 @@ func (in *instance) release() {
 	}
 	if in.module != nil {
 		_ = in.module.Close(context.Background())
+		in.closeResources()
 	}
 	for _, w := range []io.WriteCloser{in.stdout, in.stderr} {
 		if w != nil {
