@@ -342,21 +342,9 @@ func TestCluster(t *testing.T) {
 func TestOperability(t *testing.T) {
 	c, alloc := runTicker(t, "operable", 3)
 
-	var last string
-	waitFor(t, func() bool {
-		stats, err := c.Nomad.Allocations().Stats(alloc, nil)
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		ts, ok := stats.Tasks["ticker"]
-		if !ok {
-			last = fmt.Sprintf("no ticker in %+v", stats.Tasks)
-			return false
-		}
-		last = fmt.Sprintf("memory %+v cpu %+v", ts.ResourceUsage.MemoryStats, ts.ResourceUsage.CpuStats)
+	c.waitStats(t, alloc, "ticker", func(ts *nomadapi.TaskResourceUsage) bool {
 		return ts.ResourceUsage.MemoryStats.RSS > 0 && ts.ResourceUsage.CpuStats.Percent > 0
-	}, func() string { return last })
+	})
 
 	// nomad alloc exec runs a command module from the task's view in the
 	// task's sandbox and streams its output and exit code back.
@@ -403,4 +391,24 @@ func TestOperability(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// waitStats polls the stats of a task of alloc until ok accepts them.
+func (c *Cluster) waitStats(t *testing.T, alloc *nomadapi.Allocation, task string, ok func(*nomadapi.TaskResourceUsage) bool) {
+	t.Helper()
+	var last string
+	waitFor(t, func() bool {
+		stats, err := c.Nomad.Allocations().Stats(alloc, nil)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		ts, found := stats.Tasks[task]
+		if !found {
+			last = fmt.Sprintf("no %s in %+v", task, stats.Tasks)
+			return false
+		}
+		last = fmt.Sprintf("memory %+v cpu %+v pids %+v", ts.ResourceUsage.MemoryStats, ts.ResourceUsage.CpuStats, ts.Pids)
+		return ok(ts)
+	}, func() string { return last })
 }

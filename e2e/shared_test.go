@@ -44,22 +44,10 @@ func TestSharedExecutor(t *testing.T) {
 
 	// Stats are the task's own: its linear memory and its guest's CPU; the
 	// shared process's RSS is an entry apart.
-	var last string
-	waitFor(t, func() bool {
-		stats, err := c.Nomad.Allocations().Stats(allocs[1], nil)
-		if err != nil {
-			last = err.Error()
-			return false
-		}
-		ts, ok := stats.Tasks["ticker"]
-		if !ok {
-			last = fmt.Sprintf("no ticker in %+v", stats.Tasks)
-			return false
-		}
-		last = fmt.Sprintf("memory %+v pids %+v", ts.ResourceUsage.MemoryStats, ts.Pids)
+	c.waitStats(t, allocs[1], "ticker", func(ts *nomadapi.TaskResourceUsage) bool {
 		shared, ok := ts.Pids["shared-executor-"+strconv.Itoa(pid)]
 		return ok && shared.MemoryStats.RSS > 0 && ts.ResourceUsage.MemoryStats.Usage > 0 && ts.ResourceUsage.MemoryStats.RSS == 0
-	}, func() string { return last })
+	})
 
 	code, out, _, err := c.exec(t, allocs[2], "ticker", "/local/probe.wasm", "env")
 	must.NoError(t, err)
@@ -79,6 +67,7 @@ func TestSharedExecutor(t *testing.T) {
 		must.Eq(t, 0, int(ts.Restarts))
 	}
 
+	var last string
 	// The shared executor dies: every task in it fails as a node failure,
 	// and Nomad's restart policy starts each again, all in one new shared
 	// executor.
