@@ -34,20 +34,38 @@ func densityTasks(b *testing.B) int {
 	return 100
 }
 
+// sharedDensityTasks is how many idle tasks BenchmarkDensity runs in the
+// shared executor; WASM_BENCH_DENSITY_SHARED sets another number.
+func sharedDensityTasks(b *testing.B) int {
+	if s := os.Getenv("WASM_BENCH_DENSITY_SHARED"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("WASM_BENCH_DENSITY_SHARED=%q is not a positive number", s)
+		}
+		return n
+	}
+	return 1000
+}
+
 // BenchmarkDensity is make bench-density: what an idle task costs the node,
 // for the wasm driver and, in the same run, raw_exec and docker. Each runs
 // one job of N idle tasks (WASM_BENCH_DENSITY, default 100): the probe
 // guest asleep as a Wasm module, its native static build asleep under
 // raw_exec, and a FROM scratch image whose process waits for its stop
-// under docker. It reports
+// under docker; then wasm-shared runs the Wasm job with M tasks
+// (WASM_BENCH_DENSITY_SHARED, default 1000) on a second client whose
+// plugin has shared_executor = true. Each job runs on one client. It
+// reports
 //   - pss-MB/task: the PSS the tasks added, summed over every process on
 //     the machine except the agents (Nomad, Consul, dockerd, containerd),
 //     divided by N: executors, logmon, docker_logger, containerd-shim and
 //     the tasks' own processes;
 //   - avail-MB/task: the drop in MemAvailable, divided by N;
 //   - running-s: from registering the job until all N allocations run;
-//   - client-MB/task: the Nomad client's own RSS growth, divided by N, and
-//     client-cpu-%: its CPU use over 10 s with the N tasks idle;
+//   - client-MB/task: the Nomad client's own RSS growth, divided by N,
+//     client-MB: its RSS with the N tasks, and client-cpu-%: its CPU use
+//     over 10 s with the N tasks idle;
+//   - stop-s: from the job's stop until every allocation is complete;
 //   - for wasm and docker, the ratios of pss-MB/task and running-s to
 //     raw_exec's.
 func BenchmarkDensity(b *testing.B) {
@@ -55,7 +73,8 @@ func BenchmarkDensity(b *testing.B) {
 	if out, err := exec.Command("make", "-s", "-C", filepath.Join("..", "example-jobs"), "image").CombinedOutput(); err != nil {
 		b.Fatalf("make -C example-jobs image: %v\n%s", err, out)
 	}
-	c := StartCluster(b)
+	// The second client's plugin runs every task in its shared executor.
+	c := StartCluster(b, ClientOptions{Addr: "127.0.0.1"}, ClientOptions{Addr: "127.0.0.2", SharedExecutor: true})
 	native := testmodule.Native(b, "probe")
 	tasks := map[string]string{
 		"wasm": fmt.Sprintf(`driver = "wasm"
@@ -78,18 +97,26 @@ func BenchmarkDensity(b *testing.B) {
         force_pull = false
       }`,
 	}
+	tasks["wasm-shared"] = tasks["wasm"]
 	results := map[string]density{}
-	for _, driver := range []string{"raw_exec", "wasm", "docker"} {
+	for _, driver := range []string{"raw_exec", "wasm", "docker", "wasm-shared"} {
 		b.Run(driver, func(b *testing.B) {
+			client, count := 0, n
+			if driver == "wasm-shared" {
+				client, count = 1, sharedDensityTasks(b)
+			}
 			var d density
 			for b.Loop() {
-				d = c.measureDensity(b, driver, tasks[driver], n)
+				d = c.measureDensity(b, driver, tasks[driver], count, client)
 			}
 			results[driver] = d
+			b.ReportMetric(float64(count), "tasks")
 			b.ReportMetric(d.pssPerTask, "pss-MB/task")
 			b.ReportMetric(d.availPerTask, "avail-MB/task")
 			b.ReportMetric(d.running.Seconds(), "running-s")
+			b.ReportMetric(d.stop.Seconds(), "stop-s")
 			b.ReportMetric(d.clientPerTask, "client-MB/task")
+			b.ReportMetric(d.clientRSS, "client-MB")
 			b.ReportMetric(d.clientCPU, "client-cpu-%")
 			if base, ok := results["raw_exec"]; ok && driver != "raw_exec" {
 				b.ReportMetric(d.pssPerTask/base.pssPerTask, "pss-x-raw_exec")
@@ -100,20 +127,28 @@ func BenchmarkDensity(b *testing.B) {
 }
 
 type density struct {
-	pssPerTask, availPerTask, clientPerTask, clientCPU float64
-	running                                            time.Duration
+	pssPerTask, availPerTask, clientPerTask, clientRSS, clientCPU float64
+	running, stop                                                 time.Duration
 }
 
-// measureDensity runs a job of n idle tasks of the given driver, measures
-// what they cost (see BenchmarkDensity), and purges the job, waiting for
-// its processes to be gone.
-func (c *Cluster) measureDensity(b *testing.B, driver, task string, n int) density {
+// measureDensity runs a job of n idle tasks of the given driver on client
+// i, measures what they cost (see BenchmarkDensity), stops the job and
+// purges it, waiting for its processes to be gone.
+func (c *Cluster) measureDensity(b *testing.B, driver, task string, n, i int) density {
 	b.Helper()
 	id := "density-" + driver
+	// Small resources and disk, so that a thousand tasks fit the node.
 	job, err := c.Nomad.Jobs().ParseHCLOpts(&nomadapi.JobsParseRequest{Canonicalize: true, JobHCL: fmt.Sprintf(`
 job %q {
+  constraint {
+    attribute = "${node.unique.name}"
+    value     = "client-%d"
+  }
   group "g" {
     count = %d
+    ephemeral_disk {
+      size = 10
+    }
     restart {
       attempts = 0
       mode     = "fail"
@@ -121,17 +156,21 @@ job %q {
     task "idle" {
       %s
       kill_timeout = "5s"
+      logs {
+        max_files     = 1
+        max_file_size = 1
+      }
       resources {
-        cpu    = 10
-        memory = 24
+        cpu    = 2
+        memory = 10
       }
     }
   }
-}`, id, n, task)})
+}`, id, i, n, task)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	client := c.clients[0].cmd.Process.Pid
+	client := c.clients[i].cmd.Process.Pid
 	before := sampleNode(b, client)
 	registered := time.Now()
 	if _, _, err := c.Nomad.Jobs().Register(job, nil); err != nil {
@@ -158,6 +197,27 @@ job %q {
 		}
 	}
 	took := time.Since(registered)
+	if strings.HasPrefix(driver, "wasm") {
+		// nomad alloc logs works on any of them: the first, the middle
+		// and the last.
+		allocs, _, err := c.Nomad.Jobs().Allocations(id, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, k := range []int{0, len(allocs) / 2, len(allocs) - 1} {
+			alloc, _, err := c.Nomad.Allocations().Info(allocs[k].ID, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out string
+			for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out, "sleeping\n"); time.Sleep(200 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatalf("%s: the logs of allocation %s never showed the guest's first line; they have %q (%v)", driver, alloc.ID, out, err)
+				}
+				out, err = c.readLogs(alloc, "idle", "stdout")
+			}
+		}
+	}
 	// Settled: the executors have handed back their start-up memory.
 	time.Sleep(10 * time.Second)
 	cpuBefore := processCPU(b, client)
@@ -166,6 +226,40 @@ job %q {
 	clientCPU := (processCPU(b, client) - cpuBefore).Seconds() / span.Seconds() * 100
 	after := sampleNode(b, client)
 
+	stopped := time.Now()
+	if _, _, err := c.Nomad.Jobs().Deregister(id, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	for done := 0; done < n; {
+		if time.Since(stopped) > 10*time.Minute {
+			b.Fatalf("%s: only %d of %d allocations complete 10 minutes after the job's stop", driver, done, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+		allocs, _, err := c.Nomad.Jobs().Allocations(id, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		done = 0
+		for _, a := range allocs {
+			if a.ClientStatus == nomadapi.AllocClientStatusComplete {
+				done++
+			}
+		}
+	}
+	stop := time.Since(stopped)
+	if driver == "wasm-shared" {
+		// It released every task (the driver does once it has collected
+		// each exit).
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			v := sharedVersion(b, c)
+			if v.Tasks == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("the shared executor still holds %d tasks 30 s after the job's stop", v.Tasks)
+			}
+		}
+	}
 	if _, _, err := c.Nomad.Jobs().Deregister(id, true, nil); err != nil {
 		b.Fatal(err)
 	}
@@ -182,8 +276,10 @@ job %q {
 		pssPerTask:    (after.pss - before.pss) / float64(n),
 		availPerTask:  (before.avail - after.avail) / float64(n),
 		clientPerTask: (after.clientRSS - before.clientRSS) / float64(n),
+		clientRSS:     after.clientRSS,
 		clientCPU:     clientCPU,
 		running:       took,
+		stop:          stop,
 	}
 }
 

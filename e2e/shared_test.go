@@ -128,7 +128,7 @@ func ticksGoOn(t *testing.T, c *Cluster, allocs []*nomadapi.Allocation, pid int)
 
 // sharedExecutor reaches the client's shared executor through the record
 // the driver keeps in its cache directory.
-func sharedExecutor(t *testing.T, c *Cluster) *executor.Client {
+func sharedExecutor(t testing.TB, c *Cluster) *executor.Client {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(c.CacheDir, "shared", "executor.json"))
 	must.NoError(t, err)
@@ -142,7 +142,7 @@ func sharedExecutor(t *testing.T, c *Cluster) *executor.Client {
 	return ex
 }
 
-func sharedVersion(t *testing.T, c *Cluster) *proto.VersionResponse {
+func sharedVersion(t testing.TB, c *Cluster) *proto.VersionResponse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
