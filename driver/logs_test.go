@@ -18,10 +18,19 @@ import (
 // DisableLogCollection and the executor writes the task's logs itself, in
 // Nomad's naming, rotated as the task's logs block says. A guest printing
 // as fast as it can keeps the log directory within max_files ×
-// max_file_size and the executor's memory flat.
+// max_file_size and the executor's memory flat; in the shared executor
+// too.
 func TestExecutorWritesLogs(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "")
+	for _, shared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "own", true: "shared"}[shared], func(t *testing.T) {
+			t.Parallel()
+			testExecutorWritesLogs(t, newHarnessConfig(t, Config{Engine: EngineAuto, SharedExecutor: shared}))
+		})
+	}
+}
+
+func testExecutorWritesLogs(t *testing.T, h *harness) {
 	caps, err := h.driver.Capabilities()
 	must.NoError(t, err)
 	must.True(t, caps.DisableLogCollection)
