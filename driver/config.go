@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
@@ -38,6 +39,16 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewAttr("shared_executor", "bool", false),
 		hclspec.NewLiteral(`false`),
 	),
+	"max_module_bytes": hclspec.NewDefault(
+		hclspec.NewAttr("max_module_bytes", "number", false),
+		hclspec.NewLiteral(`268435456`),
+	),
+	"insecure_registries": hclspec.NewAttr("insecure_registries", "list(string)", false),
+	"registry_auth": hclspec.NewBlockList("registry_auth", hclspec.NewObject(map[string]*hclspec.Spec{
+		"registry": hclspec.NewAttr("registry", "string", true),
+		"username": hclspec.NewAttr("username", "string", false),
+		"password": hclspec.NewAttr("password", "string", false),
+	})),
 	"logs": hclspec.NewBlock("logs", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"collector":     hclspec.NewAttr("collector", "string", false),
 		"max_files":     hclspec.NewAttr("max_files", "number", false),
@@ -101,7 +112,31 @@ type Config struct {
 	// SharedExecutor runs all the node's Wasm tasks in one executor process
 	// (see sharedExecutor) instead of one each.
 	SharedExecutor bool `codec:"shared_executor"`
+	// MaxModuleBytes bounds the size of a module, from any source; 0 means
+	// no bound.
+	MaxModuleBytes int64 `codec:"max_module_bytes"`
+	// InsecureRegistries are registries (host:port) that may be reached
+	// over plain HTTP; any other must serve HTTPS.
+	InsecureRegistries []string `codec:"insecure_registries"`
+	// RegistryAuth are credentials per registry for oci:// modules.
+	RegistryAuth []RegistryAuth `codec:"registry_auth"`
 }
+
+// RegistryAuth is a registry's credentials: a registry_auth block of the
+// plugin config (Registry set), or a task config's auth block.
+type RegistryAuth struct {
+	Registry string `codec:"registry"`
+	Username string `codec:"username"`
+	Password string `codec:"password"`
+}
+
+// GoString keeps the password out of %#v.
+func (a RegistryAuth) GoString() string {
+	return fmt.Sprintf("RegistryAuth{Registry: %q, Username: %q, Password: <redacted>}", a.Registry, a.Username)
+}
+
+// String keeps the password out of %v.
+func (a RegistryAuth) String() string { return a.GoString() }
 
 // ExecutorWritesLogs says whether tasks' executors write their logs (no
 // logmon per task).
@@ -132,6 +167,24 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Logs.validate("logs"); err != nil {
 		return err
+	}
+	if c.MaxModuleBytes < 0 {
+		return fmt.Errorf("max_module_bytes = %d: it must be 0 (no bound) or a size in bytes", c.MaxModuleBytes)
+	}
+	for _, r := range c.InsecureRegistries {
+		if r == "" || strings.Contains(r, "/") {
+			return fmt.Errorf("insecure_registries: %q is not a registry: write host or host:port, without a scheme or path", r)
+		}
+	}
+	seenAuth := map[string]bool{}
+	for _, a := range c.RegistryAuth {
+		if a.Registry == "" || strings.Contains(a.Registry, "/") {
+			return fmt.Errorf("registry_auth: registry %q is not a registry: write host or host:port, without a scheme or path", a.Registry)
+		}
+		if seenAuth[a.Registry] {
+			return fmt.Errorf("registry_auth: two blocks for registry %q: keep one", a.Registry)
+		}
+		seenAuth[a.Registry] = true
 	}
 	if c.SharedExecutor && c.Logs.Collector == LogsByNomad {
 		return fmt.Errorf("shared_executor = true conflicts with logs.collector = %q: the shared executor writes every task's logs itself; remove one of them", LogsByNomad)
@@ -201,6 +254,10 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"max_files":     hclspec.NewAttr("max_files", "number", false),
 		"max_file_size": hclspec.NewAttr("max_file_size", "number", false),
 	})),
+	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"username": hclspec.NewAttr("username", "string", false),
+		"password": hclspec.NewAttr("password", "string", false),
+	})),
 })
 
 // TaskConfig is the decoded task config. It is persisted in the task
@@ -222,6 +279,9 @@ type TaskConfig struct {
 	// Logs overrides the plugin config's log rotation for this task
 	// (max_files, max_file_size; collector is plugin config only).
 	Logs LogsConfig `codec:"logs"`
+	// Auth is the registry's credentials for an oci:// module (username
+	// and password; they win over the plugin config's registry_auth).
+	Auth RegistryAuth `codec:"auth"`
 }
 
 // HTTPConfig is the task config's http block: serve HTTP on a port and run
@@ -249,6 +309,13 @@ const maxHTTPConcurrency = 10000
 func (c *TaskConfig) Validate() error {
 	if c.Module == "" {
 		return fmt.Errorf("module is required: set it to the module's path in the task, for example local/app.wasm")
+	}
+	if isOCI(c.Module) {
+		if _, err := parseOCI(c.Module); err != nil {
+			return err
+		}
+	} else if c.Auth != (RegistryAuth{}) {
+		return fmt.Errorf("auth is for a module from an OCI registry (module = \"oci://…\"); module %q is a path in the task: remove auth", c.Module)
 	}
 	if c.Sha256 != "" {
 		if b, err := hex.DecodeString(c.Sha256); err != nil || len(b) != 32 {

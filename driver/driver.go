@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -260,7 +261,13 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		return nil, executor.JobErrorf("invalid task config: %v", err)
 	}
 	mounts := guestMounts(cfg)
-	if _, _, err := executor.ResolveGuestPath(mounts, tc.Module); err != nil {
+	var fetched *pulled
+	if isOCI(tc.Module) {
+		var err error
+		if fetched, err = d.pullModule(cfg, &tc); err != nil {
+			return nil, err
+		}
+	} else if _, _, err := executor.ResolveGuestPath(mounts, tc.Module); err != nil {
 		return nil, executor.NotFoundErrorf("invalid task config: module: %v", err)
 	}
 
@@ -296,6 +303,12 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		Engine:            d.config.Engine,
 		LogFile:           filepath.Join(taskDir, executorLogFile),
 		LogLevel:          logLevel(d.logger),
+		MaxModuleBytes:    d.config.MaxModuleBytes,
+	}
+	if fetched != nil {
+		// The executor reads the pulled file and checks it is what was
+		// pulled.
+		req.ModuleFile, req.Sha256 = fetched.file, fetched.sha256
 	}
 	for _, m := range mounts {
 		req.Mounts = append(req.Mounts, &proto.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
@@ -338,6 +351,9 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		ModuleSha256:   resp.ModuleSha256,
 		SharedExecutor: exec.Shared(),
 	}
+	if fetched != nil {
+		state.ModuleManifest = fetched.manifest
+	}
 	handle := drivers.NewTaskHandle(taskHandleVersion)
 	handle.Config = cfg
 	if err := handle.SetDriverState(&state); err != nil {
@@ -363,6 +379,32 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	d.tasks.Set(cfg.ID, h)
 	go h.run()
 	return handle, nil
+}
+
+// pullModule fetches the task's oci:// module into the node's record (see
+// ociPuller) and checks it against the task config's sha256 pin.
+func (d *Driver) pullModule(cfg *drivers.TaskConfig, tc *TaskConfig) (*pulled, error) {
+	src, err := parseOCI(tc.Module)
+	if err != nil {
+		return nil, executor.JobErrorf("invalid task config: %v", err)
+	}
+	p := &ociPuller{dir: filepath.Join(d.config.CacheDir, "oci"), insecure: d.config.InsecureRegistries,
+		auth: d.config.RegistryAuth, maxBytes: d.config.MaxModuleBytes}
+	began := time.Now()
+	m, err := p.pull(d.ctx, src, &tc.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if tc.Sha256 != "" && !strings.EqualFold(tc.Sha256, m.sha256) {
+		return nil, executor.JobErrorf("module %s: what the registry holds (manifest %s) has sha256 %s, but the task config's sha256 pins %s: the reference and the pin disagree; fix one of them", src.ref, m.manifest, m.sha256, tc.Sha256)
+	}
+	annotations := map[string]string{"module_sha256": m.sha256, "manifest": m.manifest, "cached": strconv.FormatBool(m.cached)}
+	if m.cached {
+		d.emit(cfg, fmt.Sprintf("Module %s (manifest %s) was on the node already: no registry was asked", src.ref, m.manifest), annotations)
+	} else {
+		d.emit(cfg, fmt.Sprintf("Module %s pulled from its registry in %s (manifest %s, module sha256 %s)", src.ref, time.Since(began).Round(time.Millisecond), m.manifest, m.sha256[:12]), annotations)
+	}
+	return m, nil
 }
 
 // executorFor is the executor a task starts in: the node's shared

@@ -131,6 +131,7 @@ func (h *taskHandle) TaskStatus() *drivers.TaskStatus {
 			"shared_executor": strconv.FormatBool(h.state.SharedExecutor),
 			"module":          h.state.DriverConfig.Module,
 			"module_sha256":   h.state.ModuleSha256,
+			"module_manifest": h.state.ModuleManifest,
 		},
 	}
 }

@@ -182,17 +182,5 @@ func (s *sharedExecutor) writeState(rc *plugin.ReattachConfig) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.dir, sharedStateFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(s.dir, sharedStateFile))
+	return writeFileAtomic(filepath.Join(s.dir, sharedStateFile), b)
 }

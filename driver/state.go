@@ -31,6 +31,9 @@ type TaskState struct {
 	// SharedExecutor: the task runs in the node's shared executor, under
 	// its task ID (TaskConfig.ID), beside other tasks.
 	SharedExecutor bool
+	// ModuleManifest is the digest of the OCI manifest an oci:// module
+	// came from.
+	ModuleManifest string
 }
 
 // taskStore holds the handles of the tasks this driver knows.

@@ -136,6 +136,8 @@ type ClientOptions struct {
 	NoPlugin bool
 	// SharedExecutor sets the plugin's shared_executor = true.
 	SharedExecutor bool
+	// InsecureRegistries sets the plugin's insecure_registries.
+	InsecureRegistries []string
 }
 
 // Cluster is a Consul agent, a Nomad server and Nomad clients.
@@ -220,7 +222,8 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 			Addr: opts.Addr, HTTP: freePort(t, opts.Addr), RPC: freePort(t, opts.Addr), Serf: freePort(t, opts.Addr),
 			Servers: fmt.Sprintf("127.0.0.1:%d", serverRPC), ConsulAddr: fmt.Sprintf("127.0.0.1:%d", consulHTTP),
 			Plugin: !opts.NoPlugin, PluginDir: c.plugins, CacheDir: c.CacheDir, SharedExecutor: opts.SharedExecutor,
-			Name: fmt.Sprintf("client-%d", i),
+			InsecureRegistries: opts.InsecureRegistries,
+			Name:               fmt.Sprintf("client-%d", i),
 		}
 		c.clients = append(c.clients, c.nomadAgent(t, cfg.Name, cfg))
 		c.clientHTTP = append(c.clientHTTP, fmt.Sprintf("http://%s:%d", opts.Addr, cfg.HTTP))
@@ -236,6 +239,7 @@ type nomadConfig struct {
 	Servers, ConsulAddr string
 	Plugin              bool
 	SharedExecutor      bool
+	InsecureRegistries  []string
 	PluginDir, CacheDir string
 	DataDir             string
 }
@@ -304,6 +308,9 @@ plugin "nomad-driver-wasm" {
     cache_dir = "{{.CacheDir}}"
 {{- if .SharedExecutor}}
     shared_executor = true
+{{- end}}
+{{- if .InsecureRegistries}}
+    insecure_registries = [{{range $i, $r := .InsecureRegistries}}{{if $i}}, {{end}}"{{$r}}"{{end}}]
 {{- end}}
     logs {
       collector = "executor"

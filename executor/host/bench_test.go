@@ -29,7 +29,7 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 			local := b.TempDir()
 			testmodule.Install(b, module, local, "handler.wasm")
 			mounts := []executor.Mount{{GuestPath: "/local", HostPath: local}}
-			body, digest, err := readModule(mounts, "/local/handler.wasm")
+			body, digest, err := readModule(mounts, "/local/handler.wasm", 0)
 			if err != nil {
 				b.Fatal(err)
 			}

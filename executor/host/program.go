@@ -289,12 +289,26 @@ func (p *program) close() {
 // readModule reads the module at guestPath through the mount that holds it,
 // so that a symlink cannot lead outside the task's view, and returns it
 // with its SHA-256.
-func readModule(mounts []executor.Mount, guestPath string) ([]byte, string, error) {
-	b, err := readFromView(mounts, guestPath)
+// A module larger than maxBytes (when positive) is refused.
+func readModule(mounts []executor.Mount, guestPath string, maxBytes int64) ([]byte, string, error) {
+	b, err := readFromView(mounts, guestPath, maxBytes)
 	if err != nil {
 		return nil, "", err
 	}
 	return b, moduleDigest(b), nil
+}
+
+// checkModuleSize refuses a module file larger than maxBytes (when
+// positive) before it is read.
+func checkModuleSize(f *os.File, module string, maxBytes int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return executor.NodeErrorf("read module %s: %v", module, err)
+	}
+	if maxBytes > 0 && st.Size() > maxBytes {
+		return executor.JobErrorf("module %s is %d bytes, more than this node's max_module_bytes (%d): the node's operator sets that bound in the plugin config", module, st.Size(), maxBytes)
+	}
+	return nil
 }
 
 // moduleDigest is the lowercase hex SHA-256 of module b.
@@ -303,12 +317,15 @@ func moduleDigest(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func readFromView(mounts []executor.Mount, guestPath string) ([]byte, error) {
+func readFromView(mounts []executor.Mount, guestPath string, maxBytes int64) ([]byte, error) {
 	f, err := openFromView(mounts, guestPath)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if err := checkModuleSize(f, guestPath, maxBytes); err != nil {
+		return nil, err
+	}
 	b, err := readAll(f)
 	if err != nil {
 		return nil, executor.NodeErrorf("read module %s: %v", guestPath, err)

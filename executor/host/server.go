@@ -370,11 +370,20 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 // through the node's cache. It also says how long reading took.
 func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.StartRequest, spec programSpec, engine string) (*program, time.Duration, error) {
 	began := time.Now()
-	f, err := openFromView(spec.Mounts, spec.Module)
-	if err != nil {
+	var f *os.File
+	var err error
+	if req.ModuleFile != "" {
+		// Fetched by the driver (from a registry), outside the view.
+		if f, err = os.Open(req.ModuleFile); err != nil {
+			return nil, 0, executor.NodeErrorf("open module %s, pulled to %s: %v", spec.Module, req.ModuleFile, err)
+		}
+	} else if f, err = openFromView(spec.Mounts, spec.Module); err != nil {
 		return nil, 0, err
 	}
 	defer f.Close()
+	if err := checkModuleSize(f, spec.Module, req.MaxModuleBytes); err != nil {
+		return nil, 0, err
+	}
 	// A module this executor prepared is known by its content, compared
 	// through a mapping of the file (no copy, and the page cache's pages
 	// are mapped at once); any other is read and hashed to find it in the
@@ -731,7 +740,7 @@ func (s *server) Exec(stream proto.Executor_ExecServer) error {
 // function to call when the exec is done with it.
 func (s *server) execProgram(ctx context.Context, t *task, module string) (*program, func(), error) {
 	spec := t.prog.spec
-	b, digest, err := readModule(spec.Mounts, module)
+	b, digest, err := readModule(spec.Mounts, module, t.req.MaxModuleBytes)
 	if err != nil {
 		return nil, nil, err
 	}

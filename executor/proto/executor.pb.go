@@ -642,9 +642,15 @@ type StartRequest struct {
 	Logs *Logs `protobuf:"bytes,19,opt,name=logs,proto3" json:"logs,omitempty"`
 	// The task's ID (Nomad's), which names it in every later request. A
 	// shared executor needs it; an executor of one task ignores it.
-	TaskId        string `protobuf:"bytes,20,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TaskId string `protobuf:"bytes,20,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// Set when the driver fetched the module itself (from an OCI registry):
+	// the module's file on the host, read instead of module, which then
+	// only names it (argv[0] is its base name). sha256 is set with it.
+	ModuleFile string `protobuf:"bytes,21,opt,name=module_file,json=moduleFile,proto3" json:"module_file,omitempty"`
+	// Modules larger than this are refused (0: no bound).
+	MaxModuleBytes int64 `protobuf:"varint,22,opt,name=max_module_bytes,json=maxModuleBytes,proto3" json:"max_module_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StartRequest) Reset() {
@@ -815,6 +821,20 @@ func (x *StartRequest) GetTaskId() string {
 		return x.TaskId
 	}
 	return ""
+}
+
+func (x *StartRequest) GetModuleFile() string {
+	if x != nil {
+		return x.ModuleFile
+	}
+	return ""
+}
+
+func (x *StartRequest) GetMaxModuleBytes() int64 {
+	if x != nil {
+		return x.MaxModuleBytes
+	}
+	return 0
 }
 
 // Logs says where and how the executor writes a task's stdout and stderr:
@@ -1715,7 +1735,7 @@ const file_executor_proto_rawDesc = "" +
 	"\n" +
 	"guest_path\x18\x01 \x01(\tR\tguestPath\x12\x1b\n" +
 	"\thost_path\x18\x02 \x01(\tR\bhostPath\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\x9a\x06\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xe5\x06\n" +
 	"\fStartRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1741,7 +1761,10 @@ const file_executor_proto_rawDesc = "" +
 	"\x11network_namespace\x18\x11 \x01(\tR\x10networkNamespace\x120\n" +
 	"\x04http\x18\x12 \x01(\v2\x1c.wasmexecutor.v1.HTTPTriggerR\x04http\x12)\n" +
 	"\x04logs\x18\x13 \x01(\v2\x15.wasmexecutor.v1.LogsR\x04logs\x12\x17\n" +
-	"\atask_id\x18\x14 \x01(\tR\x06taskId\x1a6\n" +
+	"\atask_id\x18\x14 \x01(\tR\x06taskId\x12\x1f\n" +
+	"\vmodule_file\x18\x15 \x01(\tR\n" +
+	"moduleFile\x12(\n" +
+	"\x10max_module_bytes\x18\x16 \x01(\x03R\x0emaxModuleBytes\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"o\n" +

@@ -1,0 +1,428 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+)
+
+// Modules from OCI registries: module = "oci://REGISTRY/REPOSITORY:TAG" or
+// "oci://REGISTRY/REPOSITORY@sha256:DIGEST". The driver pulls the module
+// (github.com/google/go-containerregistry: a registry client and, for the
+// tests, a registry in-process) into <cache_dir>/oci and hands the file to
+// the executor, which reads it as it reads a module in the task's view.
+//
+// What is pulled: the one layer of media type wasmLayerMediaType, the
+// module itself (a Wasm artifact, config media type wasmConfigMediaType,
+// or any manifest with such a layer, as oras push makes), or the one
+// .wasm file in the tar of an image of one layer (any other file is
+// ignored; two .wasm files are refused, since the driver cannot know
+// which is meant). An index is read for its wasm architecture manifest.
+//
+// The node's record, under <cache_dir>/oci:
+//   - modules/<sha256>.wasm: a module, named by the SHA-256 of its bytes;
+//   - manifests/<algorithm>-<hex>: the module's SHA-256 for a manifest
+//     digest, so that a digest reference already pulled never reaches the
+//     network. A tag is resolved again at every start (a HEAD request), so
+//     a tag that moves is followed.
+const (
+	ociScheme           = "oci://"
+	wasmConfigMediaType = types.MediaType("application/vnd.wasm.config.v0+json")
+	wasmLayerMediaType  = types.MediaType("application/wasm")
+)
+
+// ociPullTimeout bounds one pull.
+const ociPullTimeout = 5 * time.Minute
+
+// ociSource is a module in an OCI registry, as a task config names it.
+type ociSource struct {
+	ref name.Reference
+	// raw is the reference without the scheme.
+	raw string
+}
+
+// isOCI says whether a module setting names an OCI reference.
+func isOCI(module string) bool { return strings.HasPrefix(module, ociScheme) }
+
+// parseOCI parses module = "oci://…". The registry must be named: an OCI
+// reference without one would silently mean Docker Hub.
+func parseOCI(module string) (ociSource, error) {
+	s := strings.TrimPrefix(module, ociScheme)
+	first, _, found := strings.Cut(s, "/")
+	if !found || !strings.ContainsAny(first, ".:") && first != "localhost" {
+		return ociSource{}, fmt.Errorf("module %q: an OCI reference names its registry, then the repository: oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:DIGEST", module)
+	}
+	ref, err := name.ParseReference(s, name.StrictValidation)
+	if err != nil {
+		// StrictValidation refuses a reference without a tag; say so.
+		if _, err2 := name.ParseReference(s); err2 == nil {
+			return ociSource{}, fmt.Errorf("module %q names no tag or digest: add :TAG or @sha256:DIGEST", module)
+		}
+		return ociSource{}, fmt.Errorf("module %q is not an OCI reference: %w", module, err)
+	}
+	return ociSource{ref: ref, raw: s}, nil
+}
+
+// ociPuller pulls modules for the driver.
+type ociPuller struct {
+	dir      string
+	insecure []string
+	auth     []RegistryAuth
+	maxBytes int64
+}
+
+// pulled is a module pulled from a registry.
+type pulled struct {
+	// file holds the module; sha256 is the SHA-256 of its bytes, manifest
+	// the digest of the manifest it came from.
+	file, sha256, manifest string
+	// cached: no registry was asked (a digest reference pulled before).
+	cached bool
+}
+
+// pull returns the module src names, from the node's record or the
+// registry. Its errors are classed: the job's (no such module, not a Wasm
+// artifact, refused credentials, too large), or the node's (the registry
+// cannot be reached, the disk).
+func (p *ociPuller) pull(ctx context.Context, src ociSource, auth *RegistryAuth) (*pulled, error) {
+	ctx, cancel := context.WithTimeout(ctx, ociPullTimeout)
+	defer cancel()
+	if d, ok := src.ref.(name.Digest); ok {
+		if m, ok := p.recorded(d.DigestStr()); ok {
+			return m, nil
+		}
+	}
+	// Plain HTTP only for a listed registry (name.Insecure lets the client
+	// fall back to it), and never to one that is not (the guard refuses
+	// what the client would try on its own for loopback and private
+	// addresses).
+	reg := src.ref.Context().RegistryStr()
+	allowed := slices.Contains(p.insecure, reg)
+	if allowed {
+		ref, err := name.ParseReference(src.raw, name.StrictValidation, name.Insecure)
+		if err != nil {
+			return nil, executor.JobErrorf("%v", err)
+		}
+		src.ref = ref
+	}
+	guard := &plainHTTPGuard{next: remote.DefaultTransport, allowed: allowed}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(p.authFor(src.ref, auth)), remote.WithTransport(guard)}
+	desc, err := remote.Get(src.ref, opts...)
+	if guard.refused.Load() {
+		return nil, executor.OperatorErrorf("module %s: registry %s is reached over plain HTTP, which the node allows only for the registries in the plugin config's insecure_registries: list it there, or serve it over HTTPS", src.ref, reg)
+	}
+	if err != nil {
+		return nil, p.classify(src, err)
+	}
+	manifest := desc.Digest.String()
+	if m, ok := p.recorded(manifest); ok {
+		return m, nil
+	}
+	img, err := p.image(src, desc)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := p.moduleLayer(src, img)
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.store(src, layer, manifest)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// image is the manifest desc describes, or the wasm one of an index.
+func (p *ociPuller) image(src ociSource, desc *remote.Descriptor) (v1.Image, error) {
+	if !desc.MediaType.IsIndex() {
+		img, err := desc.Image()
+		if err != nil {
+			return nil, p.classify(src, err)
+		}
+		return img, nil
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, p.classify(src, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, p.classify(src, err)
+	}
+	var platforms []string
+	for _, m := range im.Manifests {
+		if m.Platform == nil {
+			continue
+		}
+		if m.Platform.Architecture == "wasm" {
+			img, err := idx.Image(m.Digest)
+			if err != nil {
+				return nil, p.classify(src, err)
+			}
+			return img, nil
+		}
+		platforms = append(platforms, m.Platform.OS+"/"+m.Platform.Architecture)
+	}
+	return nil, executor.JobErrorf("module %s: the index has no manifest for the wasm architecture (it has %s)", src.ref, strings.Join(platforms, ", "))
+}
+
+// moduleLayer reads the module out of img: the artifact's wasm layer, or
+// the one .wasm file in its one layer.
+func (p *ociPuller) moduleLayer(src ociSource, img v1.Image) (io.ReadCloser, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, p.classify(src, err)
+	}
+	var wasm []v1.Descriptor
+	for _, l := range m.Layers {
+		if l.MediaType == wasmLayerMediaType {
+			wasm = append(wasm, l)
+		}
+	}
+	if len(wasm) > 1 || len(wasm) == 0 && m.Config.MediaType == wasmConfigMediaType {
+		return nil, executor.JobErrorf("module %s: a Wasm artifact has one layer of media type %s; this one has %d", src.ref, wasmLayerMediaType, len(wasm))
+	}
+	if len(wasm) == 1 {
+		if err := p.checkSize(src, wasm[0].Size); err != nil {
+			return nil, err
+		}
+		l, err := img.LayerByDigest(wasm[0].Digest)
+		if err != nil {
+			return nil, p.classify(src, err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, p.classify(src, err)
+		}
+		return rc, nil
+	}
+	if len(m.Layers) != 1 {
+		return nil, executor.JobErrorf("module %s is neither a Wasm artifact (config media type %s) nor an image of one layer (it has %d): push the module as a Wasm artifact", src.ref, wasmConfigMediaType, len(m.Layers))
+	}
+	if err := p.checkSize(src, m.Layers[0].Size); err != nil {
+		return nil, err
+	}
+	l, err := img.LayerByDigest(m.Layers[0].Digest)
+	if err != nil {
+		return nil, p.classify(src, err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, p.classify(src, err)
+	}
+	return p.wasmInTar(src, rc)
+}
+
+// wasmInTar finds the one .wasm file of a layer's tar.
+func (p *ociPuller) wasmInTar(src ociSource, rc io.ReadCloser) (io.ReadCloser, error) {
+	tr := tar.NewReader(rc)
+	var found []string
+	var module []byte
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			_ = rc.Close()
+			return nil, p.classify(src, err)
+		}
+		if h.Typeflag != tar.TypeReg || path.Ext(h.Name) != ".wasm" {
+			continue
+		}
+		found = append(found, h.Name)
+		if len(found) > 1 {
+			continue
+		}
+		if err := p.checkSize(src, h.Size); err != nil {
+			_ = rc.Close()
+			return nil, err
+		}
+		if module, err = io.ReadAll(io.LimitReader(tr, p.limit())); err != nil {
+			_ = rc.Close()
+			return nil, p.classify(src, err)
+		}
+	}
+	_ = rc.Close()
+	switch len(found) {
+	case 0:
+		return nil, executor.JobErrorf("module %s: its image's layer holds no .wasm file", src.ref)
+	case 1:
+		return io.NopCloser(strings.NewReader(string(module))), nil
+	}
+	return nil, executor.JobErrorf("module %s: its image's layer holds %d .wasm files (%s), and the driver cannot know which to run: push one, or the module alone as a Wasm artifact", src.ref, len(found), strings.Join(found, ", "))
+}
+
+func (p *ociPuller) limit() int64 {
+	if p.maxBytes > 0 {
+		return p.maxBytes + 1
+	}
+	return 1 << 62
+}
+
+func (p *ociPuller) checkSize(src ociSource, size int64) error {
+	if p.maxBytes > 0 && size > p.maxBytes {
+		return executor.JobErrorf("module %s is %d bytes, more than this node's max_module_bytes (%d)", src.ref, size, p.maxBytes)
+	}
+	return nil
+}
+
+// store writes the module to the node's record, named by its SHA-256, and
+// records the manifest it came from.
+func (p *ociPuller) store(src ociSource, r io.ReadCloser, manifest string) (*pulled, error) {
+	defer r.Close()
+	dir := filepath.Join(p.dir, "modules")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, executor.NodeErrorf("module %s: create %s: %v", src.ref, dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".pull-*")
+	if err != nil {
+		return nil, executor.NodeErrorf("module %s: %v", src.ref, err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, p.limit()))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, p.classify(src, err)
+	}
+	if err := p.checkSize(src, n); err != nil {
+		return nil, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	file := filepath.Join(dir, sum+".wasm")
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return nil, executor.NodeErrorf("module %s: %v", src.ref, err)
+	}
+	if err := os.Rename(tmp.Name(), file); err != nil {
+		return nil, executor.NodeErrorf("module %s: %v", src.ref, err)
+	}
+	if err := writeFileAtomic(p.manifestRecord(manifest), []byte(sum)); err != nil {
+		return nil, executor.NodeErrorf("module %s: record its manifest: %v", src.ref, err)
+	}
+	return &pulled{file: file, sha256: sum, manifest: manifest}, nil
+}
+
+func (p *ociPuller) manifestRecord(digest string) string {
+	return filepath.Join(p.dir, "manifests", strings.ReplaceAll(digest, ":", "-"))
+}
+
+// recorded is the module pulled before from the manifest digest, if the
+// node still has it intact.
+func (p *ociPuller) recorded(digest string) (*pulled, bool) {
+	b, err := os.ReadFile(p.manifestRecord(digest))
+	if err != nil {
+		return nil, false
+	}
+	sum := strings.TrimSpace(string(b))
+	file := filepath.Join(p.dir, "modules", sum+".wasm")
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != sum {
+		return nil, false
+	}
+	return &pulled{file: file, sha256: sum, manifest: digest, cached: true}, true
+}
+
+// authFor is the task's credentials, else the plugin config's for the
+// reference's registry, else none.
+func (p *ociPuller) authFor(ref name.Reference, task *RegistryAuth) authn.Authenticator {
+	if task != nil && (task.Username != "" || task.Password != "") {
+		return authn.FromConfig(authn.AuthConfig{Username: task.Username, Password: task.Password})
+	}
+	reg := ref.Context().RegistryStr()
+	for _, a := range p.auth {
+		if a.Registry == reg {
+			return authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password})
+		}
+	}
+	return authn.Anonymous
+}
+
+// plainHTTPGuard refuses plain HTTP unless allowed, and remembers that it
+// did.
+type plainHTTPGuard struct {
+	next    http.RoundTripper
+	allowed bool
+	refused atomic.Bool
+}
+
+func (g *plainHTTPGuard) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" && !g.allowed {
+		g.refused.Store(true)
+		return nil, errors.New("plain HTTP refused: the registry is not in insecure_registries")
+	}
+	return g.next.RoundTrip(r)
+}
+
+// classify turns what the registry client returned into an error of its
+// class, without credentials (go-containerregistry's errors carry none).
+func (p *ociPuller) classify(src ociSource, err error) error {
+	var terr *transport.Error
+	var nerr net.Error
+	switch {
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden):
+		return executor.JobErrorf("module %s: the registry refused the credentials (HTTP %d): set the task config's auth block, or the plugin config's registry_auth for %s", src.ref, terr.StatusCode, src.ref.Context().RegistryStr())
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
+		return executor.NotFoundErrorf("module %s was not found in its registry: %v", src.ref, err)
+	case errors.As(err, &terr) && terr.StatusCode >= 500:
+		return executor.NodeErrorf("module %s: the registry failed: %v", src.ref, err)
+	case errors.As(err, &terr):
+		return executor.JobErrorf("module %s: the registry refused it: %v", src.ref, err)
+	case errors.As(err, &nerr), errors.Is(err, context.DeadlineExceeded):
+		return executor.NodeErrorf("module %s: the registry cannot be reached: %v", src.ref, err)
+	}
+	return executor.NodeErrorf("module %s: pull failed: %v", src.ref, err)
+}
+
+// writeFileAtomic writes b to file through a temporary file and a rename.
+func writeFileAtomic(file string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
