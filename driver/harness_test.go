@@ -31,8 +31,12 @@ type harness struct {
 	cacheDir string
 	// owner is the test that made the harness. The harness's alloc-dir
 	// cleanup also closes its plugin client, so it runs when owner ends,
-	// not when a subtest does.
-	owner *testing.T
+	// not when a subtest does, and after every task's cleanup (which stops
+	// and destroys the task through that client): allocDirCleanups run
+	// together, from a cleanup registered before any task's.
+	owner           *testing.T
+	mu              sync.Mutex
+	allocDirCleanup []func()
 }
 
 // nodeTopology is the node's topology, as a Nomad client passes it to its
@@ -71,7 +75,15 @@ func newHarnessWith(t *testing.T, pc Config, prepare func(*Driver)) *harness {
 	must.NoError(t, base.MsgPackEncode(&cfg, &pc))
 	agent := &base.AgentConfig{Driver: &base.ClientDriverConfig{Topology: nodeTopology()}}
 	must.NoError(t, h.SetConfig(&base.Config{PluginConfig: cfg, AgentConfig: agent}))
-	return &harness{DriverHarness: h, driver: d, cacheDir: pc.CacheDir, owner: t}
+	hr := &harness{DriverHarness: h, driver: d, cacheDir: pc.CacheDir, owner: t}
+	t.Cleanup(func() {
+		hr.mu.Lock()
+		defer hr.mu.Unlock()
+		for i := len(hr.allocDirCleanup) - 1; i >= 0; i-- {
+			hr.allocDirCleanup[i]()
+		}
+	})
+	return hr
 }
 
 // task is one test task with its alloc dir and logs.
@@ -100,10 +112,12 @@ func (h *harness) newTask(t *testing.T, module string, memoryMB int64, tc TaskCo
 	}
 	must.NoError(t, cfg.EncodeConcreteDriverConfig(&tc))
 	// Nomad's harness destroys the alloc dir (unmounting secrets/) but
-	// leaves the temp dir around it; cleanups run last-registered first.
-	h.owner.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(cfg.AllocDir)) })
-	// Nomad's logmon only when the driver leaves the logs to it.
-	h.owner.Cleanup(h.MkAllocDir(cfg, !h.driver.config.ExecutorWritesLogs()))
+	// leaves the temp dir around it. Nomad's logmon only when the driver
+	// leaves the logs to it.
+	destroy := h.MkAllocDir(cfg, !h.driver.config.ExecutorWritesLogs())
+	h.mu.Lock()
+	h.allocDirCleanup = append(h.allocDirCleanup, func() { _ = os.RemoveAll(filepath.Dir(cfg.AllocDir)) }, destroy)
+	h.mu.Unlock()
 	if module != "" {
 		testmodule.Install(t, module, cfg.TaskDir().LocalDir, module+".wasm")
 	}
