@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +46,7 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`268435456`),
 	),
 	"insecure_registries": hclspec.NewAttr("insecure_registries", "list(string)", false),
+	"allowed_host_paths":  hclspec.NewAttr("allowed_host_paths", "list(string)", false),
 	"registry_auth": hclspec.NewBlockList("registry_auth", hclspec.NewObject(map[string]*hclspec.Spec{
 		"registry": hclspec.NewAttr("registry", "string", true),
 		"username": hclspec.NewAttr("username", "string", false),
@@ -120,6 +123,9 @@ type Config struct {
 	InsecureRegistries []string `codec:"insecure_registries"`
 	// RegistryAuth are credentials per registry for oci:// modules.
 	RegistryAuth []RegistryAuth `codec:"registry_auth"`
+	// AllowedHostPaths are the host directories (and what lies under them)
+	// that tasks may mount or run a module from; none by default.
+	AllowedHostPaths []string `codec:"allowed_host_paths"`
 }
 
 // RegistryAuth is a registry's credentials: a registry_auth block of the
@@ -176,6 +182,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("insecure_registries: %q is not a registry: write host or host:port, without a scheme or path", r)
 		}
 	}
+	for _, p := range c.AllowedHostPaths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("allowed_host_paths: %q is not an absolute path", p)
+		}
+	}
 	seenAuth := map[string]bool{}
 	for _, a := range c.RegistryAuth {
 		if a.Registry == "" || strings.Contains(a.Registry, "/") {
@@ -202,6 +213,32 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cache_dir %q must be an absolute path", c.CacheDir)
 	}
 	return nil
+}
+
+// allowedHostPath resolves host path p (symlinks followed, on the host)
+// and returns what it resolves to, if that lies inside one of
+// AllowedHostPaths (each resolved the same way).
+func (c *Config) allowedHostPath(p string) (string, error) {
+	if len(c.AllowedHostPaths) == 0 {
+		return "", fmt.Errorf("this node allows tasks no host paths (the plugin config's allowed_host_paths is empty); its operator decides which host directories tasks may use")
+	}
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("host path %q is not absolute", p)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("host path %s cannot be resolved on this node: %w", p, err)
+	}
+	for _, a := range c.AllowedHostPaths {
+		ra, err := filepath.EvalSymlinks(a)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(ra, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return real, nil
+		}
+	}
+	return "", fmt.Errorf("host path %s resolves to %s, which is not inside the plugin config's allowed_host_paths (%s); its operator decides which host directories tasks may use", p, real, strings.Join(c.AllowedHostPaths, ", "))
 }
 
 // maxWarmModules bounds warm_modules: each prepared module is memory the
@@ -254,6 +291,14 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"max_files":     hclspec.NewAttr("max_files", "number", false),
 		"max_file_size": hclspec.NewAttr("max_file_size", "number", false),
 	})),
+	"mount": hclspec.NewBlockList("mount", hclspec.NewObject(map[string]*hclspec.Spec{
+		"host_path":  hclspec.NewAttr("host_path", "string", true),
+		"guest_path": hclspec.NewAttr("guest_path", "string", true),
+		"readonly": hclspec.NewDefault(
+			hclspec.NewAttr("readonly", "bool", false),
+			hclspec.NewLiteral(`true`),
+		),
+	})),
 	"auth": hclspec.NewBlock("auth", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"username": hclspec.NewAttr("username", "string", false),
 		"password": hclspec.NewAttr("password", "string", false),
@@ -282,6 +327,40 @@ type TaskConfig struct {
 	// Auth is the registry's credentials for an oci:// module (username
 	// and password; they win over the plugin config's registry_auth).
 	Auth RegistryAuth `codec:"auth"`
+	// Mounts are host directories mounted into the guest's view, each
+	// inside the plugin config's allowed_host_paths.
+	Mounts []HostMount `codec:"mount"`
+}
+
+// HostMount is a task config mount block: a host directory in the guest's
+// view, read-only unless ReadOnly is false (the schema's default is true).
+type HostMount struct {
+	HostPath  string `codec:"host_path"`
+	GuestPath string `codec:"guest_path"`
+	ReadOnly  bool   `codec:"readonly"`
+}
+
+// reservedGuestPaths are the task's own directories in the guest's view.
+var reservedGuestPaths = []string{"/local", "/alloc", "/secrets"}
+
+// validateGuestPaths checks that each mount's guest path is an absolute,
+// clean directory of its own: not /, not one of the task's directories, and
+// neither inside nor around another mount (the guest's view resolves a
+// path by the first mount that holds it).
+func validateGuestPaths(paths []string, what string) error {
+	taken := slices.Clone(reservedGuestPaths)
+	for _, p := range paths {
+		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+			return fmt.Errorf("%s: guest_path %q must be an absolute, clean path other than /, for example /data", what, p)
+		}
+		for _, t := range taken {
+			if p == t || strings.HasPrefix(p, t+"/") || strings.HasPrefix(t, p+"/") {
+				return fmt.Errorf("%s: guest_path %q overlaps %s in the guest's view: mount at a path of its own, for example /data", what, p, t)
+			}
+		}
+		taken = append(taken, p)
+	}
+	return nil
 }
 
 // HTTPConfig is the task config's http block: serve HTTP on a port and run
@@ -337,6 +416,16 @@ func (c *TaskConfig) Validate() error {
 		seen[env] = l
 	}
 	if err := c.Logs.validate("logs"); err != nil {
+		return err
+	}
+	guests := make([]string, 0, len(c.Mounts))
+	for _, m := range c.Mounts {
+		if !filepath.IsAbs(m.HostPath) {
+			return fmt.Errorf("mount: host_path %q must be an absolute path on the node", m.HostPath)
+		}
+		guests = append(guests, m.GuestPath)
+	}
+	if err := validateGuestPaths(guests, "mount"); err != nil {
 		return err
 	}
 	if c.HTTP.Port == "" {

@@ -40,7 +40,7 @@ func TestTaskConfigDecoding(t *testing.T) {
   sha256 = "`+"ab"+`"
 }`, &tc)
 	must.Nil(t, diags)
-	must.Eq(t, TaskConfig{Module: "local/app.wasm", Args: []string{"a", "b"}, Sha256: "ab", Entrypoint: "_start"}, tc)
+	must.Eq(t, TaskConfig{Module: "local/app.wasm", Args: []string{"a", "b"}, Sha256: "ab", Entrypoint: "_start", Mounts: []HostMount{}}, tc)
 }
 
 func TestTaskConfigRejectsUnknownAndMissingFields(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,7 +58,7 @@ var capabilities = &drivers.Capabilities{
 	SendSignals:  true,
 	Exec:         true,
 	FSIsolation:  fsisolation.Image,
-	MountConfigs: drivers.MountConfigSupportNone,
+	MountConfigs: drivers.MountConfigSupportAll,
 	NetIsolationModes: []drivers.NetIsolationMode{
 		drivers.NetIsolationModeHost,
 		drivers.NetIsolationModeGroup,
@@ -191,6 +193,38 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 }
 
 // guestMounts is the guest's view of the task's directories.
+// taskMounts is the guest's view: the task's directories, then Nomad's
+// volume mounts (host volumes, which the node's operator configured), then
+// the task config's mount blocks, each of which must resolve inside the
+// plugin config's allowed_host_paths.
+func (d *Driver) taskMounts(cfg *drivers.TaskConfig, tc *TaskConfig) ([]executor.Mount, error) {
+	mounts := guestMounts(cfg)
+	var guests []string
+	for _, m := range cfg.Mounts {
+		if m == nil {
+			continue
+		}
+		guest := path.Clean("/" + m.TaskPath)
+		guests = append(guests, guest)
+		mounts = append(mounts, executor.Mount{GuestPath: guest, HostPath: m.HostPath, ReadOnly: m.Readonly})
+	}
+	for _, m := range tc.Mounts {
+		host, err := d.config.allowedHostPath(m.HostPath)
+		if err != nil {
+			return nil, executor.JobErrorf("invalid task config: mount %s: %v", m.GuestPath, err)
+		}
+		if st, err := os.Stat(host); err != nil || !st.IsDir() {
+			return nil, executor.JobErrorf("invalid task config: mount %s: host_path %s is not a directory on this node: mount a directory", m.GuestPath, m.HostPath)
+		}
+		guests = append(guests, m.GuestPath)
+		mounts = append(mounts, executor.Mount{GuestPath: m.GuestPath, HostPath: host, ReadOnly: m.ReadOnly})
+	}
+	if err := validateGuestPaths(guests, "mounts (volume_mount and mount blocks)"); err != nil {
+		return nil, executor.JobErrorf("invalid task config: %v", err)
+	}
+	return mounts, nil
+}
+
 func guestMounts(cfg *drivers.TaskConfig) []executor.Mount {
 	dir := cfg.TaskDir()
 	return []executor.Mount{
@@ -260,15 +294,26 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	if err := tc.Validate(); err != nil {
 		return nil, executor.JobErrorf("invalid task config: %v", err)
 	}
-	mounts := guestMounts(cfg)
+	mounts, err := d.taskMounts(cfg, &tc)
+	if err != nil {
+		return nil, err
+	}
 	var fetched *pulled
 	if isOCI(tc.Module) {
-		var err error
 		if fetched, err = d.pullModule(cfg, &tc); err != nil {
 			return nil, err
 		}
 	} else if _, _, err := executor.ResolveGuestPath(mounts, tc.Module); err != nil {
-		return nil, executor.NotFoundErrorf("invalid task config: module: %v", err)
+		// Not in the guest's view: a module preinstalled on the node, if
+		// the operator allows its path.
+		if !filepath.IsAbs(tc.Module) || len(d.config.AllowedHostPaths) == 0 {
+			return nil, executor.NotFoundErrorf("invalid task config: module: %v", err)
+		}
+		file, herr := d.config.allowedHostPath(tc.Module)
+		if herr != nil {
+			return nil, executor.NotFoundErrorf("invalid task config: module %s is neither in the task's view nor an allowed host path: %v", tc.Module, herr)
+		}
+		fetched = &pulled{file: file, sha256: tc.Sha256}
 	}
 
 	network := &proto.StartRequest{}
