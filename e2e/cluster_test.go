@@ -138,6 +138,10 @@ type ClientOptions struct {
 	SharedExecutor bool
 	// InsecureRegistries sets the plugin's insecure_registries.
 	InsecureRegistries []string
+	// AllowedHostPaths sets the plugin's allowed_host_paths.
+	AllowedHostPaths []string
+	// HostVolumes are the client's host_volume blocks: name to path.
+	HostVolumes map[string]string
 }
 
 // Cluster is a Consul agent, a Nomad server and Nomad clients.
@@ -222,8 +226,8 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 			Addr: opts.Addr, HTTP: freePort(t, opts.Addr), RPC: freePort(t, opts.Addr), Serf: freePort(t, opts.Addr),
 			Servers: fmt.Sprintf("127.0.0.1:%d", serverRPC), ConsulAddr: fmt.Sprintf("127.0.0.1:%d", consulHTTP),
 			Plugin: !opts.NoPlugin, PluginDir: c.plugins, CacheDir: c.CacheDir, SharedExecutor: opts.SharedExecutor,
-			InsecureRegistries: opts.InsecureRegistries,
-			Name:               fmt.Sprintf("client-%d", i),
+			InsecureRegistries: opts.InsecureRegistries, AllowedHostPaths: opts.AllowedHostPaths, HostVolumes: opts.HostVolumes,
+			Name: fmt.Sprintf("client-%d", i),
 		}
 		c.clients = append(c.clients, c.nomadAgent(t, cfg.Name, cfg))
 		c.clientHTTP = append(c.clientHTTP, fmt.Sprintf("http://%s:%d", opts.Addr, cfg.HTTP))
@@ -240,6 +244,8 @@ type nomadConfig struct {
 	Plugin              bool
 	SharedExecutor      bool
 	InsecureRegistries  []string
+	AllowedHostPaths    []string
+	HostVolumes         map[string]string
 	PluginDir, CacheDir string
 	DataDir             string
 }
@@ -278,6 +284,11 @@ client {
   # Bridge networking (network { mode = "bridge" }): the CNI plugins of
   # Debian's containernetworking-plugins.
   cni_path = "/usr/lib/cni"
+{{- range $name, $path := .HostVolumes}}
+  host_volume "{{$name}}" {
+    path = "{{$path}}"
+  }
+{{- end}}
 }
 # Nomad collects task stats (nomad alloc status -stats) only when it
 # publishes allocation metrics.
@@ -311,6 +322,9 @@ plugin "nomad-driver-wasm" {
 {{- end}}
 {{- if .InsecureRegistries}}
     insecure_registries = [{{range $i, $r := .InsecureRegistries}}{{if $i}}, {{end}}"{{$r}}"{{end}}]
+{{- end}}
+{{- if .AllowedHostPaths}}
+    allowed_host_paths = [{{range $i, $r := .AllowedHostPaths}}{{if $i}}, {{end}}"{{$r}}"{{end}}]
 {{- end}}
     logs {
       collector = "executor"
