@@ -362,6 +362,9 @@ func openFromView(mounts []executor.Mount, guestPath string) (*os.File, error) {
 }
 
 // checkImports lists every import the node does not provide.
+// maxListedImports bounds the missing imports an error names.
+const maxListedImports = 20
+
 func checkImports(mod wazero.CompiledModule, wasi api.Module) error {
 	provided := wasi.ExportedFunctionDefinitions()
 	var missing []string
@@ -385,8 +388,14 @@ func checkImports(mod wazero.CompiledModule, wasi api.Module) error {
 	}
 	sort.Strings(missing)
 	missing = slices.Compact(missing)
+	listed := strings.Join(missing, ", ")
+	if len(missing) > maxListedImports {
+		// A module may import thousands: the error (and the task event)
+		// names the first ones.
+		listed = fmt.Sprintf("%s and %d more", strings.Join(missing[:maxListedImports], ", "), len(missing)-maxListedImports)
+	}
 	msg := fmt.Sprintf("imports what this node does not provide: %s. The driver provides WASI preview 1 (%s) and nothing else: build the module for wasm32-wasip1 without host-specific imports",
-		strings.Join(missing, ", "), wasiModule)
+		listed, wasiModule)
 	if legacy {
 		msg += " (wasi_unstable is the pre-release WASI snapshot 0; a current toolchain targets wasi_snapshot_preview1)"
 	}
