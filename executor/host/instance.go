@@ -415,7 +415,7 @@ func (in *instance) stop(signal int32) {
 // per-loop check are closed that way; an executor of its own never
 // leaks, since its process ends with its task.)
 func (in *instance) closeResources() {
-	if !in.prog.spec.Interruptible || in.ctx.Err() == nil {
+	if !in.prog.spec.Interruptible {
 		return
 	}
 	for name := range in.module.ExportedFunctionDefinitions() {
@@ -429,6 +429,9 @@ func (in *instance) closeResources() {
 // release closes the module instance and the instance's streams. It is
 // called once: by run, or by start when the instance cannot start.
 func (in *instance) release() {
+	// Stopped while it ran (its context ended before this release): wazero
+	// may have closed it without releasing its resources.
+	interrupted := in.ctx.Err() != nil
 	in.cancel()
 	if in.held > 0 {
 		// Taken for a memory that was never made.
@@ -437,7 +440,9 @@ func (in *instance) release() {
 	}
 	if in.module != nil {
 		_ = in.module.Close(context.Background())
-		in.closeResources()
+		if interrupted {
+			in.closeResources()
+		}
 	}
 	for _, w := range []io.WriteCloser{in.stdout, in.stderr} {
 		if w != nil {
