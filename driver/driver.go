@@ -189,7 +189,18 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	} else {
 		v, err = d.executors.version(ctx, req)
 	}
-	return fingerprint.FromExecutor(v, err, d.config.CacheDir)
+	fp := fingerprint.FromExecutor(v, err, d.config.CacheDir)
+	cg, cgErr := cgroupVersion()
+	switch {
+	case d.config.SharedExecutor:
+		cg = "none (shared executor)"
+	case cgErr != nil:
+		cg = "none"
+	}
+	if fp.Attributes != nil {
+		fp.Attributes["driver.wasm.cgroups"] = pstructs.NewStringAttribute(cg)
+	}
+	return fp
 }
 
 // guestMounts is the guest's view of the task's directories.
@@ -331,6 +342,15 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	if err != nil {
 		return nil, err
 	}
+	// An executor of its own, with its guest, runs in the task's cgroups:
+	// it joins them once it has loaded the program, before the guest runs.
+	var cgroups, joinCgroups []string
+	if !exec.Shared() {
+		var cgErr error
+		if joinCgroups, cgroups, cgErr = makeCgroups(cgroupName(cfg), limitsFor(cfg)); cgErr != nil {
+			d.emit(cfg, "The task's CPU and memory are not limited by cgroups: "+cgErr.Error(), map[string]string{"cgroups": "none"})
+		}
+	}
 
 	limit, limitSource := memoryLimit(cfg)
 	req := &proto.StartRequest{
@@ -349,6 +369,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		LogFile:           filepath.Join(taskDir, executorLogFile),
 		LogLevel:          logLevel(d.logger),
 		MaxModuleBytes:    d.config.MaxModuleBytes,
+		Cgroups:           joinCgroups,
 	}
 	if fetched != nil {
 		// The executor reads the pulled file and checks it is what was
@@ -378,6 +399,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	}
 	if err != nil {
 		exec.End()
+		removeCgroups(cgroups)
 		return nil, err
 	}
 	// The executor is the task's now: it no longer exits with this driver.
@@ -395,6 +417,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		StartedAt:      time.Now().Round(time.Millisecond),
 		ModuleSha256:   resp.ModuleSha256,
 		SharedExecutor: exec.Shared(),
+		Cgroups:        cgroups,
 	}
 	if fetched != nil {
 		state.ModuleManifest = fetched.manifest
@@ -403,6 +426,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	handle.Config = cfg
 	if err := handle.SetDriverState(&state); err != nil {
 		exec.End()
+		removeCgroups(cgroups)
 		return nil, executor.NodeErrorf("failed to set driver state: %v", err)
 	}
 
@@ -662,6 +686,7 @@ func (d *Driver) DestroyTask(taskID string, force bool) error {
 	if h.exec != nil {
 		h.exec.End()
 	}
+	removeCgroups(h.state.Cgroups)
 	if h.IsRunning() {
 		select {
 		case <-h.doneCh:
@@ -707,8 +732,14 @@ func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Dur
 					return
 				}
 			}
+			u := d.usage(s)
+			if m := cgroupMemoryUsage(h.state.Cgroups); m > 0 {
+				// What the task's memory cgroup accounts: the executor and
+				// its guest, page cache included.
+				u.ResourceUsage.MemoryStats.Usage = m
+			}
 			select {
-			case out <- d.usage(s):
+			case out <- u:
 			case <-ctx.Done():
 				return
 			}

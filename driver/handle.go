@@ -51,6 +51,7 @@ func (h *taskHandle) run() {
 	// The status is collected: the executor has nothing left to do for
 	// the task.
 	h.exec.End()
+	removeCgroups(h.state.Cgroups)
 }
 
 // finish records the exit. status is nil when err says why it is unknown.
@@ -68,6 +69,11 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 		result.ExitCode = 128 + 9
 		result.Signal = 9
 		result.Err = errors.New("the guest did not stop within the kill timeout, so its executor was killed")
+	case cgroupOOMKilled(h.state.Cgroups):
+		result.ExitCode = 128 + 9
+		result.Signal = 9
+		result.OOMKilled = true
+		result.Err = fmt.Errorf("the kernel killed the task's executor (pid %d) for exceeding its memory cgroup's limit: the task's memory plus %d MiB for the executor; a guest's linear memory cannot grow past its cap, so the executor itself grew (a guest recursing without end makes wazero grow its stack up to 400 MB, for one)", h.state.ExecutorPid, executorOverhead>>20)
 	case h.state.SharedExecutor:
 		result.ExitCode = -1
 		result.Err = fmt.Errorf("the node's shared executor (pid %d), which ran this task beside others, exited without recording the guest's exit status: it was killed or crashed (%w); its log is %s in the plugin's cache_dir, the task's part of it wasm-executor.log in the task directory", h.state.ExecutorPid, err, filepath.Join("shared", sharedLogFile))

@@ -34,6 +34,9 @@ type TaskState struct {
 	// ModuleManifest is the digest of the OCI manifest an oci:// module
 	// came from.
 	ModuleManifest string
+	// Cgroups are the cgroup directories the driver made for the task's
+	// executor, removed when the task is done.
+	Cgroups []string
 }
 
 // taskStore holds the handles of the tasks this driver knows.

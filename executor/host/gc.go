@@ -34,7 +34,8 @@ import (
 // it takes an alloc exec that compiles a large module in the middle of a
 // long computation). The executor also keeps a second processor
 // (GOMAXPROCS), so that its protocol server runs while the guest holds
-// one. And because wazero leaves the sockets a guest closes to the
+// one, and has set it explicitly from its start (Serve), so that the
+// runtime never changes it, which would stop the world. And because wazero leaves the sockets a guest closes to the
 // collector, a guest serving connections has them collected while it waits
 // for its sockets (instance.collectClosedSockets).
 

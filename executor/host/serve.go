@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,13 @@ func Serve(args []string) {
 	// The driver may die while the executor runs on; a write to the pipes
 	// it left behind must fail, not kill the executor and its guest.
 	signal.Ignore(syscall.SIGPIPE)
+	// GOMAXPROCS is set once, here: that ends the runtime's automatic
+	// updates of it (Go 1.25), each of which stops the world, which a
+	// guest without the per-loop check can stall for ever (see gc.go). The
+	// driver moves the executor into the task's cgroups, whose cpuset may
+	// have fewer CPUs, after it has started. At least two, so that the
+	// protocol server runs beside a spinning guest.
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 2))
 
 	out := &logOutput{w: os.Stderr}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: hclog.Info, JSONFormat: true, Output: out})

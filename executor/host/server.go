@@ -345,6 +345,11 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	}
 	loaded := time.Since(began)
 	t.prog = prog
+	if err := joinCgroups(req.Cgroups); err != nil {
+		closeStdio(streams)
+		prog.close()
+		return nil, executor.NodeErrorf("%v", err)
+	}
 	if req.Http != nil {
 		t.main, t.trigger, err = prog.serveHTTP(req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir)
 	} else {

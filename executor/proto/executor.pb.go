@@ -649,8 +649,12 @@ type StartRequest struct {
 	ModuleFile string `protobuf:"bytes,21,opt,name=module_file,json=moduleFile,proto3" json:"module_file,omitempty"`
 	// Modules larger than this are refused (0: no bound).
 	MaxModuleBytes int64 `protobuf:"varint,22,opt,name=max_module_bytes,json=maxModuleBytes,proto3" json:"max_module_bytes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Cgroup directories (made and limited by the driver) the executor
+	// joins, all its threads, once it has loaded the program and before
+	// the guest runs: compiling a module is the node's work, not the task's.
+	Cgroups       []string `protobuf:"bytes,23,rep,name=cgroups,proto3" json:"cgroups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartRequest) Reset() {
@@ -835,6 +839,13 @@ func (x *StartRequest) GetMaxModuleBytes() int64 {
 		return x.MaxModuleBytes
 	}
 	return 0
+}
+
+func (x *StartRequest) GetCgroups() []string {
+	if x != nil {
+		return x.Cgroups
+	}
+	return nil
 }
 
 // Logs says where and how the executor writes a task's stdout and stderr:
@@ -1735,7 +1746,7 @@ const file_executor_proto_rawDesc = "" +
 	"\n" +
 	"guest_path\x18\x01 \x01(\tR\tguestPath\x12\x1b\n" +
 	"\thost_path\x18\x02 \x01(\tR\bhostPath\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xe5\x06\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xff\x06\n" +
 	"\fStartRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1764,7 +1775,8 @@ const file_executor_proto_rawDesc = "" +
 	"\atask_id\x18\x14 \x01(\tR\x06taskId\x12\x1f\n" +
 	"\vmodule_file\x18\x15 \x01(\tR\n" +
 	"moduleFile\x12(\n" +
-	"\x10max_module_bytes\x18\x16 \x01(\x03R\x0emaxModuleBytes\x1a6\n" +
+	"\x10max_module_bytes\x18\x16 \x01(\x03R\x0emaxModuleBytes\x12\x18\n" +
+	"\acgroups\x18\x17 \x03(\tR\acgroups\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"o\n" +

@@ -1,0 +1,183 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// cgroupMount is where the cgroup hierarchies are mounted.
+var cgroupMount = "/sys/fs/cgroup"
+
+// cgroupVersion says which cgroups the node has: "v1", "v2", or "" with
+// the reason there are none the driver can use.
+func cgroupVersion() (string, error) {
+	if _, err := os.Stat(filepath.Join(cgroupMount, "cgroup.controllers")); err == nil {
+		return "v2", errors.New("cgroup v2 (unified) is not supported yet: the task's CPU and memory are not limited by cgroups")
+	}
+	for _, c := range []string{"cpu", "memory"} {
+		if _, err := os.Stat(filepath.Join(cgroupMount, c, "cgroup.procs")); err != nil {
+			return "", fmt.Errorf("no cgroup v1 %s controller at %s", c, filepath.Join(cgroupMount, c))
+		}
+	}
+	return "v1", nil
+}
+
+// makeCgroups makes the task's v1 cgroups and sets l in them. It returns
+// the cgroups the executor is to join (with the cpuset cgroup Nomad made
+// for the task), and those it made, for removeCgroups.
+func makeCgroups(name string, l cgroupLimits) (join, made []string, err error) {
+	made, err = makeCgroupDirs(name, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	join = append([]string(nil), made...)
+	if l.cpusetPath != "" {
+		join = append(join, l.cpusetPath)
+	}
+	return join, made, nil
+}
+
+func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
+	if _, err := cgroupVersion(); err != nil {
+		return nil, err
+	}
+	var made []string
+	fail := func(err error) ([]string, error) {
+		removeCgroups(made)
+		return nil, err
+	}
+	settings := map[string]map[string]string{
+		"cpu":    {},
+		"memory": {},
+	}
+	if l.cpuShares > 0 {
+		settings["cpu"]["cpu.shares"] = strconv.FormatInt(l.cpuShares, 10)
+	}
+	if l.memoryBytes > 0 {
+		settings["memory"]["memory.limit_in_bytes"] = strconv.FormatInt(l.memoryBytes, 10)
+	}
+	if l.cpusetPath == "" && l.cpus != "" {
+		parent := filepath.Join(cgroupMount, "cpuset")
+		mems, err := os.ReadFile(filepath.Join(parent, "cpuset.mems"))
+		if err != nil {
+			return fail(err)
+		}
+		// cpuset.cpus and .mems must be set, in every cgroup down the path,
+		// before a process may join.
+		root := filepath.Join(parent, cgroupRoot)
+		if err := ensureCpusetDir(root, parent); err != nil {
+			return fail(err)
+		}
+		settings["cpuset"] = map[string]string{"cpuset.mems": strings.TrimSpace(string(mems)), "cpuset.cpus": l.cpus}
+	}
+	for _, controller := range []string{"cpuset", "cpu", "memory"} {
+		set, ok := settings[controller]
+		if !ok {
+			continue
+		}
+		dir := filepath.Join(cgroupMount, controller, cgroupRoot, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail(fmt.Errorf("create cgroup %s: %w", dir, err))
+		}
+		made = append(made, dir)
+		// cpuset.mems before cpuset.cpus: order matters to nothing else.
+		for _, file := range []string{"cpuset.mems", "cpuset.cpus", "cpu.shares", "memory.limit_in_bytes"} {
+			if v, ok := set[file]; ok {
+				if err := os.WriteFile(filepath.Join(dir, file), []byte(v), 0o644); err != nil {
+					return fail(fmt.Errorf("set %s of cgroup %s to %s: %w", file, dir, v, err))
+				}
+			}
+		}
+	}
+	return made, nil
+}
+
+// ensureCpusetDir makes dir, a cpuset cgroup under parent, with the
+// parent's cpus and mems.
+func ensureCpusetDir(dir, parent string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{"cpuset.mems", "cpuset.cpus"} {
+		cur, err := os.ReadFile(filepath.Join(dir, f))
+		if err == nil && len(strings.TrimSpace(string(cur))) > 0 {
+			continue
+		}
+		v, err := os.ReadFile(filepath.Join(parent, f))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeCgroups removes the task's cgroups once the executor has left
+// them (it exits): a cgroup with a process in it cannot be removed, so it
+// retries for a moment.
+func removeCgroups(dirs []string) {
+	for _, dir := range dirs {
+		for i := 0; ; i++ {
+			err := syscall.Rmdir(dir)
+			if err == nil || errors.Is(err, syscall.ENOENT) || i == 50 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// memoryCgroup is the task's memory cgroup among dirs, or "".
+func memoryCgroup(dirs []string) string {
+	for _, dir := range dirs {
+		if filepath.Base(filepath.Dir(filepath.Dir(dir))) == "memory" {
+			return dir
+		}
+	}
+	return ""
+}
+
+// cgroupMemoryUsage is the memory the task's memory cgroup accounts, or 0.
+func cgroupMemoryUsage(dirs []string) uint64 {
+	dir := memoryCgroup(dirs)
+	if dir == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "memory.usage_in_bytes"))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// cgroupOOMKilled says whether the kernel killed a process of the task's
+// memory cgroup for exceeding its limit.
+func cgroupOOMKilled(dirs []string) bool {
+	dir := memoryCgroup(dirs)
+	if dir == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			k, _ := strconv.Atoi(strings.TrimSpace(n))
+			return k > 0
+		}
+	}
+	return false
+}

@@ -1,0 +1,23 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build !linux
+
+package driver
+
+import "errors"
+
+func cgroupVersion() (string, error) {
+	return "", errors.New("cgroups are Linux's: the task's CPU and memory are not limited by them")
+}
+
+func makeCgroups(string, cgroupLimits) (join, made []string, err error) {
+	_, err = cgroupVersion()
+	return nil, nil, err
+}
+
+func removeCgroups([]string) {}
+
+func cgroupMemoryUsage([]string) uint64 { return 0 }
+
+func cgroupOOMKilled([]string) bool { return false }
