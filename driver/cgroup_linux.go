@@ -41,9 +41,41 @@ func makeCgroups(name string, l cgroupLimits) (join, made []string, err error) {
 	}
 	join = append([]string(nil), made...)
 	if l.cpusetPath != "" {
+		// Nomad makes the task's cpuset cgroup, but on v1 may not have set
+		// its cpus and mems yet, and a process cannot join a cpuset
+		// without them (ENOSPC): set what is empty, from the task's cores
+		// and the parent's memory nodes.
+		if err := fillCpuset(l.cpusetPath, l.cpus); err != nil {
+			removeCgroups(made)
+			return nil, nil, fmt.Errorf("prepare Nomad's cpuset cgroup %s: %w", l.cpusetPath, err)
+		}
 		join = append(join, l.cpusetPath)
 	}
 	return join, made, nil
+}
+
+// fillCpuset sets the cpuset.cpus (to cpus, else the parent's) and
+// cpuset.mems (the parent's) of cgroup dir where they are empty.
+func fillCpuset(dir, cpus string) error {
+	for _, f := range []string{"cpuset.mems", "cpuset.cpus"} {
+		cur, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return err
+		}
+		if len(strings.TrimSpace(string(cur))) > 0 {
+			continue
+		}
+		v := []byte(cpus)
+		if f == "cpuset.mems" || cpus == "" {
+			if v, err = os.ReadFile(filepath.Join(filepath.Dir(dir), f)); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
@@ -74,7 +106,7 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 		// cpuset.cpus and .mems must be set, in every cgroup down the path,
 		// before a process may join.
 		root := filepath.Join(parent, cgroupRoot)
-		if err := ensureCpusetDir(root, parent); err != nil {
+		if err := ensureCpusetDir(root); err != nil {
 			return fail(err)
 		}
 		settings["cpuset"] = map[string]string{"cpuset.mems": strings.TrimSpace(string(mems)), "cpuset.cpus": l.cpus}
@@ -101,26 +133,13 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 	return made, nil
 }
 
-// ensureCpusetDir makes dir, a cpuset cgroup under parent, with the
-// parent's cpus and mems.
-func ensureCpusetDir(dir, parent string) error {
+// ensureCpusetDir makes dir, a cpuset cgroup, with its parent's cpus and
+// mems.
+func ensureCpusetDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, f := range []string{"cpuset.mems", "cpuset.cpus"} {
-		cur, err := os.ReadFile(filepath.Join(dir, f))
-		if err == nil && len(strings.TrimSpace(string(cur))) > 0 {
-			continue
-		}
-		v, err := os.ReadFile(filepath.Join(parent, f))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fillCpuset(dir, "")
 }
 
 // removeCgroups removes the task's cgroups once the executor has left

@@ -1,0 +1,53 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/shoenig/test/must"
+)
+
+// TestCgroups: on the real node, a task's executor runs in the cgroups the
+// driver made for it (cpu, memory), and with resources.cores in the
+// cpuset cgroup Nomad made for the task; the driver's attribute says
+// which cgroups it uses.
+func TestCgroups(t *testing.T) {
+	c := StartCluster(t)
+	nodes, _, err := c.Nomad.Nodes().List(nil)
+	must.NoError(t, err)
+	node, _, err := c.Nomad.Nodes().Info(nodes[0].ID, nil)
+	must.NoError(t, err)
+	must.Eq(t, "v1", node.Attributes["driver.wasm.cgroups"])
+
+	job := c.serviceJob(t, "cgroups", 1, "")
+	job.TaskGroups[0].Tasks[0].Resources.CPU = nil
+	cores := 1
+	job.TaskGroups[0].Tasks[0].Resources.Cores = &cores
+	c.register(t, job)
+	alloc := c.waitAllocs(t, *job.ID, 1, status("running"))[0]
+	c.waitLogs(t, alloc, "ticker", "stdout", "tick 3\n")
+	pid := executorPid(t, c, alloc)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	must.NoError(t, err)
+	mine := "/nomad-driver-wasm/" + alloc.ID + ".ticker"
+	var cpuset string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		switch parts[1] {
+		case "cpu", "cpu,cpuacct", "memory":
+			must.Eq(t, mine, parts[2], must.Sprintf("controller %s", parts[1]))
+		case "cpuset":
+			cpuset = parts[2]
+		}
+	}
+	// The cpuset cgroup Nomad reserved for the task's core.
+	must.StrContains(t, cpuset, alloc.ID, must.Sprintf("/proc/%d/cgroup:\n%s", pid, b))
+	must.StrContains(t, cpuset, "reserve")
+}
