@@ -50,4 +50,23 @@ func TestCgroups(t *testing.T) {
 	// The cpuset cgroup Nomad reserved for the task's core.
 	must.StrContains(t, cpuset, alloc.ID, must.Sprintf("/proc/%d/cgroup:\n%s", pid, b))
 	must.StrContains(t, cpuset, "reserve")
+
+	// Stopped, the task leaves no cgroup behind, Nomad's included: one left
+	// in Nomad's reserve cpuset would keep Nomad from handing the core
+	// back, and every later allocation of the node would fail.
+	_, _, err = c.Nomad.Jobs().Deregister(*job.ID, false, nil)
+	must.NoError(t, err)
+	c.waitAllocs(t, *job.ID, 1, status("complete"))
+	for _, dir := range []string{"/sys/fs/cgroup/cpuset" + cpuset, "/sys/fs/cgroup/cpu" + mine, "/sys/fs/cgroup/memory" + mine} {
+		waitFor(t, func() bool { _, err := os.Stat(dir); return os.IsNotExist(err) }, func() string { return dir + " is still there" })
+	}
+	// And the node runs the next task that reserves the core.
+	job2 := c.serviceJob(t, "cgroups-again", 1, "")
+	job2.TaskGroups[0].Tasks[0].Resources.CPU = nil
+	job2.TaskGroups[0].Tasks[0].Resources.Cores = &cores
+	c.register(t, job2)
+	c.waitAllocs(t, *job2.ID, 1, status("running"))
+	_, _, err = c.Nomad.Jobs().Deregister(*job2.ID, false, nil)
+	must.NoError(t, err)
+	c.waitAllocs(t, *job2.ID, 1, status("complete"))
 }
