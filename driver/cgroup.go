@@ -37,10 +37,13 @@ type cgroupLimits struct {
 	cpusetPath string
 	// cpus is the task's cpuset when Nomad made no cgroup for it.
 	cpus string
+	// allocID tells the cpuset cgroup Nomad made for this task (named
+	// after its allocation) from Nomad's shared one.
+	allocID string
 }
 
 func limitsFor(cfg *drivers.TaskConfig) cgroupLimits {
-	var l cgroupLimits
+	l := cgroupLimits{allocID: cfg.AllocID}
 	if cfg.Resources == nil {
 		return l
 	}

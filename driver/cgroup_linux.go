@@ -50,10 +50,14 @@ func makeCgroups(name string, l cgroupLimits) (join, made []string, err error) {
 			return nil, nil, fmt.Errorf("prepare Nomad's cpuset cgroup %s: %w", l.cpusetPath, err)
 		}
 		join = append(join, l.cpusetPath)
-		// The driver removes it when the task is done, as Nomad's own
-		// drivers' container runtime does: Nomad cannot hand the core back
-		// (shrink its reserve cpuset) while it exists.
-		made = append(made, l.cpusetPath)
+		// A cgroup of the task's own (its reserved cores; not Nomad's
+		// shared one, which every task without cores joins) the driver
+		// removes when the task is done, as Nomad's own drivers' container
+		// runtime does: Nomad cannot hand the cores back (shrink its
+		// reserve cpuset) while it exists.
+		if name := filepath.Base(l.cpusetPath); l.allocID != "" && strings.Contains(name, l.allocID) {
+			made = append(made, l.cpusetPath)
+		}
 	}
 	return join, made, nil
 }

@@ -60,6 +60,16 @@ func TestCgroups(t *testing.T) {
 	for _, dir := range []string{"/sys/fs/cgroup/cpuset" + cpuset, "/sys/fs/cgroup/cpu" + mine, "/sys/fs/cgroup/memory" + mine} {
 		waitFor(t, func() bool { _, err := os.Stat(dir); return os.IsNotExist(err) }, func() string { return dir + " is still there" })
 	}
+	// A task without cores joins Nomad's shared cpuset cgroup, which stays
+	// when the task is done: every such task of the node is in it.
+	plain := c.serviceJob(t, "cgroups-shared", 1, "")
+	c.register(t, plain)
+	c.waitAllocs(t, *plain.ID, 1, status("running"))
+	_, _, err = c.Nomad.Jobs().Deregister(*plain.ID, false, nil)
+	must.NoError(t, err)
+	c.waitAllocs(t, *plain.ID, 1, status("complete"))
+	must.DirExists(t, "/sys/fs/cgroup/cpuset/nomad/share")
+
 	// And the node runs the next task that reserves the core.
 	job2 := c.serviceJob(t, "cgroups-again", 1, "")
 	job2.TaskGroups[0].Tasks[0].Resources.CPU = nil
