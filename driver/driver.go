@@ -468,9 +468,12 @@ func (d *Driver) pullModule(cfg *drivers.TaskConfig, tc *TaskConfig) (*pulled, e
 		return nil, executor.JobErrorf("module %s: what the registry holds (manifest %s) has sha256 %s, but the task config's sha256 pins %s: the reference and the pin disagree; fix one of them", src.ref, m.manifest, m.sha256, tc.Sha256)
 	}
 	annotations := map[string]string{"module_sha256": m.sha256, "manifest": m.manifest, "cached": strconv.FormatBool(m.cached)}
-	if m.cached {
+	switch {
+	case m.cached && m.resolved:
+		d.emit(cfg, fmt.Sprintf("Module %s resolved to manifest %s, whose module was on the node already", src.ref, m.manifest), annotations)
+	case m.cached:
 		d.emit(cfg, fmt.Sprintf("Module %s (manifest %s) was on the node already: no registry was asked", src.ref, m.manifest), annotations)
-	} else {
+	default:
 		d.emit(cfg, fmt.Sprintf("Module %s pulled from its registry in %s (manifest %s, module sha256 %s)", src.ref, time.Since(began).Round(time.Millisecond), m.manifest, m.sha256[:12]), annotations)
 	}
 	return m, nil

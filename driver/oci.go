@@ -101,8 +101,10 @@ type pulled struct {
 	// file holds the module; sha256 is the SHA-256 of its bytes, manifest
 	// the digest of the manifest it came from.
 	file, sha256, manifest string
-	// cached: no registry was asked (a digest reference pulled before).
-	cached bool
+	// cached: the module was on the node already; resolved: the registry
+	// was asked what the reference names (a tag), though nothing was
+	// pulled.
+	cached, resolved bool
 }
 
 // pull returns the module src names, from the node's record or the
@@ -141,6 +143,7 @@ func (p *ociPuller) pull(ctx context.Context, src ociSource, auth *RegistryAuth)
 	}
 	manifest := desc.Digest.String()
 	if m, ok := p.recorded(manifest); ok {
+		m.resolved = true
 		return m, nil
 	}
 	img, err := p.image(src, desc)

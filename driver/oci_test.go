@@ -158,6 +158,9 @@ func TestOCIModule(t *testing.T) {
 	reg.push(t, "wasm/oras", "v1", orasLike)
 	tk, _ = run("oci://"+reg.host+"/wasm/oras:v1", TaskConfig{Args: []string{"hello"}})
 	tk.waitLog(t, "stdout", "hello from wasm")
+	// Again: the tag is resolved, and nothing pulled.
+	tk, _ = run("oci://"+reg.host+"/wasm/oras:v1", TaskConfig{Args: []string{"hello"}})
+	waitEvent(t, events, tk.cfg.ID, "whose module was on the node already")
 
 	// The tag moves: the next start runs what it names now.
 	moved := reg.push(t, "wasm/probe", "v1", wasmArtifact(t, hello))
