@@ -91,52 +91,55 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 		return nil, err
 	}
 	var made []string
-	fail := func(err error) ([]string, error) {
-		removeCgroups(made)
-		return nil, err
-	}
-	settings := map[string]map[string]string{
-		"cpu":    {},
-		"memory": {},
-	}
-	if l.cpuShares > 0 {
-		settings["cpu"]["cpu.shares"] = strconv.FormatInt(l.cpuShares, 10)
-	}
-	if l.memoryBytes > 0 {
-		settings["memory"]["memory.limit_in_bytes"] = strconv.FormatInt(l.memoryBytes, 10)
-	}
-	if l.cpusetPath == "" && l.cpus != "" {
-		parent := filepath.Join(cgroupMount, "cpuset")
-		mems, err := os.ReadFile(filepath.Join(parent, "cpuset.mems"))
-		if err != nil {
-			return fail(err)
-		}
-		// cpuset.cpus and .mems must be set, in every cgroup down the path,
-		// before a process may join.
-		root := filepath.Join(parent, cgroupRoot)
-		if err := ensureCpusetDir(root); err != nil {
-			return fail(err)
-		}
-		settings["cpuset"] = map[string]string{"cpuset.mems": strings.TrimSpace(string(mems)), "cpuset.cpus": l.cpus}
-	}
-	for _, controller := range []string{"cpuset", "cpu", "memory"} {
-		set, ok := settings[controller]
-		if !ok {
-			continue
-		}
+	mkdir := func(controller string) (string, error) {
 		dir := filepath.Join(cgroupMount, controller, cgroupRoot, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fail(fmt.Errorf("create cgroup %s: %w", dir, err))
+			return "", fmt.Errorf("create cgroup %s: %w", dir, err)
 		}
 		made = append(made, dir)
-		// cpuset.mems before cpuset.cpus: order matters to nothing else.
-		for _, file := range []string{"cpuset.mems", "cpuset.cpus", "cpu.shares", "memory.limit_in_bytes"} {
-			if v, ok := set[file]; ok {
-				if err := os.WriteFile(filepath.Join(dir, file), []byte(v), 0o644); err != nil {
-					return fail(fmt.Errorf("set %s of cgroup %s to %s: %w", file, dir, v, err))
-				}
+		return dir, nil
+	}
+	set := func(dir, file string, v int64) error {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(v, 10)), 0o644); err != nil {
+			return fmt.Errorf("set %s of cgroup %s to %d: %w", file, dir, v, err)
+		}
+		return nil
+	}
+	err := func() error {
+		if l.cpusetPath == "" && l.cpus != "" {
+			// cpuset.cpus and .mems must be set, in every cgroup down the
+			// path, before a process may join.
+			if err := ensureCpusetDir(filepath.Join(cgroupMount, "cpuset", cgroupRoot)); err != nil {
+				return err
+			}
+			dir, err := mkdir("cpuset")
+			if err != nil {
+				return err
+			}
+			if err := fillCpuset(dir, l.cpus); err != nil {
+				return err
 			}
 		}
+		dir, err := mkdir("cpu")
+		if err != nil {
+			return err
+		}
+		if l.cpuShares > 0 {
+			if err := set(dir, "cpu.shares", l.cpuShares); err != nil {
+				return err
+			}
+		}
+		if dir, err = mkdir("memory"); err != nil {
+			return err
+		}
+		if l.memoryBytes > 0 {
+			return set(dir, "memory.limit_in_bytes", l.memoryBytes)
+		}
+		return nil
+	}()
+	if err != nil {
+		removeCgroups(made)
+		return nil, err
 	}
 	return made, nil
 }

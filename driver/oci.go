@@ -5,6 +5,7 @@ package driver
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -277,7 +278,7 @@ func (p *ociPuller) wasmInTar(src ociSource, rc io.ReadCloser) (io.ReadCloser, e
 	case 0:
 		return nil, executor.JobErrorf("module %s: its image's layer holds no .wasm file", src.ref)
 	case 1:
-		return io.NopCloser(strings.NewReader(string(module))), nil
+		return io.NopCloser(bytes.NewReader(module)), nil
 	}
 	return nil, executor.JobErrorf("module %s: its image's layer holds %d .wasm files (%s), and the driver cannot know which to run: push one, or the module alone as a Wasm artifact", src.ref, len(found), strings.Join(found, ", "))
 }

@@ -242,21 +242,10 @@ func (s *server) Version(ctx context.Context, req *proto.VersionRequest) (*proto
 func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
-	s.mu.Lock()
-	switch {
-	case !s.shared && s.started:
-		s.mu.Unlock()
-		return nil, executor.NodeErrorf("this executor already runs a task, and an executor runs one task in its life")
-	case s.shared && req.TaskId == "":
-		s.mu.Unlock()
-		return nil, executor.NodeErrorf("the shared executor needs the task's ID in its Start")
-	case s.tasks[req.TaskId] != nil:
-		s.mu.Unlock()
-		return nil, executor.NodeErrorf("task %s has already been started in this executor", req.TaskId)
+	gen, err := s.admit(req)
+	if err != nil {
+		return nil, err
 	}
-	s.startGen++
-	gen := s.startGen
-	s.mu.Unlock()
 	t, err := s.start(ctx, req)
 	if err != nil {
 		if !s.shared {
@@ -279,17 +268,35 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 		s.wg.Go(func() { s.forgetAfter(t) })
 	case s.gcOff:
 		s.wg.Go(func() { s.collectWhileBlocked(t.main) })
-		s.wg.Go(func() { s.exitAfter(t.main) })
 	default:
 		s.wg.Go(func() {
 			debug.FreeOSMemory()
 			trimBinaryPages()
 		})
+	}
+	if !s.shared {
 		s.wg.Go(func() { s.exitAfter(t.main) })
 	}
 	p := t.prog
 	return &proto.StartResponse{CacheHit: p.cacheHit, LoadNanos: p.loadTook.Nanoseconds(), ModuleSha256: p.digest,
 		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired, Prepared: p.prepared}, nil
+}
+
+// admit checks that req may start here and counts the Start (see
+// startGen).
+func (s *server) admit(req *proto.StartRequest) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !s.shared && s.started:
+		return 0, executor.NodeErrorf("this executor already runs a task, and an executor runs one task in its life")
+	case s.shared && req.TaskId == "":
+		return 0, executor.NodeErrorf("the shared executor needs the task's ID in its Start")
+	case s.tasks[req.TaskId] != nil:
+		return 0, executor.NodeErrorf("task %s has already been started in this executor", req.TaskId)
+	}
+	s.startGen++
+	return s.startGen, nil
 }
 
 // start makes the task's program and starts its main instance. What this
