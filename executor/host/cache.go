@@ -85,9 +85,21 @@ func wazeroVersionFrom(info *debug.BuildInfo) string {
 // An entry that wazero cannot load (truncated, overwritten: its checksum
 // does not match) is a fault of the node, not of the module: it is removed
 // and the module compiled again, and the start reports the repair.
+//
+// Only a privileged executor writes the cache: one that has not become a
+// task's user yet (see becomeUser). One that has (ReadOnly) loads entries
+// that verify, and compiles anything else in memory, through Memory when
+// set (an executor's own in-memory cache, so that repeated execs of one
+// module compile it once), never writing a file: the code that every task
+// of a module runs is written only by root, and the entries are made
+// readable by all (see recordEntry).
 type ModuleCache struct {
 	Dir    string
 	Logger hclog.Logger
+	// ReadOnly: this executor runs as a task's user and may not write.
+	ReadOnly bool
+	// Memory caches, in this process, what a read-only cache compiles.
+	Memory wazero.CompilationCache
 }
 
 // compiled is a module compiled by a runtime that must outlive it.
@@ -133,13 +145,7 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 	start := time.Now()
 	cfg := runtimeConfig(engine, interruptible)
 	if engine != executor.EngineCompiler {
-		rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-		mod, err := rt.CompileModule(ctx, b)
-		if err != nil {
-			_ = rt.Close(ctx)
-			return nil, compileError(ctx, module, b, err)
-		}
-		return &compiled{runtime: rt, module: mod, took: time.Since(start)}, nil
+		return compileWith(ctx, cfg, module, b, start)
 	}
 
 	code := "uninterruptible"
@@ -147,6 +153,9 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 		code = "interruptible"
 	}
 	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), engine, code, digest)
+	if c.ReadOnly {
+		return c.compileReadOnly(ctx, cfg, dir, digest, module, b, start)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, cacheError(err)
 	}
@@ -167,6 +176,9 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 	if verr == nil {
 		comp, err := c.load(ctx, cfg, dir, b)
 		if err == nil {
+			if err := shareEntry(dir); err != nil {
+				c.Logger.Warn("cannot make the compiled entry readable by tasks' users", "sha256", digest, "error", err)
+			}
 			comp.cacheHit, comp.took = true, time.Since(start)
 			return comp, nil
 		}
@@ -209,6 +221,39 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 	}
 	comp.cacheHit, comp.took = hit, time.Since(start)
 	return comp, nil
+}
+
+// compileReadOnly loads the entry in dir if it verifies, and otherwise
+// compiles b in memory, writing nothing: the entry is left for a
+// privileged executor to repair or add.
+func (c ModuleCache) compileReadOnly(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, start time.Time) (*compiled, error) {
+	if hasEntry(dir) {
+		verr := verifyEntry(dir)
+		if verr == nil {
+			comp, err := c.load(ctx, cfg, dir, b)
+			if err == nil {
+				comp.cacheHit, comp.took = true, time.Since(start)
+				return comp, nil
+			}
+			verr = err
+		}
+		c.Logger.Warn("compiled entry cannot be used by this task's user; compiling the module in memory", "sha256", digest, "error", verr)
+	}
+	if c.Memory != nil {
+		cfg = cfg.WithCompilationCache(c.Memory)
+	}
+	return compileWith(ctx, cfg, module, b, start)
+}
+
+// compileWith compiles b with a runtime of cfg, outside the node's cache.
+func compileWith(ctx context.Context, cfg wazero.RuntimeConfig, module string, b []byte, start time.Time) (*compiled, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	mod, err := rt.CompileModule(ctx, b)
+	if err != nil {
+		_ = rt.Close(ctx)
+		return nil, compileError(ctx, module, b, err)
+	}
+	return &compiled{runtime: rt, module: mod, took: time.Since(start)}, nil
 }
 
 // replace replaces the damaged entry in dir (why says what is wrong with

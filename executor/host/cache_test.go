@@ -7,11 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
+	"github.com/tetratelabs/wazero"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
@@ -46,4 +51,93 @@ func TestCacheErrorClass(t *testing.T) {
 	t.Parallel()
 	must.Eq(t, executor.ClassOperator, executor.ClassOf(cacheError(syscall.EACCES)))
 	must.Eq(t, executor.ClassNode, executor.ClassOf(cacheError(fmt.Errorf("write: %w", syscall.ENOSPC))))
+}
+
+// TestReadOnlyCache: an executor that runs as a task's user loads entries
+// that verify and compiles anything else in memory, writing nothing, not
+// even over a damaged entry; a privileged executor's entries are readable
+// by all.
+func TestReadOnlyCache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := os.ReadFile(testmodule.Path(t, "probe"))
+	must.NoError(t, err)
+	digest := moduleDigest(b)
+	ro := ModuleCache{Dir: dir, Logger: hclog.NewNullLogger(), ReadOnly: true, Memory: wazero.NewCompilationCache()}
+	rw := ModuleCache{Dir: dir, Logger: hclog.NewNullLogger()}
+	compile := func(c ModuleCache) *compiled {
+		t.Helper()
+		comp, err := c.compile(ctx, executor.EngineCompiler, false, digest, "probe.wasm", b)
+		must.NoError(t, err)
+		must.NoError(t, comp.runtime.Close(ctx))
+		return comp
+	}
+	files := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		must.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			must.NoError(t, err)
+			if p == dir {
+				return nil
+			}
+			fi, err := d.Info()
+			must.NoError(t, err)
+			out[p] = fi.Mode().String()
+			if d.Type().IsRegular() {
+				c, err := os.ReadFile(p)
+				must.NoError(t, err)
+				out[p] += " " + moduleDigest(c)
+			}
+			return nil
+		}))
+		return out
+	}
+
+	// Nothing in the cache: compiled in memory, nothing written.
+	must.False(t, compile(ro).cacheHit)
+	must.MapEmpty(t, files())
+
+	// Compiled by a privileged executor: recorded, readable by all.
+	must.False(t, compile(rw).cacheHit)
+	written := files()
+	must.MapNotEmpty(t, written)
+	var entry string
+	for p, mode := range written {
+		switch {
+		case strings.HasSuffix(p, ".lock"):
+		case strings.HasPrefix(mode, "d"):
+			must.StrHasPrefix(t, "drwxr-xr-x", mode, must.Sprint(p))
+		default:
+			must.StrHasPrefix(t, "-rw-r--r--", mode, must.Sprint(p))
+			if !strings.HasSuffix(p, ".sha256") {
+				entry = p
+			}
+		}
+	}
+	must.NotEq(t, "", entry)
+
+	// Read-only: a hit, and nothing changes.
+	must.True(t, compile(ro).cacheHit)
+	must.Eq(t, written, files())
+
+	// A damaged entry is not run, and not repaired by a task's user: left
+	// for a privileged executor.
+	must.NoError(t, os.WriteFile(entry, []byte("not a compiled module"), 0o644))
+	damaged := files()
+	must.False(t, compile(ro).cacheHit)
+	must.Eq(t, damaged, files())
+	must.False(t, compile(rw).cacheHit) // replaced
+	must.True(t, compile(ro).cacheHit)
+
+	// An entry written before entries were shared (wazero's 0600) is shared
+	// by the next privileged load.
+	for p, mode := range files() {
+		if !strings.HasPrefix(mode, "d") && !strings.HasSuffix(p, ".lock") && !strings.HasSuffix(p, ".sha256") {
+			must.NoError(t, os.Chmod(p, 0o600))
+		}
+	}
+	must.True(t, compile(rw).cacheHit)
+	for p, mode := range files() {
+		must.StrNotContains(t, mode, "-rw-------", must.Sprint(p))
+	}
 }

@@ -25,9 +25,11 @@ import (
 //
 // holds the SHA-256 over the entry's files (their names and contents, in
 // name order), in hex. An entry that does not match, or has no record, is
-// compiled again with a warning, never run. (Only the executor writes the
-// cache today; once executors run as the task's user, #9, the record must
-// be written by the privileged side only.)
+// compiled again with a warning, never run. Only a privileged executor
+// writes entries and records (see ModuleCache.ReadOnly); it makes them
+// readable by all (wazero writes its files for their owner only), so that
+// executors running as tasks' users can load them, and writable by none
+// but root.
 
 // recordPath is where the digest of the entry in dir is recorded.
 func recordPath(dir string) string { return dir + ".sha256" }
@@ -57,8 +59,35 @@ func entryDigest(dir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// recordEntry records the digest of the entry in dir, atomically.
+// shareEntry makes the entry in dir readable by all and writable by its
+// owner only (wazero writes its files 0600 in 0700 directories), changing
+// only what differs: entries written before this rule are shared the next
+// time a privileged executor loads them.
+func shareEntry(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o644)
+		if d.IsDir() {
+			want = 0o755
+		} else if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.Mode().Perm() == want {
+			return err
+		}
+		return os.Chmod(path, want)
+	})
+}
+
+// recordEntry records the digest of the entry in dir, atomically, and
+// shares the entry (shareEntry).
 func recordEntry(dir string) error {
+	if err := shareEntry(dir); err != nil {
+		return err
+	}
 	sum, err := entryDigest(dir)
 	if err != nil {
 		return err
