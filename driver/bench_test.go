@@ -113,6 +113,10 @@ func waitPrepared(b *testing.B, d *Driver) {
 func benchTask(b *testing.B, module string, args []string) *drivers.TaskConfig {
 	b.Helper()
 	dir := b.TempDir()
+	// Reachable by the task's user (nobody), as Nomad's alloc dir is.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		b.Fatal(err)
+	}
 	cfg := &drivers.TaskConfig{
 		ID:      uuid.Generate(),
 		AllocID: uuid.Generate(),

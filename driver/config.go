@@ -47,6 +47,14 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	),
 	"insecure_registries": hclspec.NewAttr("insecure_registries", "list(string)", false),
 	"allowed_host_paths":  hclspec.NewAttr("allowed_host_paths", "list(string)", false),
+	"default_user": hclspec.NewDefault(
+		hclspec.NewAttr("default_user", "string", false),
+		hclspec.NewLiteral(`"nobody"`),
+	),
+	"allow_root": hclspec.NewDefault(
+		hclspec.NewAttr("allow_root", "bool", false),
+		hclspec.NewLiteral(`false`),
+	),
 	"registry_auth": hclspec.NewBlockList("registry_auth", hclspec.NewObject(map[string]*hclspec.Spec{
 		"registry": hclspec.NewAttr("registry", "string", true),
 		"username": hclspec.NewAttr("username", "string", false),
@@ -126,6 +134,11 @@ type Config struct {
 	// AllowedHostPaths are the host directories (and what lies under them)
 	// that tasks may mount or run a module from; none by default.
 	AllowedHostPaths []string `codec:"allowed_host_paths"`
+	// DefaultUser is who a task that names no user runs as, when the
+	// client runs as root (see user.go).
+	DefaultUser string `codec:"default_user"`
+	// AllowRoot lets tasks run as root (uid 0); refused by default.
+	AllowRoot bool `codec:"allow_root"`
 }
 
 // RegistryAuth is a registry's credentials: a registry_auth block of the
@@ -205,6 +218,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Logs.MaxFileSize == 0 && c.Logs.Collector == LogsByExecutor {
 		c.Logs.MaxFileSize = defaultLogMaxFileSize
+	}
+	if c.DefaultUser == "" {
+		c.DefaultUser = defaultUser
+	}
+	if _, err := c.checkDefaultUser(); err != nil {
+		return err
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = DefaultCacheDir()

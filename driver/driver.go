@@ -121,7 +121,11 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	if cfg.AgentConfig != nil {
 		d.compute = cfg.AgentConfig.Compute()
 	}
-	d.shared.setDir(sharedDir(config.CacheDir))
+	var sharedUser *proto.RunAs
+	if u, _ := config.checkDefaultUser(); u != nil && u.Uid != 0 {
+		sharedUser = u
+	}
+	d.shared.configure(sharedDir(config.CacheDir), sharedUser)
 	if config.SharedExecutor {
 		// Tasks go to the shared executor, which is always ready: no spare.
 		d.executors.setWarm(nil)
@@ -327,9 +331,17 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		fetched = &pulled{file: file, sha256: tc.Sha256}
 	}
 
+	runAs, err := d.taskUser(cfg)
+	if err != nil {
+		return nil, err
+	}
 	network := &proto.StartRequest{}
 	if err := networkRequest(cfg, &tc, network); err != nil {
 		return nil, err
+	}
+	if u := d.shared.user(); d.config.SharedExecutor && u != nil && network.NetworkNamespace != "" {
+		return nil, executor.JobErrorf("the group's network has a namespace of its own (bridge or CNI), and this node's shared executor runs as user %s, which cannot enter it: "+
+			"on this node such tasks need an executor of their own (plugin config shared_executor = false), or a shared executor that runs as root (default_user = \"root\" with allow_root = true)", u.Name)
 	}
 	logs, err := d.logsRequest(cfg, &tc)
 	if err != nil {
@@ -370,6 +382,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		LogLevel:          logLevel(d.logger),
 		MaxModuleBytes:    d.config.MaxModuleBytes,
 		Cgroups:           joinCgroups,
+		RunAs:             runAs,
 	}
 	if fetched != nil {
 		// The executor reads the pulled file and checks it is what was

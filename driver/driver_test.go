@@ -165,7 +165,7 @@ func TestMountsLocalAllocSecrets(t *testing.T) {
 
 	// secrets/ is readable, not writable.
 	tk = h.newTask(t, "probe", 64, TaskConfig{Args: []string{"cat", "/secrets/token"}})
-	must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().SecretsDir, "token"), []byte("s3cr3t"), 0o600))
+	must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().SecretsDir, "token"), []byte("s3cr3t"), 0o644)) // Nomad writes secrets readable by the task's user
 	must.Zero(t, h.run(t, tk).ExitCode)
 	must.Eq(t, "s3cr3t", tk.waitLog(t, "stdout", "s3cr3t"))
 }
@@ -256,7 +256,9 @@ func TestStopKillsAGuestThatCannotStop(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "")
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"cat", "/local/fifo"}})
+	// Open to the task's user (nobody) as well.
 	must.NoError(t, syscall.Mkfifo(filepath.Join(tk.cfg.TaskDir().LocalDir, "fifo"), 0o600))
+	must.NoError(t, os.Chmod(filepath.Join(tk.cfg.TaskDir().LocalDir, "fifo"), 0o666))
 	h.start(t, tk)
 	status, err := h.InspectTask(tk.cfg.ID)
 	must.NoError(t, err)

@@ -115,6 +115,10 @@ func (h *harness) newTask(t *testing.T, module string, memoryMB int64, tc TaskCo
 	// leaves the temp dir around it. Nomad's logmon only when the driver
 	// leaves the logs to it.
 	destroy := h.MkAllocDir(cfg, !h.driver.config.ExecutorWritesLogs())
+	// Nomad's client makes the directory of allocations 0711, so that the
+	// tasks' users (nobody by default) reach their alloc dirs; the
+	// harness's is a 0700 temp dir.
+	must.NoError(t, os.Chmod(filepath.Dir(cfg.AllocDir), 0o711))
 	h.mu.Lock()
 	h.allocDirCleanup = append(h.allocDirCleanup, func() { _ = os.RemoveAll(filepath.Dir(cfg.AllocDir)) }, destroy)
 	h.mu.Unlock()

@@ -26,6 +26,9 @@ type hostDirs struct {
 func newHostDirs(t *testing.T) hostDirs {
 	t.Helper()
 	root := t.TempDir()
+	// Reachable by the tasks' user (nobody), as an operator's host
+	// directories for tasks are; a temp dir is 0700.
+	must.NoError(t, os.Chmod(root, 0o755))
 	d := hostDirs{allowed: filepath.Join(root, "allowed"), outside: filepath.Join(root, "outside")}
 	for _, dir := range []string{filepath.Join(d.allowed, "data"), filepath.Join(d.allowed, "modules"), d.outside} {
 		must.NoError(t, os.MkdirAll(dir, 0o755))
@@ -66,7 +69,9 @@ func TestHostMounts(t *testing.T) {
 	tk.waitLog(t, "stdout", "Read-only file system")
 	must.FileNotExists(t, filepath.Join(data, "planted.txt"))
 
-	// Writable when it says so.
+	// Writable when it says so (and the directory is writable by the
+	// task's user: the guest's view is bounded by both).
+	must.NoError(t, os.Chmod(data, 0o777))
 	_, res = run(TaskConfig{Args: []string{"write", "/data/written.txt", "x"}, Mounts: []HostMount{{HostPath: data, GuestPath: "/data", ReadOnly: false}}})
 	must.Eq(t, 0, res.ExitCode)
 	must.FileExists(t, filepath.Join(data, "written.txt"))

@@ -36,7 +36,10 @@ type sharedExecutor struct {
 	binary string
 
 	mu  sync.Mutex
-	dir string // set by setDir
+	dir string // set by configure
+	// runAs is the user a shared executor this driver launches becomes
+	// (default_user), nil when it stays who the driver is (see user.go).
+	runAs *proto.RunAs
 	// current is the executor new tasks go to; known are all the shared
 	// executors this driver holds, by pid (a recovered task may run in one
 	// that is not current).
@@ -56,10 +59,20 @@ const (
 	sharedLogFile   = "executor.log"
 )
 
-func (s *sharedExecutor) setDir(dir string) {
+// configure sets where the shared executor keeps its files and the user
+// it runs as.
+func (s *sharedExecutor) configure(dir string, runAs *proto.RunAs) {
 	s.mu.Lock()
-	s.dir = dir
+	s.dir, s.runAs = dir, runAs
 	s.mu.Unlock()
+}
+
+// user is the user the shared executor runs as, nil when it runs as the
+// driver does.
+func (s *sharedExecutor) user() *proto.RunAs {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runAs
 }
 
 // get returns the shared executor for a new task: the one in use, one an
@@ -80,10 +93,16 @@ func (s *sharedExecutor) get() (*executor.Client, error) {
 	if s.dir == "" {
 		return nil, errors.New("the driver has no configuration yet")
 	}
+	// The cache directory itself is readable by all (an executor that runs
+	// as a task's user reads it); the shared executor's own files are
+	// root's.
+	if err := os.MkdirAll(filepath.Dir(s.dir), 0o755); err != nil {
+		return nil, fmt.Errorf("create the cache directory: %w", err)
+	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the shared executor's directory: %w", err)
 	}
-	c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, SharedLog: filepath.Join(s.dir, sharedLogFile)})
+	c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, SharedLog: filepath.Join(s.dir, sharedLogFile), RunAs: s.runAs})
 	if err != nil {
 		return nil, err
 	}

@@ -176,6 +176,9 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 	// Short, so that unix socket paths below it stay within their limit.
 	dir, err := os.MkdirTemp("", "wasm-e2e-")
 	must.NoError(t, err)
+	// Reachable by the tasks' user (nobody), as a Nomad data_dir is; a
+	// temp dir is 0700.
+	must.NoError(t, os.Chmod(dir, 0o711))
 	c := &Cluster{t: t, dir: dir, plugins: plugins, CacheDir: filepath.Join(dir, "wasm-cache")}
 	t.Cleanup(c.teardown)
 	c.ArtifactURL = serveArtifacts(t)

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	nomadapi "github.com/hashicorp/nomad/api"
@@ -25,6 +26,9 @@ import (
 // archive carries out of the task's view leads the guest nowhere.
 func TestHostPaths(t *testing.T) {
 	root := t.TempDir()
+	// An operator's directories for tasks are reachable by the tasks'
+	// user (nobody); a temp dir is 0700.
+	must.NoError(t, os.Chmod(root, 0o755))
 	allowed, vol := filepath.Join(root, "allowed"), filepath.Join(root, "vol")
 	for _, d := range []string{allowed, vol} {
 		must.NoError(t, os.MkdirAll(d, 0o755))
@@ -91,6 +95,19 @@ job "hostpaths" {
       }
     }
   }
+  group "root" {
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+    task "root" {
+      driver = "wasm"
+      user   = "root"`+probe+`
+      config {
+        module = "local/probe.wasm"
+      }
+    }
+  }
   group "symlink" {
     restart {
       attempts = 0
@@ -110,7 +127,7 @@ job "hostpaths" {
   }
 }`, nil)
 	c.register(t, job)
-	allocs := c.waitAllocs(t, *job.ID, 3, func(a *nomadapi.AllocationListStub) bool {
+	allocs := c.waitAllocs(t, *job.ID, 4, func(a *nomadapi.AllocationListStub) bool {
 		return a.ClientStatus == "complete" || a.ClientStatus == "failed"
 	})
 	byGroup := map[string]*nomadapi.Allocation{}
@@ -127,6 +144,15 @@ job "hostpaths" {
 	must.StrContains(t, c.logs(t, a, "mount", "stdout"), "Read-only file system")
 	must.Eq(t, 1, exitCode(c.taskState(t, a.ID, "mount")))
 	must.FileNotExists(t, filepath.Join(allowed, "planted.txt"))
+
+	// No task runs as root unless the operator allows it.
+	a = byGroup["root"]
+	must.Eq(t, "failed", a.ClientStatus)
+	found := false
+	for _, e := range c.taskState(t, a.ID, "root").Events {
+		found = found || strings.Contains(e.DisplayMessage, `user = "root" is root, and this node's wasm driver does not run tasks as root`)
+	}
+	must.True(t, found, must.Sprintf("no event refuses root: %+v", c.taskState(t, a.ID, "root").Events))
 
 	// The archive's symlink either never reached the task (Nomad's
 	// artifact sandbox refuses it) or leads the guest nowhere.

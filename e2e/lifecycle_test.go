@@ -8,6 +8,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -346,38 +347,48 @@ func TestOperability(t *testing.T) {
 		return ts.ResourceUsage.MemoryStats.RSS > 0 && ts.ResourceUsage.CpuStats.Percent > 0
 	})
 
+	// The client runs as root; the task's executor runs as the plugin's
+	// default_user, nobody.
+	nobody, err := user.Lookup("nobody")
+	must.NoError(t, err)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", executorPid(t, c, alloc)))
+	must.NoError(t, err)
+	must.StrContains(t, string(status), fmt.Sprintf("\nUid:\t%s\t%s\t%s\t%s\n", nobody.Uid, nobody.Uid, nobody.Uid, nobody.Uid))
+
 	// nomad alloc exec runs a command module from the task's view in the
 	// task's sandbox and streams its output and exit code back.
-	exec := func(cmd ...string) (int, string, string, error) { return c.exec(t, alloc, "ticker", cmd...) }
-	code, out, errOut, err := exec("/local/probe.wasm", "hello")
-	must.NoError(t, err)
-	must.Zero(t, code)
-	must.Eq(t, "hello from wasm\n", out)
-	must.Eq(t, "a line on stderr\n", errOut)
-	code, out, _, err = exec("/local/probe.wasm", "env")
-	must.NoError(t, err)
-	must.Zero(t, code)
-	must.StrContains(t, out, "NOMAD_ALLOC_ID="+alloc.ID+"\n")
-	code, _, _, err = exec("/local/probe.wasm", "exit", "3")
-	must.NoError(t, err)
-	must.Eq(t, 3, code)
-	code, _, errOut, err = exec("/bin/sh", "-c", "id")
-	must.NoError(t, err)
-	must.Eq(t, 127, code)
-	must.StrContains(t, errOut, `path "/bin/sh" is outside the task's view`)
+	var code int
+	var out, errOut string
+	exec := func(cmd ...string) {
+		t.Helper()
+		code, out, errOut, err = c.exec(t, alloc, "ticker", cmd...)
+		must.NoError(t, err, must.Sprintf("exec %v", cmd))
+	}
+	// What the last exec gave, for a failure's message.
+	got := func() must.Setting { return must.Sprintf("exit code %d, stdout %q, stderr %q", code, out, errOut) }
+	exec("/local/probe.wasm", "hello")
+	must.Zero(t, code, got())
+	must.Eq(t, "hello from wasm\n", out, got())
+	must.Eq(t, "a line on stderr\n", errOut, got())
+	exec("/local/probe.wasm", "env")
+	must.Zero(t, code, got())
+	must.StrContains(t, out, "NOMAD_ALLOC_ID="+alloc.ID+"\n", got())
+	exec("/local/probe.wasm", "exit", "3")
+	must.Eq(t, 3, code, got())
+	exec("/bin/sh", "-c", "id")
+	must.Eq(t, 127, code, got())
+	must.StrContains(t, errOut, `path "/bin/sh" is outside the task's view`, got())
 	// A file in the view that is not a module: 126, and what it is instead.
-	code, _, errOut, err = exec("/alloc/logs/ticker.stdout.0")
-	must.NoError(t, err)
-	must.Eq(t, 126, code)
-	must.StrContains(t, errOut, "not a WebAssembly module: it looks like text")
+	exec("/alloc/logs/ticker.stdout.0")
+	must.Eq(t, 126, code, got())
+	must.StrContains(t, errOut, "not a WebAssembly module: it looks like text", got())
 	// The task's memory cap (32 MiB) bounds the exec'd module too.
-	code, out, _, err = exec("/local/probe.wasm", "grow")
-	must.NoError(t, err)
-	must.Zero(t, code)
+	exec("/local/probe.wasm", "grow")
+	must.Zero(t, code, got())
 	var mb int
 	_, err = fmt.Sscanf(out, "allocated %d MiB", &mb)
-	must.NoError(t, err, must.Sprint(out))
-	must.Between(t, 16, mb, 31)
+	must.NoError(t, err, got())
+	must.Between(t, 16, mb, 31, got())
 
 	err = c.Nomad.Allocations().Signal(alloc, nil, "ticker", "SIGHUP")
 	must.ErrorContains(t, err, "SIGINT and SIGTERM stop it gracefully")

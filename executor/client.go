@@ -69,6 +69,9 @@ type LaunchConfig struct {
 	// it holds no task and no driver: the launcher until it is gone (it is
 	// never Claimed), and each driver that holds Attach.
 	SharedLog string
+	// RunAs, with SharedLog, is the user the shared executor becomes when
+	// it starts; it then runs tasks of that user only.
+	RunAs *proto.RunAs
 }
 
 // Warm says what a spare executor prepares while it waits for a task: up
@@ -117,6 +120,9 @@ func Launch(cfg LaunchConfig) (*Client, error) {
 	args := append([]string{Subcommand, WatchFDFlag + "=3"}, cfg.Warm.args()...)
 	if cfg.SharedLog != "" {
 		args = append(args, SharedFlag, SharedLogFlag+"="+cfg.SharedLog)
+		if cfg.RunAs != nil {
+			args = append(args, RunAsFlag+"="+RunAsArg(cfg.RunAs))
+		}
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.ExtraFiles = []*os.File{r}

@@ -6,6 +6,9 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -39,6 +42,52 @@ const (
 	SharedFlag    = "-shared"
 	SharedLogFlag = "-shared-log"
 )
+
+// RunAsFlag makes a shared executor become a user when it starts, before
+// it runs any task (see LaunchConfig.RunAs), written NAME:UID:GID[:G,G…].
+const RunAsFlag = "-run-as"
+
+// RunAsArg is u as RunAsFlag's value.
+func RunAsArg(u *proto.RunAs) string {
+	groups := make([]string, len(u.Groups))
+	for i, g := range u.Groups {
+		groups[i] = strconv.FormatUint(uint64(g), 10)
+	}
+	return fmt.Sprintf("%s:%d:%d:%s", u.Name, u.Uid, u.Gid, strings.Join(groups, ","))
+}
+
+// ParseRunAs reads RunAsFlag's value.
+func ParseRunAs(s string) (*proto.RunAs, error) {
+	f := strings.Split(s, ":")
+	if len(f) != 4 || f[0] == "" {
+		return nil, fmt.Errorf("%s=%q: want NAME:UID:GID:GROUPS", RunAsFlag, s)
+	}
+	num := func(v string) (uint32, error) {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("%s=%q: %w", RunAsFlag, s, err)
+		}
+		return uint32(n), nil
+	}
+	u := &proto.RunAs{Name: f[0]}
+	var err error
+	if u.Uid, err = num(f[1]); err != nil {
+		return nil, err
+	}
+	if u.Gid, err = num(f[2]); err != nil {
+		return nil, err
+	}
+	if f[3] != "" {
+		for _, g := range strings.Split(f[3], ",") {
+			n, err := num(g)
+			if err != nil {
+				return nil, err
+			}
+			u.Groups = append(u.Groups, n)
+		}
+	}
+	return u, nil
+}
 
 // RecentWindow is how recently a module must have started on a node for a
 // spare executor to prepare it: a start within it is a repeated start

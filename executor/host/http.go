@@ -86,7 +86,10 @@ type httpTrigger struct {
 // namespace when there is one) and serves until the program is stopped.
 // The returned instance is the task's: it is done when the trigger has
 // drained, and its exit status says how the task ended.
-func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir string) (*instance, *httpTrigger, error) {
+//
+// With runAs, the executor becomes that user once the ports are bound,
+// before any request is served.
+func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir string, runAs *proto.RunAs) (*instance, *httpTrigger, error) {
 	if cfg.Listener == nil {
 		return nil, nil, executor.JobErrorf("http mode needs a port to serve on")
 	}
@@ -111,6 +114,15 @@ func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string,
 	})
 	if err != nil {
 		return nil, nil, executor.NodeErrorf("http: cannot bind the task's port: %v", err)
+	}
+	if runAs != nil {
+		if err := becomeUser(runAs); err != nil {
+			_ = ln.Close()
+			if mln != nil {
+				_ = mln.Close()
+			}
+			return nil, nil, executor.NodeErrorf("cannot run the task as user %s: %v", runAs.Name, err)
+		}
 	}
 	t.addr = ln.Addr()
 	_, t.port, _ = net.SplitHostPort(t.addr.String())

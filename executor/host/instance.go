@@ -128,6 +128,10 @@ type runOptions struct {
 	// ownThread: run the guest on an OS thread of its own, so that its CPU
 	// time can be told apart from its neighbours' (instance.sampleCPU).
 	ownThread bool
+	// runAs: the executor becomes this user for good as it instantiates
+	// (see asUserOnThread); the main instance of a task that runs as
+	// another user than the executor's.
+	runAs *proto.RunAs
 }
 
 // start instantiates the program as opts says and runs its entrypoint in
@@ -194,6 +198,11 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		cancelSpin = in.cancel
 	}
 	in.module, err = instantiateWithin(opts.instantiateTimeout, cancelSpin, func() (api.Module, error) {
+		if opts.runAs != nil {
+			return asUserOnThread(opts.runAs, opts.netns, p.hasStart, func() (api.Module, error) {
+				return p.runtime.InstantiateModule(ctx, p.module, config)
+			}, func(m api.Module) { _ = m.Close(context.Background()) })
+		}
 		var mod api.Module
 		err := inNetNS(opts.netns, func() error {
 			var err error
@@ -202,6 +211,10 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		})
 		return mod, err
 	})
+	var drop errDrop
+	if errors.As(err, &drop) {
+		return nil, executor.NodeErrorf("cannot run the task as user %s: %v", opts.runAs.Name, drop.error)
+	}
 	if errors.Is(err, errInstantiateTimeout) {
 		if cancelSpin == nil {
 			p.stuck.Store(true)

@@ -25,6 +25,9 @@ type moduleHeader struct {
 	hasMemory bool
 	// minPages is the declared minimum of its first memory.
 	minPages uint32
+	// hasStart is true when the module has a start function (a start
+	// section), which runs while it is instantiated.
+	hasStart bool
 }
 
 // inspectModule checks that b is a WebAssembly core module and reads its
@@ -100,6 +103,7 @@ func printable(b []byte) bool {
 const (
 	sectionImport = 2
 	sectionMemory = 5
+	sectionStart  = 8
 
 	importFunc   = 0
 	importTable  = 1
@@ -133,6 +137,9 @@ func readSections(b []byte) (moduleHeader, error) {
 			return h, fmt.Errorf("the module is truncated or malformed: section %d at offset %d declares %d bytes but only %d remain%w", id, start, size, r.remaining(), errSectionOverrun)
 		}
 		body := &byteReader{b: r.take(int(size)), base: r.offset() - int(size)}
+		if id == sectionStart {
+			h.hasStart = true
+		}
 		if h.hasMemory {
 			continue
 		}

@@ -25,12 +25,6 @@ func inNetNS(path string, fn func() error) error {
 	if path == "" {
 		return fn()
 	}
-	target, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open the allocation's network namespace: %w", err)
-	}
-	defer target.Close()
-
 	runtime.LockOSThread()
 	origin, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
@@ -38,9 +32,9 @@ func inNetNS(path string, fn func() error) error {
 		return fmt.Errorf("open the executor's network namespace: %w", err)
 	}
 	defer origin.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+	if err := enterNetNS(path); err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("enter the allocation's network namespace %s: %w", path, err)
+		return err
 	}
 	ferr := fn()
 	if err := unix.Setns(int(origin.Fd()), unix.CLONE_NEWNET); err != nil {

@@ -5,7 +5,9 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 
@@ -92,7 +94,10 @@ var emptyModule = []byte("\x00asm\x01\x00\x00\x00")
 
 // version answers the Version call: who this executor is and, when req
 // names an engine and a cache directory, what tasks get on this node.
-func version(ctx context.Context, req *proto.VersionRequest) *proto.VersionResponse {
+//
+// readOnly: the executor runs as a task's user and only reads the cache
+// (see ModuleCache.ReadOnly), so the cache need only be readable by it.
+func version(ctx context.Context, req *proto.VersionRequest, readOnly bool) *proto.VersionResponse {
 	resp := &proto.VersionResponse{
 		Version:        executor.Version,
 		Protocol:       executor.ProtocolVersion,
@@ -117,7 +122,11 @@ func version(ctx context.Context, req *proto.VersionRequest) *proto.VersionRespo
 		}
 	}
 	if req.CacheDir != "" {
-		if err := probeCacheDir(req.CacheDir); err != nil {
+		probe := probeCacheDir
+		if readOnly {
+			probe = probeCacheDirReadable
+		}
+		if err := probe(req.CacheDir); err != nil {
 			resp.CacheError = err.Error()
 		}
 	}
@@ -147,4 +156,19 @@ func probeCacheDir(dir string) error {
 	name := f.Name()
 	_ = f.Close()
 	return os.Remove(name)
+}
+
+// probeCacheDirReadable checks that the cache directory can be read, by an
+// executor that writes nothing there.
+func probeCacheDirReadable(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadDir(1)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }

@@ -37,7 +37,7 @@ func TestFeatureSet(t *testing.T) {
 
 func TestVersionProbe(t *testing.T) {
 	t.Parallel()
-	resp := version(context.Background(), &proto.VersionRequest{Engine: "auto", CacheDir: t.TempDir()})
+	resp := version(context.Background(), &proto.VersionRequest{Engine: "auto", CacheDir: t.TempDir()}, false)
 	must.Eq(t, "", resp.EngineError)
 	must.Eq(t, "", resp.CacheError)
 	want := executor.EngineInterpreter
@@ -48,17 +48,26 @@ func TestVersionProbe(t *testing.T) {
 	must.Eq(t, int32(os.Getpid()), resp.Pid)
 	must.Eq(t, "wazero", resp.Runtime)
 
-	resp = version(context.Background(), &proto.VersionRequest{Engine: "interpreter"})
+	resp = version(context.Background(), &proto.VersionRequest{Engine: "interpreter"}, false)
 	must.Eq(t, executor.EngineInterpreter, resp.Engine)
 
-	resp = version(context.Background(), &proto.VersionRequest{Engine: "jit"})
+	resp = version(context.Background(), &proto.VersionRequest{Engine: "jit"}, false)
 	must.Eq(t, "", resp.Engine)
 	must.StrContains(t, resp.EngineError, `engine "jit" is not one of auto, compiler, interpreter`)
 
 	file := filepath.Join(t.TempDir(), "file")
 	must.NoError(t, os.WriteFile(file, nil, 0o644))
-	resp = version(context.Background(), &proto.VersionRequest{CacheDir: filepath.Join(file, "cache")})
+	resp = version(context.Background(), &proto.VersionRequest{CacheDir: filepath.Join(file, "cache")}, false)
 	must.StrContains(t, resp.CacheError, "not a directory")
+
+	// An executor that runs as a task's user only reads the cache: a
+	// directory it may read will do; one that does not exist will not.
+	ro := t.TempDir()
+	must.NoError(t, os.Chmod(ro, 0o555))
+	resp = version(context.Background(), &proto.VersionRequest{CacheDir: ro}, true)
+	must.Eq(t, "", resp.CacheError)
+	resp = version(context.Background(), &proto.VersionRequest{CacheDir: filepath.Join(ro, "missing")}, true)
+	must.StrContains(t, resp.CacheError, "no such file or directory")
 }
 
 func TestResolveEngine(t *testing.T) {

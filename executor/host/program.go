@@ -109,6 +109,9 @@ type program struct {
 	limit  uint32 // effective memory cap in pages
 	// minBytes is the module's initial linear memory.
 	minBytes uint64
+	// hasStart: the module has a start function, guest code that runs
+	// while an instance is instantiated.
+	hasStart bool
 
 	runtime  wazero.Runtime
 	module   wazero.CompiledModule
@@ -183,7 +186,7 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 			return nil, err
 		}
 	}
-	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, runtime: comp.runtime, module: comp.module,
+	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, hasStart: header.hasStart, runtime: comp.runtime, module: comp.module,
 		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired, prepared: warm != nil}
 	p.environ = sync.OnceValue(func() environ {
 		env := make(environ, 0, len(spec.Env))

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // Serve runs the executor: the plugin binary calls it when its first
@@ -59,7 +60,17 @@ func Serve(args []string) {
 				logger.Warn("cannot open the shared executor's log; logging to stderr", "path", opts.sharedLog, "error", err)
 			}
 		}
-		logger.Info("shared executor starting", "pid", os.Getpid())
+		if opts.runAs != nil {
+			// Before any task: the shared executor runs all its tasks as
+			// this user, and writes nothing to the compiled-module cache.
+			if err := becomeUser(opts.runAs); err != nil {
+				logger.Error("cannot become the shared executor's user", "user", opts.runAs.Name, "error", err)
+				out.close()
+				return
+			}
+			s.user.Store(opts.runAs)
+		}
+		logger.Info("shared executor starting", "pid", os.Getpid(), "uid", os.Geteuid())
 	}
 	if opts.watchFD >= 0 {
 		s.watchLauncher(opts.watchFD)
@@ -84,6 +95,7 @@ type options struct {
 	warm      executor.Warm
 	shared    bool
 	sharedLog string
+	runAs     *proto.RunAs
 }
 
 // parseArgs reads the arguments the driver launches an executor with
@@ -98,13 +110,23 @@ func parseArgs(args []string) (options, error) {
 	fs.IntVar(&o.warm.Modules, strings.TrimPrefix(executor.WarmModulesFlag, "-"), 0, "")
 	fs.BoolVar(&o.shared, strings.TrimPrefix(executor.SharedFlag, "-"), false, "")
 	fs.StringVar(&o.sharedLog, strings.TrimPrefix(executor.SharedLogFlag, "-"), "", "")
-	var digests string
+	var digests, runAs string
+	fs.StringVar(&runAs, strings.TrimPrefix(executor.RunAsFlag, "-"), "", "")
 	fs.StringVar(&digests, strings.TrimPrefix(executor.WarmDigestsFlag, "-"), "", "")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if digests != "" {
 		o.warm.Digests = strings.Split(digests, ",")
+	}
+	if runAs != "" {
+		var err error
+		if o.runAs, err = executor.ParseRunAs(runAs); err != nil {
+			return o, err
+		}
+		if !o.shared {
+			return o, fmt.Errorf("%s is for a shared executor (%s); an executor of its own is told its task's user in Start", executor.RunAsFlag, executor.SharedFlag)
+		}
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())

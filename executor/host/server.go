@@ -11,10 +11,12 @@ import (
 	"path"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
 	"google.golang.org/grpc"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
@@ -104,6 +106,14 @@ type server struct {
 	// warm is what this executor prepared as a spare, or nil.
 	warm *warmSet
 
+	// user is who the executor has become (see becomeUser), nil while it
+	// is still who it was started as: a shared executor becomes its user
+	// when it starts, an executor of its own as its task starts. From then
+	// on it writes nothing to the compiled-module cache, and compiles what
+	// the cache cannot give it into memCache.
+	user     atomic.Pointer[proto.RunAs]
+	memCache wazero.CompilationCache
+
 	// gcOff: automatic collection is off for a guest without the per-loop
 	// check (see gc.go); gcMu orders it with collect.
 	gcMu  sync.Mutex
@@ -144,7 +154,7 @@ func (t *task) linearMemory() uint64 {
 
 func newServer(logger hclog.Logger, out *logOutput) *server {
 	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, instantiateTimeout: instantiateTimeout,
-		quit: make(chan struct{}), tasks: map[string]*task{}}
+		quit: make(chan struct{}), tasks: map[string]*task{}, memCache: wazero.NewCompilationCache()}
 }
 
 // serving receives the gRPC server once go-plugin has made it.
@@ -231,7 +241,7 @@ func (s *server) watchLauncher(fd int) {
 }
 
 func (s *server) Version(ctx context.Context, req *proto.VersionRequest) (*proto.VersionResponse, error) {
-	resp := version(ctx, req)
+	resp := version(ctx, req, s.user.Load() != nil)
 	resp.PreparedModules = s.warm.ready()
 	s.mu.Lock()
 	resp.Shared, resp.Tasks = s.shared, int32(len(s.tasks))
@@ -327,6 +337,10 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 	if err != nil {
 		return nil, executor.OperatorErrorf("%v", err)
 	}
+	runAs, err := s.runAs(req)
+	if err != nil {
+		return nil, err
+	}
 	spec := programSpec{
 		Module: req.Module, Sha256: req.Sha256, Engine: engine, Entrypoint: req.Entrypoint, Env: req.Env,
 		// The HTTP trigger's instances share the process, as do all the
@@ -358,13 +372,18 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 		return nil, executor.NodeErrorf("%v", err)
 	}
 	if req.Http != nil {
-		t.main, t.trigger, err = prog.serveHTTP(req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir)
+		t.main, t.trigger, err = prog.serveHTTP(req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir, runAs)
 	} else {
 		if !spec.Interruptible {
 			s.disableGC()
 		}
 		t.main, err = prog.start(runOptions{argv0: path.Base(req.Module), args: req.Args, streams: streams, stateDir: req.StateDir,
-			listeners: req.Listeners, netns: req.NetworkNamespace, instantiateTimeout: s.instantiateTimeout, ownThread: s.shared})
+			listeners: req.Listeners, netns: req.NetworkNamespace, instantiateTimeout: s.instantiateTimeout, ownThread: s.shared, runAs: runAs})
+	}
+	if runAs != nil && uint32(os.Geteuid()) == runAs.Uid {
+		// Become it, whether or not the start went on from there: a
+		// failed start leaves an executor that can do no more as root.
+		s.user.Store(runAs)
 	}
 	if err != nil {
 		closeStdio(streams)
@@ -414,7 +433,7 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 		digest = moduleDigest(b)
 	}
 	read := time.Since(began)
-	cache := ModuleCache{Dir: req.CacheDir, Logger: logger}
+	cache := s.moduleCache(req.CacheDir, logger)
 	prog, err := loadProgram(ctx, logger, cache, spec, b, digest, warm)
 	if err != nil {
 		return nil, 0, err
@@ -423,11 +442,50 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 		logger.Warn("the module's compiled entry in the node's cache was damaged and has been replaced", "sha256", digest, "error", prog.repaired)
 	}
 	// Recorded before Start returns: the driver launches the next spare
-	// then, and it reads the record to prepare this module.
-	if err := cache.remember(digest, b); err != nil {
-		logger.Warn("cannot record the module as recently started", "error", err)
+	// then, and it reads the record to prepare this module. (Not by an
+	// executor that runs as a task's user: it writes nothing there.)
+	if !cache.ReadOnly {
+		if err := cache.remember(digest, b); err != nil {
+			logger.Warn("cannot record the module as recently started", "error", err)
+		}
 	}
 	return prog, read, nil
+}
+
+// moduleCache is the node's compiled-module cache in dir as this executor
+// may use it: read-only once it runs as a task's user.
+func (s *server) moduleCache(dir string, logger hclog.Logger) ModuleCache {
+	c := ModuleCache{Dir: dir, Logger: logger}
+	if s.user.Load() != nil {
+		c.ReadOnly, c.Memory = true, s.memCache
+	}
+	return c
+}
+
+// runAs is the user that req's task runs as in this executor, or nil when
+// the executor needs not become anyone: an executor of its own becomes
+// the task's user (the driver resolved it), once; the shared executor
+// became its user when it started, and runs only tasks of that user.
+func (s *server) runAs(req *proto.StartRequest) (*proto.RunAs, error) {
+	current := s.user.Load()
+	want := req.RunAs
+	switch {
+	case want == nil && current == nil:
+		return nil, nil
+	case want == nil:
+		return nil, executor.NodeErrorf("this executor runs as user %s, and the task names none: a driver that runs as root names the task's user", current.Name)
+	case current == nil && uint32(os.Geteuid()) == want.Uid:
+		// Already the user (root, where the operator allows it).
+		return nil, nil
+	case current == nil && s.shared:
+		return nil, executor.JobErrorf("the node's shared executor runs every task as uid %d, and this task's user is %s (uid %d): remove the task's user, or run it in an executor of its own (plugin config shared_executor = false)", os.Geteuid(), want.Name, want.Uid)
+	case current == nil:
+		return want, nil
+	case current.Uid == want.Uid && current.Gid == want.Gid:
+		return nil, nil
+	default:
+		return nil, executor.JobErrorf("the node's shared executor runs every task as user %s (its default_user), and this task's user is %s: remove the task's user, or run it in an executor of its own (plugin config shared_executor = false)", current.Name, want.Name)
+	}
 }
 
 // lingerAfterFailedStart ends the executor if no Start has come
@@ -767,7 +825,7 @@ func (s *server) execProgram(ctx context.Context, t *task, module string) (*prog
 		return p, func() {}, nil
 	}
 	spec.Module, spec.Sha256, spec.Entrypoint, spec.Interruptible = module, "", "_start", interruptible(true)
-	p, err := loadProgram(ctx, t.logger.Named("exec"), ModuleCache{Dir: t.req.CacheDir, Logger: t.logger}, spec, b, digest, nil)
+	p, err := loadProgram(ctx, t.logger.Named("exec"), s.moduleCache(t.req.CacheDir, t.logger), spec, b, digest, nil)
 	if err != nil {
 		return nil, nil, err
 	}

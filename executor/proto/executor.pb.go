@@ -652,7 +652,13 @@ type StartRequest struct {
 	// Cgroup directories (made and limited by the driver) the executor
 	// joins, all its threads, once it has loaded the program and before
 	// the guest runs: compiling a module is the node's work, not the task's.
-	Cgroups       []string `protobuf:"bytes,23,rep,name=cgroups,proto3" json:"cgroups,omitempty"`
+	Cgroups []string `protobuf:"bytes,23,rep,name=cgroups,proto3" json:"cgroups,omitempty"`
+	// The user the executor becomes before the guest runs (after it has
+	// loaded the program, joined the cgroups and bound the task's sockets),
+	// set when the driver runs as root. An executor drops once, for good:
+	// exec'd instances run as this user too. A shared executor drops when it
+	// starts (its -run-as argument) and refuses a task for another user.
+	RunAs         *RunAs `protobuf:"bytes,24,opt,name=run_as,json=runAs,proto3" json:"run_as,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -848,6 +854,84 @@ func (x *StartRequest) GetCgroups() []string {
 	return nil
 }
 
+func (x *StartRequest) GetRunAs() *RunAs {
+	if x != nil {
+		return x.RunAs
+	}
+	return nil
+}
+
+// RunAs is a user of the node, resolved by the driver.
+type RunAs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's name, for messages.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Uid  uint32 `protobuf:"varint,2,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid  uint32 `protobuf:"varint,3,opt,name=gid,proto3" json:"gid,omitempty"`
+	// Supplementary groups; empty means none.
+	Groups        []uint32 `protobuf:"varint,4,rep,packed,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunAs) Reset() {
+	*x = RunAs{}
+	mi := &file_executor_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunAs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunAs) ProtoMessage() {}
+
+func (x *RunAs) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunAs.ProtoReflect.Descriptor instead.
+func (*RunAs) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RunAs) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RunAs) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *RunAs) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *RunAs) GetGroups() []uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 // Logs says where and how the executor writes a task's stdout and stderr:
 // <dir>/<name>.stdout.<n> and <dir>/<name>.stderr.<n>, Nomad's naming and
 // rotation.
@@ -866,7 +950,7 @@ type Logs struct {
 
 func (x *Logs) Reset() {
 	*x = Logs{}
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +962,7 @@ func (x *Logs) String() string {
 func (*Logs) ProtoMessage() {}
 
 func (x *Logs) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +975,7 @@ func (x *Logs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logs.ProtoReflect.Descriptor instead.
 func (*Logs) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{10}
+	return file_executor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Logs) GetDir() string {
@@ -936,7 +1020,7 @@ type Listener struct {
 
 func (x *Listener) Reset() {
 	*x = Listener{}
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1032,7 @@ func (x *Listener) String() string {
 func (*Listener) ProtoMessage() {}
 
 func (x *Listener) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1045,7 @@ func (x *Listener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listener.ProtoReflect.Descriptor instead.
 func (*Listener) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{11}
+	return file_executor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Listener) GetLabel() string {
@@ -1006,7 +1090,7 @@ type HTTPTrigger struct {
 
 func (x *HTTPTrigger) Reset() {
 	*x = HTTPTrigger{}
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1102,7 @@ func (x *HTTPTrigger) String() string {
 func (*HTTPTrigger) ProtoMessage() {}
 
 func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1115,7 @@ func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPTrigger.ProtoReflect.Descriptor instead.
 func (*HTTPTrigger) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{12}
+	return file_executor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HTTPTrigger) GetListener() *Listener {
@@ -1101,7 +1185,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1197,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1210,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{13}
+	return file_executor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartResponse) GetCacheHit() bool {
@@ -1187,7 +1271,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1283,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1296,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{14}
+	return file_executor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WaitRequest) GetTaskId() string {
@@ -1236,7 +1320,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1332,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1345,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{15}
+	return file_executor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExitStatus) GetExitCode() int32 {
@@ -1301,7 +1385,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1397,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1410,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{16}
+	return file_executor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WaitResponse) GetStatus() *ExitStatus {
@@ -1347,7 +1431,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1443,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1456,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{17}
+	return file_executor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StopRequest) GetSignal() int32 {
@@ -1406,7 +1490,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1502,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1515,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{18}
+	return file_executor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopResponse) GetExited() bool {
@@ -1451,7 +1535,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_executor_proto_msgTypes[19]
+	mi := &file_executor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1547,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[19]
+	mi := &file_executor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1560,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{19}
+	return file_executor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SignalRequest) GetSignal() int32 {
@@ -1501,7 +1585,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_executor_proto_msgTypes[20]
+	mi := &file_executor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1597,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[20]
+	mi := &file_executor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1610,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{20}
+	return file_executor_proto_rawDescGZIP(), []int{21}
 }
 
 type StatsRequest struct {
@@ -1539,7 +1623,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_executor_proto_msgTypes[21]
+	mi := &file_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1635,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[21]
+	mi := &file_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1648,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{21}
+	return file_executor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StatsRequest) GetIntervalNanos() int64 {
@@ -1602,7 +1686,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_executor_proto_msgTypes[22]
+	mi := &file_executor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1698,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[22]
+	mi := &file_executor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1711,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{22}
+	return file_executor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StatsResponse) GetTimestampUnixNano() int64 {
@@ -1746,7 +1830,7 @@ const file_executor_proto_rawDesc = "" +
 	"\n" +
 	"guest_path\x18\x01 \x01(\tR\tguestPath\x12\x1b\n" +
 	"\thost_path\x18\x02 \x01(\tR\bhostPath\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xff\x06\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xae\a\n" +
 	"\fStartRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1776,10 +1860,16 @@ const file_executor_proto_rawDesc = "" +
 	"\vmodule_file\x18\x15 \x01(\tR\n" +
 	"moduleFile\x12(\n" +
 	"\x10max_module_bytes\x18\x16 \x01(\x03R\x0emaxModuleBytes\x12\x18\n" +
-	"\acgroups\x18\x17 \x03(\tR\acgroups\x1a6\n" +
+	"\acgroups\x18\x17 \x03(\tR\acgroups\x12-\n" +
+	"\x06run_as\x18\x18 \x01(\v2\x16.wasmexecutor.v1.RunAsR\x05runAs\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"o\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"W\n" +
+	"\x05RunAs\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uid\x18\x02 \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\x03 \x01(\rR\x03gid\x12\x16\n" +
+	"\x06groups\x18\x04 \x03(\rR\x06groups\"o\n" +
 	"\x04Logs\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\tR\x03dir\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
@@ -1865,7 +1955,7 @@ func file_executor_proto_rawDescGZIP() []byte {
 	return file_executor_proto_rawDescData
 }
 
-var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_executor_proto_goTypes = []any{
 	(*ReleaseRequest)(nil),  // 0: wasmexecutor.v1.ReleaseRequest
 	(*ReleaseResponse)(nil), // 1: wasmexecutor.v1.ReleaseResponse
@@ -1877,56 +1967,58 @@ var file_executor_proto_goTypes = []any{
 	(*VersionResponse)(nil), // 7: wasmexecutor.v1.VersionResponse
 	(*Mount)(nil),           // 8: wasmexecutor.v1.Mount
 	(*StartRequest)(nil),    // 9: wasmexecutor.v1.StartRequest
-	(*Logs)(nil),            // 10: wasmexecutor.v1.Logs
-	(*Listener)(nil),        // 11: wasmexecutor.v1.Listener
-	(*HTTPTrigger)(nil),     // 12: wasmexecutor.v1.HTTPTrigger
-	(*StartResponse)(nil),   // 13: wasmexecutor.v1.StartResponse
-	(*WaitRequest)(nil),     // 14: wasmexecutor.v1.WaitRequest
-	(*ExitStatus)(nil),      // 15: wasmexecutor.v1.ExitStatus
-	(*WaitResponse)(nil),    // 16: wasmexecutor.v1.WaitResponse
-	(*StopRequest)(nil),     // 17: wasmexecutor.v1.StopRequest
-	(*StopResponse)(nil),    // 18: wasmexecutor.v1.StopResponse
-	(*SignalRequest)(nil),   // 19: wasmexecutor.v1.SignalRequest
-	(*SignalResponse)(nil),  // 20: wasmexecutor.v1.SignalResponse
-	(*StatsRequest)(nil),    // 21: wasmexecutor.v1.StatsRequest
-	(*StatsResponse)(nil),   // 22: wasmexecutor.v1.StatsResponse
-	nil,                     // 23: wasmexecutor.v1.VersionResponse.FeaturesEntry
-	nil,                     // 24: wasmexecutor.v1.StartRequest.EnvEntry
+	(*RunAs)(nil),           // 10: wasmexecutor.v1.RunAs
+	(*Logs)(nil),            // 11: wasmexecutor.v1.Logs
+	(*Listener)(nil),        // 12: wasmexecutor.v1.Listener
+	(*HTTPTrigger)(nil),     // 13: wasmexecutor.v1.HTTPTrigger
+	(*StartResponse)(nil),   // 14: wasmexecutor.v1.StartResponse
+	(*WaitRequest)(nil),     // 15: wasmexecutor.v1.WaitRequest
+	(*ExitStatus)(nil),      // 16: wasmexecutor.v1.ExitStatus
+	(*WaitResponse)(nil),    // 17: wasmexecutor.v1.WaitResponse
+	(*StopRequest)(nil),     // 18: wasmexecutor.v1.StopRequest
+	(*StopResponse)(nil),    // 19: wasmexecutor.v1.StopResponse
+	(*SignalRequest)(nil),   // 20: wasmexecutor.v1.SignalRequest
+	(*SignalResponse)(nil),  // 21: wasmexecutor.v1.SignalResponse
+	(*StatsRequest)(nil),    // 22: wasmexecutor.v1.StatsRequest
+	(*StatsResponse)(nil),   // 23: wasmexecutor.v1.StatsResponse
+	nil,                     // 24: wasmexecutor.v1.VersionResponse.FeaturesEntry
+	nil,                     // 25: wasmexecutor.v1.StartRequest.EnvEntry
 }
 var file_executor_proto_depIdxs = []int32{
-	15, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
-	23, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
-	24, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
+	16, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
+	24, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
+	25, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
 	8,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
-	11, // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
-	12, // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
-	10, // 6: wasmexecutor.v1.StartRequest.logs:type_name -> wasmexecutor.v1.Logs
-	11, // 7: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
-	11, // 8: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
-	15, // 9: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
-	6,  // 10: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
-	9,  // 11: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
-	14, // 12: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
-	17, // 13: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
-	19, // 14: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
-	21, // 15: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
-	4,  // 16: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
-	0,  // 17: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
-	2,  // 18: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
-	7,  // 19: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
-	13, // 20: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
-	16, // 21: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
-	18, // 22: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
-	20, // 23: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
-	22, // 24: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
-	5,  // 25: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
-	1,  // 26: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
-	3,  // 27: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
-	19, // [19:28] is the sub-list for method output_type
-	10, // [10:19] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
+	13, // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
+	11, // 6: wasmexecutor.v1.StartRequest.logs:type_name -> wasmexecutor.v1.Logs
+	10, // 7: wasmexecutor.v1.StartRequest.run_as:type_name -> wasmexecutor.v1.RunAs
+	12, // 8: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
+	12, // 9: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
+	16, // 10: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
+	6,  // 11: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
+	9,  // 12: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
+	15, // 13: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
+	18, // 14: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
+	20, // 15: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
+	22, // 16: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
+	4,  // 17: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
+	0,  // 18: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
+	2,  // 19: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
+	7,  // 20: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
+	14, // 21: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
+	17, // 22: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
+	19, // 23: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
+	21, // 24: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
+	23, // 25: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
+	5,  // 26: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
+	1,  // 27: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
+	3,  // 28: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
+	20, // [20:29] is the sub-list for method output_type
+	11, // [11:20] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_executor_proto_init() }
@@ -1940,7 +2032,7 @@ func file_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_proto_rawDesc), len(file_executor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,217 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build linux
+
+package driver
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
+)
+
+// requireRoot skips a test that needs the driver to run as root, except in
+// CI, where that fails.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI must run the tests of tasks' users as root: uid %d", os.Geteuid())
+	}
+	t.Skipf("tasks run as another user only when the driver runs as root: uid %d", os.Geteuid())
+}
+
+// procIDs is the real, effective, saved and filesystem uid and gid of pid.
+func procIDs(t *testing.T, pid int) (uids, gids string) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	must.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			uids = strings.Join(strings.Fields(v), " ")
+		}
+		if v, ok := strings.CutPrefix(line, "Gid:"); ok {
+			gids = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return uids, gids
+}
+
+// runsAs checks that the executor of handle's task is u: real, effective,
+// saved and filesystem uid.
+func runsAs(t *testing.T, handle *drivers.TaskHandle, u *proto.RunAs) {
+	t.Helper()
+	uids, _ := procIDs(t, executorPid(t, handle))
+	must.Eq(t, fmt.Sprintf("%d %d %d %d", u.Uid, u.Uid, u.Uid, u.Uid), uids)
+}
+
+// execProbe runs the probe module at local/tool.wasm in tk with nomad alloc
+// exec, and returns its exit code and stdout.
+func execProbe(t *testing.T, h *harness, tk *task, args ...string) (int, string) {
+	t.Helper()
+	var stdout, stderr closingBuffer
+	res, err := h.driver.ExecTaskStreaming(context.Background(), tk.cfg.ID, &drivers.ExecOptions{
+		Command: append([]string{"/local/tool.wasm"}, args...), Stdout: &stdout, Stderr: &stderr})
+	must.NoError(t, err)
+	return res.ExitCode, stdout.String()
+}
+
+func owner(t *testing.T, p string) uint32 {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	must.NoError(t, err)
+	return fi.Sys().(*syscall.Stat_t).Uid
+}
+
+// A task runs as the plugin's default_user (nobody) when it names none: its
+// executor drops every id, after it has written the compiled-module cache
+// and before the guest runs, so the guest's files are bounded by the
+// user's permissions as well as by its mounts, and the cache is written by
+// root only.
+func TestTaskRunsAsDefaultUser(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	nobody, err := lookupUser("nobody")
+	must.NoError(t, err)
+	cache := t.TempDir()
+	// Nomad's cache_dir is 0755; a temp dir is 0700.
+	must.NoError(t, os.Chmod(cache, 0o755))
+	h := newHarness(t, cache)
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
+	local := tk.cfg.TaskDir().LocalDir
+	testmodule.Install(t, "probe", local, "tool.wasm")
+	must.NoError(t, os.WriteFile(filepath.Join(local, "root-only.txt"), []byte("root's"), 0o600))
+	must.NoError(t, os.WriteFile(filepath.Join(local, "shared.txt"), []byte("everyone's"), 0o644))
+	handle := h.start(t, tk)
+	tk.waitLog(t, "stdout", "tick 1")
+
+	runsAs(t, handle, nobody)
+	_, gids := procIDs(t, executorPid(t, handle))
+	must.Eq(t, fmt.Sprintf("%d %d %d %d", nobody.Gid, nobody.Gid, nobody.Gid, nobody.Gid), gids)
+
+	// Bounded twice: a file in the guest's own mount that its user may not
+	// read stays closed; one it may read opens; what it writes is its
+	// user's.
+	code, out := execProbe(t, h, tk, "cat", "/local/root-only.txt")
+	must.Eq(t, 1, code)
+	must.StrContains(t, out, "open /local/root-only.txt: Permission denied")
+	code, out = execProbe(t, h, tk, "cat", "/local/shared.txt")
+	must.Zero(t, code)
+	must.Eq(t, "everyone's", out)
+	code, _ = execProbe(t, h, tk, "write", "/local/made.txt", "mine")
+	must.Zero(t, code)
+	must.Eq(t, nobody.Uid, owner(t, filepath.Join(local, "made.txt")))
+
+	// Only root wrote the cache, and what it wrote, anyone may read. (The
+	// exec'd module's interruptible code was compiled in memory: the
+	// executor could no longer write.)
+	entries := 0
+	must.NoError(t, filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+		must.NoError(t, err)
+		must.Eq(t, 0, owner(t, p), must.Sprintf("%s is not root's", p))
+		if strings.Contains(p, "/interruptible/") {
+			t.Errorf("%s: an executor running as the task's user wrote to the cache", p)
+		}
+		if d.Type().IsRegular() && strings.Contains(p, "/uninterruptible/") {
+			entries++
+			fi, err := d.Info()
+			must.NoError(t, err)
+			if fi.Mode().Perm() != 0o644 && !strings.HasSuffix(p, ".lock") {
+				t.Errorf("%s has mode %v, want 0644", p, fi.Mode().Perm())
+			}
+		}
+		return nil
+	}))
+	must.Positive(t, entries)
+
+	// Logs are written on, by the user, across rotation's new files.
+	tk.waitLog(t, "stdout", "tick 3")
+}
+
+// A task that names its user runs as it; root only where the operator
+// allows it, and a user the node does not have is the job's error.
+func TestTaskUser(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	daemon, err := lookupUser("daemon")
+	must.NoError(t, err)
+
+	h := newHarness(t, "")
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
+	tk.cfg.User = "daemon"
+	runsAs(t, h.start(t, tk), daemon)
+	tk.waitLog(t, "stdout", "tick 0")
+
+	tk = h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
+	tk.cfg.User = "root"
+	err = h.startErr(t, tk)
+	must.ErrorContains(t, err, `user = "root" is root, and this node's wasm driver does not run tasks as root (its plugin config has allow_root = false)`)
+
+	tk = h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
+	tk.cfg.User = "no-such-user-here"
+	err = h.startErr(t, tk)
+	must.ErrorContains(t, err, `user = "no-such-user-here": no user "no-such-user-here" on this node`)
+
+	// allow_root: the operator's choice; the task then reads what root may.
+	h = newHarnessConfig(t, Config{AllowRoot: true})
+	tk = h.newTask(t, "probe", 64, TaskConfig{Args: []string{"cat", "/local/root-only.txt"}})
+	must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().LocalDir, "root-only.txt"), []byte("root's"), 0o600))
+	tk.cfg.User = "root"
+	must.Zero(t, h.run(t, tk).ExitCode)
+	must.Eq(t, "root's", tk.waitLog(t, "stdout", "root's"))
+}
+
+// The plugin config's default_user must exist, and be root only with
+// allow_root.
+func TestDefaultUserConfig(t *testing.T) {
+	requireRoot(t)
+	c := Config{DefaultUser: "root"}
+	must.ErrorContains(t, c.Validate(), `default_user = "root" is root, and allow_root is false`)
+	c = Config{DefaultUser: "root", AllowRoot: true}
+	must.NoError(t, c.Validate())
+	c = Config{DefaultUser: "no-such-user-here"}
+	must.ErrorContains(t, c.Validate(), `default_user: no user "no-such-user-here" on this node`)
+	c = Config{}
+	must.NoError(t, c.Validate())
+	must.Eq(t, "nobody", c.DefaultUser)
+}
+
+// The shared executor becomes default_user when it starts and runs tasks
+// of that user only.
+func TestSharedExecutorRunsAsDefaultUser(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	nobody, err := lookupUser("nobody")
+	must.NoError(t, err)
+	h := newHarnessConfig(t, Config{SharedExecutor: true})
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
+	runsAs(t, h.start(t, tk), nobody)
+	tk.waitLog(t, "stdout", "tick 0")
+
+	tk = h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
+	tk.cfg.User = "daemon"
+	err = h.startErr(t, tk)
+	must.ErrorContains(t, err, "the node's shared executor runs every task as user nobody (its default_user), and this task's user is daemon")
+
+	// Sockets in the allocation's network namespace would need root.
+	tk = h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}, Listeners: []string{"http"}})
+	tk.cfg.Resources.Ports = &structs.AllocatedPorts{{Label: "http", Value: 8080, To: 8080}}
+	tk.cfg.NetworkIsolation = &drivers.NetworkIsolationSpec{Mode: drivers.NetIsolationModeGroup, Path: "/var/run/netns/none"}
+	err = h.startErr(t, tk)
+	must.ErrorContains(t, err, "this node's shared executor runs as user nobody, which cannot enter it")
+}

@@ -1,0 +1,120 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+// becomeUser makes the whole executor process, every thread of it, the
+// user u, for good: supplementary groups, then group, then user (real,
+// effective and saved), after which it holds no capability and cannot
+// regain root. It is done once, after the executor has done what needs
+// root (read the module, write the compiled-module cache, join the
+// cgroups, bind the task's sockets in the allocation's network
+// namespace) and before the guest runs.
+//
+// Go applies these calls to all the process's threads (syscall.Setuid and
+// friends since Go 1.16), so no goroutine is left running as root.
+func becomeUser(u *proto.RunAs) error {
+	groups := make([]int, len(u.Groups))
+	for i, g := range u.Groups {
+		groups[i] = int(g)
+	}
+	// No new privileges, ever: nothing the executor could exec (it execs
+	// nothing) would gain any through a set-user-ID bit or file
+	// capabilities.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set no_new_privs: %w", err)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("set the supplementary groups of user %s: %w", u.Name, err)
+	}
+	if err := syscall.Setgid(int(u.Gid)); err != nil {
+		return fmt.Errorf("become group %d of user %s: %w", u.Gid, u.Name, err)
+	}
+	if err := syscall.Setuid(int(u.Uid)); err != nil {
+		return fmt.Errorf("become user %s (uid %d): %w", u.Name, u.Uid, err)
+	}
+	if u.Uid != 0 {
+		// The drop must be final: a process that can become root again
+		// was not dropped.
+		if err := syscall.Setuid(0); err == nil {
+			return errors.New("the executor could become root again after dropping to user " + u.Name)
+		}
+	}
+	return nil
+}
+
+// asUserOnThread runs instantiate as user u on an OS thread that first
+// entered the network namespace at netns (when set), so that the sockets
+// wazero binds while it instantiates live there. With guestCodeFirst (the
+// module has a start function, which runs inside instantiation) the
+// process drops before instantiate, and the sockets are bound as u;
+// otherwise instantiation runs no guest code, binds as root (ports below
+// 1024 too) and the process drops right after.
+//
+// The thread never leaves the namespace (a dropped process cannot setns
+// back): it stays locked to its goroutine, and Go ends it when the
+// goroutine returns, so no other goroutine ever runs on it.
+func asUserOnThread[T any](u *proto.RunAs, netns string, guestCodeFirst bool, instantiate func() (T, error), discard func(T)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see above
+		var r result
+		defer func() { done <- r }()
+		if netns != "" {
+			if r.err = enterNetNS(netns); r.err != nil {
+				return
+			}
+		}
+		if guestCodeFirst {
+			if err := becomeUser(u); err != nil {
+				r.err = errDrop{err}
+				return
+			}
+		}
+		if r.v, r.err = instantiate(); r.err != nil || guestCodeFirst {
+			return
+		}
+		if err := becomeUser(u); err != nil {
+			discard(r.v)
+			var zero T
+			r.v, r.err = zero, errDrop{err}
+		}
+	}()
+	r := <-done
+	return r.v, r.err
+}
+
+// errDrop is a failure to become the task's user.
+type errDrop struct{ error }
+
+func (e errDrop) Unwrap() error { return e.error }
+
+// enterNetNS moves the calling thread, which the caller has locked, into
+// the network namespace at path.
+func enterNetNS(path string) error {
+	target, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open the allocation's network namespace: %w", err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter the allocation's network namespace %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,28 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build !linux
+
+package host
+
+import (
+	"errors"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+var errNoDrop = errors.New("running a task as another user is supported on Linux only")
+
+// becomeUser is Linux-only.
+func becomeUser(*proto.RunAs) error { return errNoDrop }
+
+// asUserOnThread is Linux-only.
+func asUserOnThread[T any](_ *proto.RunAs, _ string, _ bool, _ func() (T, error), _ func(T)) (T, error) {
+	var zero T
+	return zero, errDrop{errNoDrop}
+}
+
+// errDrop is a failure to become the task's user.
+type errDrop struct{ error }
+
+func (e errDrop) Unwrap() error { return e.error }
