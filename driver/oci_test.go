@@ -44,7 +44,7 @@ type testRegistry struct {
 	pass string
 }
 
-func newTestRegistry(t *testing.T, user, pass string) *testRegistry {
+func newTestRegistry(t testing.TB, user, pass string) *testRegistry {
 	t.Helper()
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r := &testRegistry{user: user, pass: pass}
@@ -65,7 +65,7 @@ func newTestRegistry(t *testing.T, user, pass string) *testRegistry {
 }
 
 // push writes img under repo:tag and returns its manifest digest.
-func (r *testRegistry) push(t *testing.T, repo, tag string, img v1.Image) string {
+func (r *testRegistry) push(t testing.TB, repo, tag string, img v1.Image) string {
 	t.Helper()
 	ref, err := name.ParseReference(r.host+"/"+repo+":"+tag, name.Insecure)
 	must.NoError(t, err)
@@ -76,7 +76,7 @@ func (r *testRegistry) push(t *testing.T, repo, tag string, img v1.Image) string
 }
 
 // wasmArtifact is module as a CNCF Wasm artifact.
-func wasmArtifact(t *testing.T, module []byte) v1.Image {
+func wasmArtifact(t testing.TB, module []byte) v1.Image {
 	t.Helper()
 	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), static.NewLayer(module, wasmLayerMediaType))
 	must.NoError(t, err)
@@ -102,7 +102,7 @@ func tarImage(t *testing.T, files map[string][]byte) v1.Image {
 	return img
 }
 
-func moduleBytes(t *testing.T, name string) []byte {
+func moduleBytes(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(testmodule.Path(t, name))
 	must.NoError(t, err)
