@@ -387,7 +387,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	if fetched != nil {
 		// The executor reads the pulled file and checks it is what was
 		// pulled.
-		req.ModuleFile, req.Sha256 = fetched.file, fetched.sha256
+		req.ModuleFile, req.Sha256, req.ModuleFilePulled = fetched.file, fetched.sha256, fetched.manifest != ""
 	}
 	for _, m := range mounts {
 		req.Mounts = append(req.Mounts, &proto.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
@@ -413,6 +413,9 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	if err != nil {
 		exec.End()
 		removeCgroups(cgroups)
+		if req.ModuleFilePulled && d.puller().forgetIfDamaged(fetched) {
+			d.emit(cfg, fmt.Sprintf("The node's copy of module %s (manifest %s) was damaged and has been removed; the next start pulls it again", tc.Module, fetched.manifest), nil)
+		}
 		return nil, err
 	}
 	// The executor is the task's now: it no longer exits with this driver.
@@ -470,8 +473,7 @@ func (d *Driver) pullModule(cfg *drivers.TaskConfig, tc *TaskConfig) (*pulled, e
 	if err != nil {
 		return nil, executor.JobErrorf("invalid task config: %v", err)
 	}
-	p := &ociPuller{dir: filepath.Join(d.config.CacheDir, "oci"), insecure: d.config.InsecureRegistries,
-		auth: d.config.RegistryAuth, maxBytes: d.config.MaxModuleBytes}
+	p := d.puller()
 	began := time.Now()
 	m, err := p.pull(d.ctx, src, &tc.Auth)
 	if err != nil {
@@ -490,6 +492,12 @@ func (d *Driver) pullModule(cfg *drivers.TaskConfig, tc *TaskConfig) (*pulled, e
 		d.emit(cfg, fmt.Sprintf("Module %s pulled from its registry in %s (manifest %s, module sha256 %s)", src.ref, time.Since(began).Round(time.Millisecond), m.manifest, m.sha256[:12]), annotations)
 	}
 	return m, nil
+}
+
+// puller pulls modules from registries into the node's cache.
+func (d *Driver) puller() *ociPuller {
+	return &ociPuller{dir: filepath.Join(d.config.CacheDir, "oci"), insecure: d.config.InsecureRegistries,
+		auth: d.config.RegistryAuth, maxBytes: d.config.MaxModuleBytes}
 }
 
 // executorFor is the executor a task starts in: the node's shared

@@ -340,7 +340,11 @@ func (p *ociPuller) manifestRecord(digest string) string {
 }
 
 // recorded is the module pulled before from the manifest digest, if the
-// node still has it intact.
+// node still has it. Its content is not hashed here: the executor hashes
+// every module it loads anyway and refuses one that is not the sha256
+// pulled (StartRequest.module_file_pulled), and the driver then removes the
+// damaged copy (forgetIfDamaged), so that a cached start costs no second
+// hash.
 func (p *ociPuller) recorded(digest string) (*pulled, bool) {
 	b, err := os.ReadFile(p.manifestRecord(digest))
 	if err != nil {
@@ -348,16 +352,28 @@ func (p *ociPuller) recorded(digest string) (*pulled, bool) {
 	}
 	sum := strings.TrimSpace(string(b))
 	file := filepath.Join(p.dir, "modules", sum+".wasm")
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != sum {
+	if st, err := os.Stat(file); err != nil || !st.Mode().IsRegular() {
 		return nil, false
 	}
 	return &pulled{file: file, sha256: sum, manifest: digest, cached: true}, true
+}
+
+// forgetIfDamaged removes the node's copy of m, and its manifest's record,
+// if the copy is no longer what was pulled; it reports whether it did. The
+// next start pulls the module again.
+func (p *ociPuller) forgetIfDamaged(m *pulled) bool {
+	f, err := os.Open(m.file)
+	if err == nil {
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		_ = f.Close()
+		if err == nil && hex.EncodeToString(h.Sum(nil)) == m.sha256 {
+			return false
+		}
+	}
+	_ = os.Remove(m.file)
+	_ = os.Remove(p.manifestRecord(m.manifest))
+	return true
 }
 
 // authFor is the task's credentials, else the plugin config's for the

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -280,4 +281,43 @@ func TestOCIConfig(t *testing.T) {
 	} {
 		must.ErrorContains(t, pc.c.Validate(), pc.err)
 	}
+}
+
+// TestOCIModuleDamagedCopy: a pulled module altered on the node afterwards
+// is refused as the node's fault (not the job's pin), its copy removed, and
+// the next start pulls it again.
+func TestOCIModuleDamagedCopy(t *testing.T) {
+	t.Parallel()
+	reg := newTestRegistry(t, "", "")
+	h := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{reg.host}})
+	events := h.events(t)
+	probe := moduleBytes(t, "probe")
+	manifest := reg.push(t, "wasm/probe", "v1", wasmArtifact(t, probe))
+	byDigest := "oci://" + reg.host + "/wasm/probe@" + manifest
+	start := func() (*task, error) {
+		t.Helper()
+		tk := h.newTask(t, "", 64, TaskConfig{Module: byDigest, Args: []string{"hello"}})
+		_, _, err := h.StartTask(tk.cfg)
+		if err == nil {
+			h.cleanupTask(t, tk)
+			must.Zero(t, h.wait(t, tk.cfg.ID).ExitCode)
+		}
+		return tk, err
+	}
+	_, err := start()
+	must.NoError(t, err)
+
+	copyPath := filepath.Join(h.cacheDir, "oci", "modules", sha(probe)+".wasm")
+	must.FileExists(t, copyPath)
+	must.NoError(t, os.WriteFile(copyPath, moduleBytes(t, "hello-go"), 0o644))
+	tk, err := start()
+	must.ErrorContains(t, err, "it was altered on the node after the pull")
+	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
+	waitEvent(t, events, tk.cfg.ID, "was damaged and has been removed")
+	must.FileNotExists(t, copyPath)
+
+	tk, err = start()
+	must.NoError(t, err)
+	waitEvent(t, events, tk.cfg.ID, "pulled from its registry")
+	tk.waitLog(t, "stdout", "hello from wasm")
 }

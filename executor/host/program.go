@@ -81,8 +81,12 @@ func runtimeConfig(engine string, interruptible bool) wazero.RuntimeConfig {
 type programSpec struct {
 	// Module is the module's path in the guest's view; argv[0] is its base
 	// name, and messages name it.
-	Module     string
-	Sha256     string // expected digest, or empty
+	Module string
+	Sha256 string // expected digest, or empty
+	// Pulled: the module is the driver's copy of what it pulled from a
+	// registry (StartRequest.module_file), and Sha256 what it pulled: a
+	// mismatch is a damaged copy on the node, not the job's pin.
+	Pulled     bool
 	Engine     string // resolved: compiler or interpreter
 	Entrypoint string
 	// Interruptible: compiled with wazero's per-loop check, for instances
@@ -161,6 +165,9 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 			_ = warm.runtime.Close(ctx)
 		}
 	}()
+	if want := strings.ToLower(spec.Sha256); want != "" && want != digest && spec.Pulled {
+		return nil, executor.NodeErrorf("module %s: the node's copy of what was pulled has SHA-256 %s, not the %s pulled: it was altered on the node after the pull; the driver removes it, and the next start pulls the module again", spec.Module, digest, want)
+	}
 	if want := strings.ToLower(spec.Sha256); want != "" && want != digest {
 		return nil, executor.JobErrorf("module %s has SHA-256 %s, but the task's sha256 is %s: the file is not the one the job pins; fix the artifact source or update sha256", spec.Module, digest, want)
 	}

@@ -342,7 +342,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 		return nil, err
 	}
 	spec := programSpec{
-		Module: req.Module, Sha256: req.Sha256, Engine: engine, Entrypoint: req.Entrypoint, Env: req.Env,
+		Module: req.Module, Sha256: req.Sha256, Pulled: req.ModuleFilePulled, Engine: engine, Entrypoint: req.Entrypoint, Env: req.Env,
 		// The HTTP trigger's instances share the process, as do all the
 		// instances of the shared executor; the task's own command
 		// instance in an executor of its own has it to itself.

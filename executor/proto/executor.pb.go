@@ -658,9 +658,14 @@ type StartRequest struct {
 	// set when the driver runs as root. An executor drops once, for good:
 	// exec'd instances run as this user too. A shared executor drops when it
 	// starts (its -run-as argument) and refuses a task for another user.
-	RunAs         *RunAs `protobuf:"bytes,24,opt,name=run_as,json=runAs,proto3" json:"run_as,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RunAs *RunAs `protobuf:"bytes,24,opt,name=run_as,json=runAs,proto3" json:"run_as,omitempty"`
+	// Set with module_file when the file is the driver's copy of a module it
+	// pulled from a registry, and sha256 the digest it pulled: a file that
+	// does not match was altered on the node (a node error), not a job's
+	// wrong pin.
+	ModuleFilePulled bool `protobuf:"varint,25,opt,name=module_file_pulled,json=moduleFilePulled,proto3" json:"module_file_pulled,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StartRequest) Reset() {
@@ -859,6 +864,13 @@ func (x *StartRequest) GetRunAs() *RunAs {
 		return x.RunAs
 	}
 	return nil
+}
+
+func (x *StartRequest) GetModuleFilePulled() bool {
+	if x != nil {
+		return x.ModuleFilePulled
+	}
+	return false
 }
 
 // RunAs is a user of the node, resolved by the driver.
@@ -1830,7 +1842,7 @@ const file_executor_proto_rawDesc = "" +
 	"\n" +
 	"guest_path\x18\x01 \x01(\tR\tguestPath\x12\x1b\n" +
 	"\thost_path\x18\x02 \x01(\tR\bhostPath\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xae\a\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xdc\a\n" +
 	"\fStartRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1861,7 +1873,8 @@ const file_executor_proto_rawDesc = "" +
 	"moduleFile\x12(\n" +
 	"\x10max_module_bytes\x18\x16 \x01(\x03R\x0emaxModuleBytes\x12\x18\n" +
 	"\acgroups\x18\x17 \x03(\tR\acgroups\x12-\n" +
-	"\x06run_as\x18\x18 \x01(\v2\x16.wasmexecutor.v1.RunAsR\x05runAs\x1a6\n" +
+	"\x06run_as\x18\x18 \x01(\v2\x16.wasmexecutor.v1.RunAsR\x05runAs\x12,\n" +
+	"\x12module_file_pulled\x18\x19 \x01(\bR\x10moduleFilePulled\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"W\n" +
