@@ -144,8 +144,11 @@ func (s *sharedExecutor) reattachLocked(rc *plugin.ReattachConfig) (*executor.Cl
 	}
 	s.known[rc.Pid] = c
 	go func() {
-		if err := c.Attach(s.ctx); err != nil {
+		err := c.Attach(s.ctx)
+		if s.ctx.Err() == nil {
+			// Gone while this driver held it: forget it.
 			s.logger.Warn("the shared executor went away", "pid", c.Pid, "error", err)
+			s.lost(c)
 		}
 	}()
 	s.logger.Info("reattached to the node's shared executor", "pid", c.Pid, "tasks", v.Tasks)

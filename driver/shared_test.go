@@ -17,6 +17,7 @@ import (
 	cstructs "github.com/hashicorp/nomad/client/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
+	"github.com/shoenig/test/wait"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
@@ -168,6 +169,12 @@ func TestSharedExecutorOutlivesItsDriver(t *testing.T) {
 	// And the last driver goes away.
 	h2.driver.shared.current.Close()
 	waitGone(t, pid)
+	// The restarted driver forgets the executor it had reattached to.
+	must.Wait(t, wait.InitialSuccess(wait.BoolFunc(func() bool {
+		h2.driver.shared.mu.Lock()
+		defer h2.driver.shared.mu.Unlock()
+		return len(h2.driver.shared.known) == 0 && h2.driver.shared.current == nil
+	}), wait.Timeout(10*time.Second), wait.Gap(10*time.Millisecond)))
 }
 
 // TestSharedExecutorLossFailsEveryTask: when the shared executor dies,
