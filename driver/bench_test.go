@@ -113,9 +113,12 @@ func waitPrepared(b *testing.B, d *Driver) {
 func benchTask(b *testing.B, module string, args []string) *drivers.TaskConfig {
 	b.Helper()
 	dir := b.TempDir()
-	// Reachable by the task's user (nobody), as Nomad's alloc dir is.
-	if err := os.Chmod(dir, 0o711); err != nil {
-		b.Fatal(err)
+	// Reachable by the task's user (nobody), as Nomad's alloc dir is (the
+	// benchmark's temp dirs are 0700, the one above them too).
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			b.Fatal(err)
+		}
 	}
 	cfg := &drivers.TaskConfig{
 		ID:      uuid.Generate(),

@@ -32,7 +32,7 @@ func requireCgroupV1(t *testing.T) {
 }
 
 // procCPU is the CPU time process pid has used.
-func procCPU(t *testing.T, pid int) time.Duration {
+func procCPU(t testing.TB, pid int) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	must.NoError(t, err)

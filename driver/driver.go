@@ -792,6 +792,9 @@ func (d *Driver) usage(s *proto.StatsResponse) *cstructs.TaskResourceUsage {
 		CpuStats:    &cstructs.CpuStats{},
 	}
 	if s.Shared {
+		// The guest's thread's CPU clock does not tell user from system
+		// time: only the total is measured.
+		cpu.UserMode, cpu.SystemMode, cpu.Measured = 0, 0, []string{"Percent", "Total Ticks"}
 		return &cstructs.TaskResourceUsage{
 			ResourceUsage: &cstructs.ResourceUsage{MemoryStats: linear.MemoryStats, CpuStats: cpu},
 			Timestamp:     s.TimestampUnixNano,

@@ -114,6 +114,10 @@ type server struct {
 	user     atomic.Pointer[proto.RunAs]
 	memCache wazero.CompilationCache
 
+	// rss is the process's RSS as the shared executor's stats streams
+	// read it.
+	rss sharedRSS
+
 	// gcOff: automatic collection is off for a guest without the per-loop
 	// check (see gc.go); gcMu orders it with collect.
 	gcMu  sync.Mutex
@@ -704,14 +708,22 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 	if interval <= 0 {
 		interval = time.Second
 	}
-	tick := time.NewTicker(interval)
+	// Samples are sent on the interval's boundaries of the wall clock, so
+	// that the streams of the shared executor's many tasks send together
+	// and their messages share writes to the driver's connection.
+	untilNext := func() time.Duration {
+		now := time.Now()
+		return now.Truncate(interval).Add(interval).Sub(now)
+	}
+	tick := time.NewTimer(untilNext())
 	defer tick.Stop()
 	// The shared executor reports the CPU of the task's own guest (the
 	// thread its main instance runs on); an executor of its own, its
 	// process's.
-	sample := sampleCPU
+	sample, rss := sampleCPU, residentBytes
 	if s.shared {
 		sample = t.main.sampleCPU
+		rss = func() uint64 { return s.rss.get(interval / 2) }
 	}
 	prev := sample()
 	for {
@@ -723,6 +735,7 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 		case <-s.quit:
 			return nil
 		case <-tick.C:
+			tick.Reset(untilNext())
 		}
 		cur := sample()
 		user, system, total := cur.percent(prev)
@@ -730,7 +743,7 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 		err := stream.Send(&proto.StatsResponse{
 			TimestampUnixNano: cur.at.UnixNano(),
 			Pid:               int32(os.Getpid()),
-			RssBytes:          residentBytes(),
+			RssBytes:          rss(),
 			CpuUserPercent:    user,
 			CpuSystemPercent:  system,
 			CpuPercent:        total,

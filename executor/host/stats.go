@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -58,8 +59,25 @@ func residentBytes() uint64 {
 }
 
 // sampleCPU is the CPU time of the instance's guest: of the thread it runs
-// on (ownThread), or nothing until that thread is known.
+// on (ownThread), or nothing until that thread is known. A thread's clock
+// does not tell user from system time: both are counted as user.
 func (in *instance) sampleCPU() cpuSample {
-	user, system := threadCPU(int(in.tid.Load()))
-	return cpuSample{at: time.Now(), user: user, system: system}
+	return cpuSample{at: time.Now(), user: threadCPU(int(in.tid.Load()))}
+}
+
+// sharedRSS is residentBytes for the shared executor's many stats streams:
+// read at most once per interval, whatever the number of tasks.
+type sharedRSS struct {
+	mu    sync.Mutex
+	at    time.Time
+	bytes uint64
+}
+
+func (r *sharedRSS) get(maxAge time.Duration) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := time.Now(); now.Sub(r.at) >= maxAge {
+		r.at, r.bytes = now, residentBytes()
+	}
+	return r.bytes
 }

@@ -4,43 +4,31 @@
 package host
 
 import (
-	"bytes"
-	"fmt"
-	"os"
-	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // threadID is the calling thread's ID.
 func threadID() int { return syscall.Gettid() }
 
-// clockTick is the unit of /proc's CPU times: USER_HZ, 100 on every Linux
-// port Go supports.
-const clockTick = 10 * time.Millisecond
-
-// threadCPU is the user and system CPU time of thread tid of this process,
-// or zero when tid is 0 or the thread is gone.
-func threadCPU(tid int) (user, system time.Duration) {
+// threadCPU is the CPU time thread tid of this process has used (user and
+// system together), or zero when tid is 0 or the thread is gone. It reads
+// the thread's CPU clock: one clock_gettime, where /proc/self/task/<tid>/stat
+// took an open, a read and a parse, about 30 µs, which for a thousand tasks
+// sampled every second was a good part of a core.
+func threadCPU(tid int) time.Duration {
 	if tid == 0 {
-		return 0, 0
+		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
-	if err != nil {
-		return 0, 0
+	// Linux's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED): the clock of one
+	// thread, readable by any thread of the same process.
+	const cpuclockSched, cpuclockPerThread = 2, 4
+	clock := int32(^uint32(tid)<<3) | cpuclockSched | cpuclockPerThread
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clock, &ts); err != nil {
+		return 0
 	}
-	// The command name, in parentheses, may hold spaces: fields are
-	// counted after its closing parenthesis; utime and stime are the 14th
-	// and 15th fields, the 12th and 13th after it.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 13 {
-		return 0, 0
-	}
-	u, _ := strconv.ParseUint(string(f[11]), 10, 64)
-	s, _ := strconv.ParseUint(string(f[12]), 10, 64)
-	return time.Duration(u) * clockTick, time.Duration(s) * clockTick
+	return time.Duration(ts.Nano())
 }
