@@ -215,3 +215,58 @@ func TestSharedExecutorRunsAsDefaultUser(t *testing.T) {
 	err = h.startErr(t, tk)
 	must.ErrorContains(t, err, "this node's shared executor runs as user nobody, which cannot enter it")
 }
+
+// startOpener is a module whose start function (its start section, guest
+// code that runs while the module is instantiated) opens
+// /local/root-only.txt, and whose _start exits with the WASI errno that
+// open returned (0: it opened).
+//
+//	(module
+//	  (import "wasi_snapshot_preview1" "path_open"
+//	    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+//	  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+//	  (memory (export "memory") 1)
+//	  (global $err (mut i32) (i32.const 9))
+//	  (data (i32.const 16) "root-only.txt")
+//	  (func $init ;; fd 3 is /local
+//	    (global.set $err (call $open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 13)
+//	      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 64))))
+//	  (start $init)
+//	  (func (export "_start") (call $exit (global.get $err))))
+var startOpener = []byte("\x00asm\x01\x00\x00\x00" +
+	"\x01\x15\x03" + // types
+	"\x60\x09\x7f\x7f\x7f\x7f\x7f\x7e\x7e\x7f\x7f\x01\x7f" + // path_open's
+	"\x60\x01\x7f\x00" + // proc_exit's
+	"\x60\x00\x00" + // () -> ()
+	"\x02\x47\x02" + // imports
+	"\x16wasi_snapshot_preview1\x09path_open\x00\x00" +
+	"\x16wasi_snapshot_preview1\x09proc_exit\x00\x01" +
+	"\x03\x03\x02\x02\x02" + // $init and _start
+	"\x05\x03\x01\x00\x01" + // one page
+	"\x06\x06\x01\x7f\x01\x41\x09\x0b" + // $err
+	"\x07\x13\x02\x06memory\x02\x00\x06_start\x00\x03" +
+	"\x08\x01\x02" + // start $init
+	"\x0a\x22\x02" + // code
+	"\x19\x00\x41\x03\x41\x00\x41\x10\x41\x0d\x41\x00\x42\x02\x42\x00\x41\x00\x41\xc0\x00\x10\x00\x24\x00\x0b" +
+	"\x06\x00\x23\x00\x10\x01\x0b" +
+	"\x0b\x13\x01\x00\x41\x10\x0b\x0droot-only.txt") // data
+
+// A module's start function is guest code too: the executor becomes the
+// task's user before it instantiates such a module, so the start function
+// cannot read what the user may not (WASI errno 2, EACCES), where as root
+// it could.
+func TestStartFunctionRunsAsTheUser(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	run := func(h *harness, user string) int {
+		t.Helper()
+		tk := h.newTask(t, "", 64, TaskConfig{Module: "local/start.wasm"})
+		tk.cfg.User = user
+		local := tk.cfg.TaskDir().LocalDir
+		must.NoError(t, os.WriteFile(filepath.Join(local, "start.wasm"), startOpener, 0o644))
+		must.NoError(t, os.WriteFile(filepath.Join(local, "root-only.txt"), []byte("root's"), 0o600))
+		return h.run(t, tk).ExitCode
+	}
+	must.Eq(t, 2, run(newHarness(t, ""), ""))
+	must.Eq(t, 0, run(newHarnessConfig(t, Config{AllowRoot: true}), "root"))
+}
