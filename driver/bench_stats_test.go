@@ -21,11 +21,7 @@ func BenchmarkSharedStats(b *testing.B) {
 		d := benchDriver(b, b.TempDir(), 0)
 		d.config.SharedExecutor = true
 		d.shared.binary = d.executors.binary
-		user, err := d.config.checkDefaultUser()
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.shared.configure(sharedDir(d.config.CacheDir), user)
+		d.shared.configure(sharedDir(d.config.CacheDir), d.config.defaultRunAs)
 		ctx, cancel := context.WithCancel(context.Background())
 		var pid int
 		for range tasks {

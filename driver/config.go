@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // Engine settings of the plugin config.
@@ -139,6 +140,10 @@ type Config struct {
 	DefaultUser string `codec:"default_user"`
 	// AllowRoot lets tasks run as root (uid 0); refused by default.
 	AllowRoot bool `codec:"allow_root"`
+
+	// defaultRunAs is DefaultUser resolved by Validate, nil when the client
+	// does not run as root (see user.go).
+	defaultRunAs *proto.RunAs
 }
 
 // RegistryAuth is a registry's credentials: a registry_auth block of the
@@ -222,7 +227,8 @@ func (c *Config) Validate() error {
 	if c.DefaultUser == "" {
 		c.DefaultUser = defaultUser
 	}
-	if _, err := c.checkDefaultUser(); err != nil {
+	var err error
+	if c.defaultRunAs, err = c.checkDefaultUser(); err != nil {
 		return err
 	}
 	if c.CacheDir == "" {

@@ -122,7 +122,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		d.compute = cfg.AgentConfig.Compute()
 	}
 	var sharedUser *proto.RunAs
-	if u, _ := config.checkDefaultUser(); u != nil && u.Uid != 0 {
+	if u := config.defaultRunAs; u != nil && u.Uid != 0 {
 		sharedUser = u
 	}
 	d.shared.configure(sharedDir(config.CacheDir), sharedUser)
@@ -313,6 +313,10 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	if err != nil {
 		return nil, err
 	}
+	runAs, err := d.taskUser(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var fetched *pulled
 	if isOCI(tc.Module) {
 		if fetched, err = d.pullModule(cfg, &tc); err != nil {
@@ -331,10 +335,6 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		fetched = &pulled{file: file, sha256: tc.Sha256}
 	}
 
-	runAs, err := d.taskUser(cfg)
-	if err != nil {
-		return nil, err
-	}
 	network := &proto.StartRequest{}
 	if err := networkRequest(cfg, &tc, network); err != nil {
 		return nil, err

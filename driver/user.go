@@ -107,11 +107,10 @@ func (d *Driver) taskUser(cfg *drivers.TaskConfig) (*proto.RunAs, error) {
 		return nil, executor.JobErrorf("user = %q: this node's Nomad client does not run as root, so its wasm tasks run as the client's own user and cannot run as another; remove user", cfg.User)
 	}
 	if cfg.User == "" {
-		u, err := d.config.checkDefaultUser()
-		if err != nil {
-			return nil, executor.OperatorErrorf("%v", err)
+		if d.config.defaultRunAs == nil {
+			return nil, executor.OperatorErrorf("the driver has no plugin configuration yet, so no default_user")
 		}
-		return u, nil
+		return d.config.defaultRunAs, nil
 	}
 	u, err := lookupUser(cfg.User)
 	if err != nil {

@@ -7,12 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
@@ -44,47 +43,24 @@ const (
 )
 
 // RunAsFlag makes a shared executor become a user when it starts, before
-// it runs any task (see LaunchConfig.RunAs), written NAME:UID:GID[:G,G…].
+// it runs any task (see LaunchConfig.RunAs); its value is the RunAs
+// message in protobuf's JSON form.
 const RunAsFlag = "-run-as"
 
 // RunAsArg is u as RunAsFlag's value.
 func RunAsArg(u *proto.RunAs) string {
-	groups := make([]string, len(u.Groups))
-	for i, g := range u.Groups {
-		groups[i] = strconv.FormatUint(uint64(g), 10)
-	}
-	return fmt.Sprintf("%s:%d:%d:%s", u.Name, u.Uid, u.Gid, strings.Join(groups, ","))
+	b, _ := protojson.Marshal(u) // a message of scalars: nothing to fail
+	return string(b)
 }
 
 // ParseRunAs reads RunAsFlag's value.
 func ParseRunAs(s string) (*proto.RunAs, error) {
-	f := strings.Split(s, ":")
-	if len(f) != 4 || f[0] == "" {
-		return nil, fmt.Errorf("%s=%q: want NAME:UID:GID:GROUPS", RunAsFlag, s)
+	u := &proto.RunAs{}
+	if err := protojson.Unmarshal([]byte(s), u); err != nil {
+		return nil, fmt.Errorf("%s=%q: not a user: %w", RunAsFlag, s, err)
 	}
-	num := func(v string) (uint32, error) {
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("%s=%q: %w", RunAsFlag, s, err)
-		}
-		return uint32(n), nil
-	}
-	u := &proto.RunAs{Name: f[0]}
-	var err error
-	if u.Uid, err = num(f[1]); err != nil {
-		return nil, err
-	}
-	if u.Gid, err = num(f[2]); err != nil {
-		return nil, err
-	}
-	if f[3] != "" {
-		for _, g := range strings.Split(f[3], ",") {
-			n, err := num(g)
-			if err != nil {
-				return nil, err
-			}
-			u.Groups = append(u.Groups, n)
-		}
+	if u.Name == "" {
+		return nil, fmt.Errorf("%s=%q: not a user: it has no name", RunAsFlag, s)
 	}
 	return u, nil
 }

@@ -252,6 +252,11 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	return in, nil
 }
 
+// errDrop is a failure to become the task's user (see becomeUser).
+type errDrop struct{ error }
+
+func (e errDrop) Unwrap() error { return e.error }
+
 // errInstantiateTimeout: instantiation did not end within its bound.
 var errInstantiateTimeout = errors.New("instantiation did not end in time")
 

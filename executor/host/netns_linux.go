@@ -44,3 +44,17 @@ func inNetNS(path string, fn func() error) error {
 	runtime.UnlockOSThread()
 	return ferr
 }
+
+// enterNetNS moves the calling thread, which the caller has locked, into
+// the network namespace at path.
+func enterNetNS(path string) error {
+	target, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open the allocation's network namespace: %w", err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter the allocation's network namespace %s: %w", path, err)
+	}
+	return nil
+}

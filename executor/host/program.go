@@ -165,10 +165,10 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 			_ = warm.runtime.Close(ctx)
 		}
 	}()
-	if want := strings.ToLower(spec.Sha256); want != "" && want != digest && spec.Pulled {
-		return nil, executor.NodeErrorf("module %s: the node's copy of what was pulled has SHA-256 %s, not the %s pulled: it was altered on the node after the pull; the driver removes it, and the next start pulls the module again", spec.Module, digest, want)
-	}
 	if want := strings.ToLower(spec.Sha256); want != "" && want != digest {
+		if spec.Pulled {
+			return nil, executor.NodeErrorf("module %s: the node's copy of what was pulled has SHA-256 %s, not the %s pulled: it was altered on the node after the pull; the driver removes it, and the next start pulls the module again", spec.Module, digest, want)
+		}
 		return nil, executor.JobErrorf("module %s has SHA-256 %s, but the task's sha256 is %s: the file is not the one the job pins; fix the artifact source or update sha256", spec.Module, digest, want)
 	}
 	if err := checkEnv(spec.Env); err != nil {

@@ -6,7 +6,6 @@ package host
 import (
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"syscall"
 
@@ -98,23 +97,4 @@ func asUserOnThread[T any](u *proto.RunAs, netns string, guestCodeFirst bool, in
 	}()
 	r := <-done
 	return r.v, r.err
-}
-
-// errDrop is a failure to become the task's user.
-type errDrop struct{ error }
-
-func (e errDrop) Unwrap() error { return e.error }
-
-// enterNetNS moves the calling thread, which the caller has locked, into
-// the network namespace at path.
-func enterNetNS(path string) error {
-	target, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open the allocation's network namespace: %w", err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("enter the allocation's network namespace %s: %w", path, err)
-	}
-	return nil
 }

@@ -21,8 +21,3 @@ func asUserOnThread[T any](_ *proto.RunAs, _ string, _ bool, _ func() (T, error)
 	var zero T
 	return zero, errDrop{errNoDrop}
 }
-
-// errDrop is a failure to become the task's user.
-type errDrop struct{ error }
-
-func (e errDrop) Unwrap() error { return e.error }
