@@ -12,26 +12,41 @@ import (
 // Cgroup limits of a task's executor (an executor of its own; the shared
 // executor's tasks share its process and are not limited one by one).
 //
-// The driver puts the executor, with its guest, into cgroups of its own
-// for the task: cpu (cpu.shares from resources.cpu), memory
-// (memory.limit_in_bytes: the task's memory, memory_max when set, plus
-// executorOverhead for the executor itself) and, for resources.cores,
-// the cpuset cgroup Nomad made for the task (CpusetCgroupPath). Only
-// cgroup v1 is implemented; on v2 the limits are not enforced, and the
-// task's events say so.
+// The executor, with its guest, joins the task's cgroups once it has
+// loaded the program (compiling is the node's work). The limits are those
+// of Nomad's own exec driver: the CPU share from resources.cpu, a hard
+// memory limit of the task's memory (memory_max when set, with memory as
+// the soft limit) plus executorOverhead for the executor itself, and
+// resources.cores as a cpuset.
+//
+//   - cgroup v1: cpu (cpu.shares) and memory (memory.limit_in_bytes,
+//     memory.soft_limit_in_bytes) cgroups of the driver's own, under
+//     cgroupRoot, and the cpuset cgroup Nomad made for the task
+//     (CpusetCgroupPath).
+//   - cgroup v2: the one cgroup Nomad made for the task (CpusetCgroupPath:
+//     nomad.slice/<partition>.slice/<alloc>.<task>.scope), with cpu.weight
+//     (cpu.shares converted as Nomad does), memory.max, memory.low and
+//     cpuset.cpus; Nomad removes it after the task. Without one of Nomad's,
+//     a cgroup of the driver's own under cgroupRoot.
+//
+// Where neither works (not root, cgroups without the cpu and memory
+// controllers) the task runs unlimited, and its events say so.
 
 // executorOverhead is what the cgroup memory limit allows beyond the
 // task's memory: the executor's own runtime, compiled code and buffers.
 const executorOverhead = 64 << 20
 
-// cgroupRoot is the directory under each v1 controller that holds the
-// tasks' cgroups.
+// cgroupRoot is the directory under each v1 controller, or in the v2
+// hierarchy, that holds the tasks' cgroups of the driver's own.
 const cgroupRoot = "nomad-driver-wasm"
 
 // cgroupLimits is what a task's cgroups enforce.
 type cgroupLimits struct {
 	cpuShares   int64
 	memoryBytes int64
+	// memoryLow is the soft limit, where memory_max raises the hard one
+	// above memory.
+	memoryLow int64
 	// cpusetPath is the cpuset cgroup Nomad made for the task (for
 	// resources.cores, or the shared cores), or empty.
 	cpusetPath string
@@ -55,11 +70,25 @@ func limitsFor(cfg *drivers.TaskConfig) cgroupLimits {
 	}
 	if nr := cfg.Resources.NomadResources; nr != nil {
 		l.memoryBytes = max(l.memoryBytes, nr.Memory.MemoryMB<<20, nr.Memory.MemoryMaxMB<<20)
+		if nr.Memory.MemoryMaxMB > nr.Memory.MemoryMB && nr.Memory.MemoryMB > 0 {
+			l.memoryLow = nr.Memory.MemoryMB<<20 + executorOverhead
+		}
 	}
 	if l.memoryBytes > 0 {
 		l.memoryBytes += executorOverhead
 	}
 	return l
+}
+
+// taskCgroups are the cgroups of a task's executor.
+type taskCgroups struct {
+	// join are the cgroups the executor joins.
+	join []string
+	// made are those the driver made, to remove when the task is done.
+	made []string
+	// memory is the cgroup whose memory accounting is the task's: v1 its
+	// memory cgroup, v2 its cgroup.
+	memory string
 }
 
 // cgroupName is a task's cgroup directory name: its allocation and name.

@@ -6,8 +6,11 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,8 +23,14 @@ var cgroupMount = "/sys/fs/cgroup"
 // cgroupVersion says which cgroups the node has: "v1", "v2", or "" with
 // the reason there are none the driver can use.
 func cgroupVersion() (string, error) {
-	if _, err := os.Stat(filepath.Join(cgroupMount, "cgroup.controllers")); err == nil {
-		return "v2", errors.New("cgroup v2 (unified) is not supported yet: the task's CPU and memory are not limited by cgroups")
+	if b, err := os.ReadFile(filepath.Join(cgroupMount, "cgroup.controllers")); err == nil {
+		have := strings.Fields(string(b))
+		for _, c := range []string{"cpu", "memory"} {
+			if !slices.Contains(have, c) {
+				return "", fmt.Errorf("the cgroup v2 hierarchy at %s has no %s controller (it has %q)", cgroupMount, c, have)
+			}
+		}
+		return "v2", nil
 	}
 	for _, c := range []string{"cpu", "memory"} {
 		if _, err := os.Stat(filepath.Join(cgroupMount, c, "cgroup.procs")); err != nil {
@@ -31,15 +40,20 @@ func cgroupVersion() (string, error) {
 	return "v1", nil
 }
 
-// makeCgroups makes the task's v1 cgroups and sets l in them. It returns
-// the cgroups the executor is to join (with the cpuset cgroup Nomad made
-// for the task), and those it made, for removeCgroups.
-func makeCgroups(name string, l cgroupLimits) (join, made []string, err error) {
-	made, err = makeCgroupDirs(name, l)
+// makeCgroups makes or prepares the task's cgroups and sets l in them.
+func makeCgroups(name string, l cgroupLimits) (taskCgroups, error) {
+	v, err := cgroupVersion()
 	if err != nil {
-		return nil, nil, err
+		return taskCgroups{}, err
 	}
-	join = append([]string(nil), made...)
+	if v == "v2" {
+		return makeCgroupV2(name, l)
+	}
+	made, err := makeCgroupDirs(name, l)
+	if err != nil {
+		return taskCgroups{}, err
+	}
+	cg := taskCgroups{join: append([]string(nil), made...), made: made, memory: memoryCgroup(made)}
 	if l.cpusetPath != "" {
 		// Nomad makes the task's cpuset cgroup, but on v1 may not have set
 		// its cpus and mems yet, and a process cannot join a cpuset
@@ -47,19 +61,138 @@ func makeCgroups(name string, l cgroupLimits) (join, made []string, err error) {
 		// and the parent's memory nodes.
 		if err := fillCpuset(l.cpusetPath, l.cpus); err != nil {
 			removeCgroups(made)
-			return nil, nil, fmt.Errorf("prepare Nomad's cpuset cgroup %s: %w", l.cpusetPath, err)
+			return taskCgroups{}, fmt.Errorf("prepare Nomad's cpuset cgroup %s: %w", l.cpusetPath, err)
 		}
-		join = append(join, l.cpusetPath)
+		cg.join = append(cg.join, l.cpusetPath)
 		// A cgroup of the task's own (its reserved cores; not Nomad's
 		// shared one, which every task without cores joins) the driver
 		// removes when the task is done, as Nomad's own drivers' container
 		// runtime does: Nomad cannot hand the cores back (shrink its
 		// reserve cpuset) while it exists.
 		if name := filepath.Base(l.cpusetPath); l.allocID != "" && strings.Contains(name, l.allocID) {
-			made = append(made, l.cpusetPath)
+			cg.made = append(cg.made, l.cpusetPath)
 		}
 	}
-	return join, made, nil
+	return cg, nil
+}
+
+// v2Controllers are the controllers a task's v2 cgroup uses.
+var v2Controllers = []string{"cpu", "memory", "cpuset"}
+
+// makeCgroupV2 prepares the task's one v2 cgroup: the one Nomad made for
+// it (nomad.slice/<partition>.slice/<alloc>.<task>.scope, passed as
+// CpusetCgroupPath, which Nomad removes after the task, killing what is
+// left in it), else one of the driver's own under cgroupRoot. It writes
+// cpu.weight, memory.max (memory.low under memory_max) and, for reserved
+// cores, cpuset.cpus, as Nomad's own executor does.
+func makeCgroupV2(name string, l cgroupLimits) (taskCgroups, error) {
+	dir := l.cpusetPath
+	if dir == "" {
+		parent := filepath.Join(cgroupMount, cgroupRoot)
+		if err := enableControllers(cgroupMount); err != nil {
+			return taskCgroups{}, err
+		}
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return taskCgroups{}, fmt.Errorf("create cgroup %s: %w", parent, err)
+		}
+		if err := enableControllers(parent); err != nil {
+			return taskCgroups{}, err
+		}
+		dir = filepath.Join(parent, name)
+	}
+	var cg taskCgroups
+	if err := os.Mkdir(dir, 0o755); err == nil {
+		// Nomad makes its task's cgroup before the task starts; where it
+		// did not (or there is none of Nomad's), it is the driver's.
+		cg.made = []string{dir}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return taskCgroups{}, fmt.Errorf("create cgroup %s: %w", dir, err)
+	}
+	cg.join, cg.memory = []string{dir}, dir
+	set := func(file, v string) error {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(v), 0o644); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("%w: the controller is not enabled in the cgroup.subtree_control of %s", err, filepath.Dir(dir))
+			}
+			return fmt.Errorf("set %s of cgroup %s to %s: %w", file, dir, v, err)
+		}
+		return nil
+	}
+	err := func() error {
+		if w := cpuWeight(l.cpuShares); w > 0 {
+			if err := set("cpu.weight", strconv.FormatUint(w, 10)); err != nil {
+				return err
+			}
+		}
+		if l.memoryBytes > 0 {
+			if err := set("memory.max", strconv.FormatInt(l.memoryBytes, 10)); err != nil {
+				return err
+			}
+		}
+		if l.memoryLow > 0 {
+			if err := set("memory.low", strconv.FormatInt(l.memoryLow, 10)); err != nil {
+				return err
+			}
+		}
+		if l.cpus != "" {
+			return set("cpuset.cpus", l.cpus)
+		}
+		return nil
+	}()
+	if err != nil {
+		removeCgroups(cg.made)
+		return taskCgroups{}, err
+	}
+	return cg, nil
+}
+
+// enableControllers enables v2Controllers, those dir has, for its
+// children (cgroup.subtree_control); cpu and memory must be among them.
+func enableControllers(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return fmt.Errorf("read the controllers of cgroup %s: %w", dir, err)
+	}
+	have := strings.Fields(string(b))
+	b, err = os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	if err != nil {
+		return fmt.Errorf("read the subtree controllers of cgroup %s: %w", dir, err)
+	}
+	enabled := strings.Fields(string(b))
+	var add []string
+	for _, c := range v2Controllers {
+		switch {
+		case slices.Contains(enabled, c):
+		case slices.Contains(have, c):
+			add = append(add, "+"+c)
+		case c != "cpuset":
+			return fmt.Errorf("cgroup %s has no %s controller (it has %q)", dir, c, have)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(add, " ")), 0o644); err != nil {
+		return fmt.Errorf("enable %s for the children of cgroup %s: %w", strings.Join(add, " "), dir, err)
+	}
+	return nil
+}
+
+// cpuWeight is the v2 cpu.weight of v1 cpu.shares (0: unset), on the
+// curve Nomad's own drivers use (that of the OCI runtimes since 2025):
+// 2 gives 1, 1024 the default 100, 262144 the maximum 10000, with
+// log2(shares) mapped quadratically onto log10(weight) in between.
+func cpuWeight(shares int64) uint64 {
+	switch {
+	case shares <= 0:
+		return 0
+	case shares <= 2:
+		return 1
+	case shares >= 262144:
+		return 10000
+	}
+	l := math.Log2(float64(shares))
+	return uint64(math.Ceil(math.Pow(10, (l*l+125*l)/612-7.0/34)))
 }
 
 // fillCpuset sets the cpuset.cpus (to cpus, else the parent's) and
@@ -86,10 +219,8 @@ func fillCpuset(dir, cpus string) error {
 	return nil
 }
 
+// makeCgroupDirs makes the task's v1 cgroups.
 func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
-	if _, err := cgroupVersion(); err != nil {
-		return nil, err
-	}
 	var made []string
 	mkdir := func(controller string) (string, error) {
 		dir := filepath.Join(cgroupMount, controller, cgroupRoot, name)
@@ -133,7 +264,12 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 			return err
 		}
 		if l.memoryBytes > 0 {
-			return set(dir, "memory.limit_in_bytes", l.memoryBytes)
+			if err := set(dir, "memory.limit_in_bytes", l.memoryBytes); err != nil {
+				return err
+			}
+		}
+		if l.memoryLow > 0 {
+			return set(dir, "memory.soft_limit_in_bytes", l.memoryLow)
 		}
 		return nil
 	}()
@@ -168,7 +304,7 @@ func removeCgroups(dirs []string) {
 	}
 }
 
-// memoryCgroup is the task's memory cgroup among dirs, or "".
+// memoryCgroup is the v1 memory cgroup among dirs, or "".
 func memoryCgroup(dirs []string) string {
 	for _, dir := range dirs {
 		if filepath.Base(filepath.Dir(filepath.Dir(dir))) == "memory" {
@@ -178,36 +314,40 @@ func memoryCgroup(dirs []string) string {
 	return ""
 }
 
-// cgroupMemoryUsage is the memory the task's memory cgroup accounts, or 0.
-func cgroupMemoryUsage(dirs []string) uint64 {
-	dir := memoryCgroup(dirs)
+// cgroupMemoryUsage is the memory the task's memory cgroup dir accounts
+// (v2 memory.current, v1 memory.usage_in_bytes), or 0.
+func cgroupMemoryUsage(dir string) uint64 {
 	if dir == "" {
 		return 0
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "memory.usage_in_bytes"))
-	if err != nil {
-		return 0
+	for _, f := range []string{"memory.current", "memory.usage_in_bytes"} {
+		if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+			n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+			return n
+		}
 	}
-	n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	return n
+	return 0
 }
 
 // cgroupOOMKilled says whether the kernel killed a process of the task's
-// memory cgroup for exceeding its limit.
-func cgroupOOMKilled(dirs []string) bool {
-	dir := memoryCgroup(dirs)
+// memory cgroup dir for exceeding its limit (the oom_kill count of v2
+// memory.events, v1 memory.oom_control).
+func cgroupOOMKilled(dir string) bool {
 	if dir == "" {
 		return false
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
-			k, _ := strconv.Atoi(strings.TrimSpace(n))
-			return k > 0
+	for _, f := range []string{"memory.events", "memory.oom_control"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			continue
 		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
+				k, _ := strconv.Atoi(strings.TrimSpace(n))
+				return k > 0
+			}
+		}
+		return false
 	}
 	return false
 }

@@ -11,13 +11,15 @@ func cgroupVersion() (string, error) {
 	return "", errors.New("cgroups are Linux's: the task's CPU and memory are not limited by them")
 }
 
-func makeCgroups(string, cgroupLimits) (join, made []string, err error) {
-	_, err = cgroupVersion()
-	return nil, nil, err
+func makeCgroups(string, cgroupLimits) (taskCgroups, error) {
+	_, err := cgroupVersion()
+	return taskCgroups{}, err
 }
 
 func removeCgroups([]string) {}
 
-func cgroupMemoryUsage([]string) uint64 { return 0 }
+func memoryCgroup([]string) string { return "" }
 
-func cgroupOOMKilled([]string) bool { return false }
+func cgroupMemoryUsage(string) uint64 { return 0 }
+
+func cgroupOOMKilled(string) bool { return false }

@@ -6,29 +6,54 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shoenig/test/must"
 )
 
-// requireCgroupV1 skips a test where the driver cannot make cgroups v1
-// (not root, or another cgroup version), except in CI, where that fails.
-func requireCgroupV1(t *testing.T) {
+// requireCgroups returns the cgroup version the driver limits tasks
+// with here. It skips a test where the driver cannot make cgroups (not
+// root, no cgroups with the cpu and memory controllers), except in CI,
+// where that fails. WASM_TEST_CGROUP, where set, is the version the run
+// must find (the cgroup v2 machine of make test-cgroup2 sets it to v2).
+func requireCgroups(t *testing.T) string {
 	t.Helper()
 	v, err := cgroupVersion()
-	if v == "v1" && err == nil && os.Geteuid() == 0 {
-		return
+	if want := os.Getenv("WASM_TEST_CGROUP"); want != "" && v != want {
+		t.Fatalf("WASM_TEST_CGROUP=%s, but the node's cgroups are %q (%v)", want, v, err)
+	}
+	if err == nil && os.Geteuid() == 0 {
+		return v
 	}
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("CI must run the cgroup tests: cgroups %q (%v), uid %d", v, err, os.Geteuid())
 	}
-	t.Skipf("cgroups v1 as root are needed: cgroups %q (%v), uid %d", v, err, os.Geteuid())
+	t.Skipf("cgroups v1 or v2, as root, are needed: cgroups %q (%v), uid %d", v, err, os.Geteuid())
+	return ""
+}
+
+// readCgroup is the content of a cgroup file, trimmed.
+func readCgroup(t *testing.T, dir, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	must.NoError(t, err)
+	return strings.TrimSpace(string(b))
+}
+
+// procCgroups is /proc/<pid>/cgroup.
+func procCgroups(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	must.NoError(t, err)
+	return string(b)
 }
 
 // procCPU is the CPU time process pid has used.
@@ -43,38 +68,145 @@ func procCPU(t testing.TB, pid int) time.Duration {
 }
 
 // TestCgroupLimits: an executor of its own runs, with its guest, in
-// cgroups made for its task: cpu.shares from resources.cpu, a memory limit
-// of the task's memory plus the executor's overhead; the cgroups go with
-// the task.
+// cgroups made for its task: the CPU share from resources.cpu, a hard
+// memory limit of memory_max plus the executor's overhead and a soft one
+// of memory plus the overhead; the task's memory stats come from the
+// cgroup; the cgroups go with the task.
 func TestCgroupLimits(t *testing.T) {
 	t.Parallel()
-	requireCgroupV1(t)
+	v := requireCgroups(t)
 	h := newHarness(t, "")
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
 	tk.cfg.Resources.LinuxResources.CPUShares = 300
+	tk.cfg.Resources.NomadResources.Memory.MemoryMaxMB = 96
 	pid := executorPid(t, h.start(t, tk))
 	tk.waitLog(t, "stdout", "sleeping")
 
 	name := cgroupName(tk.cfg)
-	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	hard, soft := strconv.Itoa(96<<20+executorOverhead), strconv.Itoa(64<<20+executorOverhead)
+	var dirs []string
+	switch v {
+	case "v1":
+		for _, controller := range []string{"cpu", "memory"} {
+			must.StrContains(t, procCgroups(t, pid), ":"+controller+":/"+cgroupRoot+"/"+name+"\n")
+			dirs = append(dirs, filepath.Join(cgroupMount, controller, cgroupRoot, name))
+		}
+		must.Eq(t, "300", readCgroup(t, dirs[0], "cpu.shares"))
+		must.Eq(t, hard, readCgroup(t, dirs[1], "memory.limit_in_bytes"))
+		must.Eq(t, soft, readCgroup(t, dirs[1], "memory.soft_limit_in_bytes"))
+	case "v2":
+		must.StrContains(t, procCgroups(t, pid), "0::/"+cgroupRoot+"/"+name+"\n")
+		dirs = []string{filepath.Join(cgroupMount, cgroupRoot, name)}
+		must.Eq(t, strconv.FormatUint(cpuWeight(300), 10), readCgroup(t, dirs[0], "cpu.weight"))
+		must.Eq(t, hard, readCgroup(t, dirs[0], "memory.max"))
+		must.Eq(t, soft, readCgroup(t, dirs[0], "memory.low"))
+	}
+
+	// The task's memory Usage is its cgroup's (which counts the page
+	// cache and the kernel's memory for it), not the executor's RSS.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := h.driver.TaskStats(ctx, tk.cfg.ID, 100*time.Millisecond)
 	must.NoError(t, err)
-	for _, controller := range []string{"cpu", "memory"} {
-		must.StrContains(t, string(cg), controller)
-		must.StrContains(t, string(cg), "/"+cgroupRoot+"/"+name+"\n")
-	}
-	read := func(controller, file string) string {
-		b, err := os.ReadFile(filepath.Join(cgroupMount, controller, cgroupRoot, name, file))
-		must.NoError(t, err)
-		return strings.TrimSpace(string(b))
-	}
-	must.Eq(t, "300", read("cpu", "cpu.shares"))
-	must.Eq(t, strconv.Itoa(64<<20+executorOverhead), read("memory", "memory.limit_in_bytes"))
+	u := <-ch
+	must.Positive(t, u.ResourceUsage.MemoryStats.Usage)
+	must.NotEq(t, u.ResourceUsage.MemoryStats.RSS, u.ResourceUsage.MemoryStats.Usage)
 
 	must.NoError(t, h.StopTask(tk.cfg.ID, 10*time.Second, "SIGTERM"))
 	h.wait(t, tk.cfg.ID)
 	must.NoError(t, h.DestroyTask(tk.cfg.ID, false))
-	for _, controller := range []string{"cpu", "memory"} {
-		must.DirNotExists(t, filepath.Join(cgroupMount, controller, cgroupRoot, name))
+	for _, dir := range dirs {
+		must.DirNotExists(t, dir)
+	}
+}
+
+// TestCgroupNomadsOwn: where Nomad made a cgroup for the task
+// (CpusetCgroupPath), the executor joins it. On v2 that is the task's one
+// cgroup, where the driver sets the limits and which Nomad removes after
+// the task; on v1 it is the cpuset cgroup of the task's reserved cores,
+// whose cpus the driver sets if Nomad has not, and which the driver
+// removes (Nomad cannot shrink its reserve while it exists).
+func TestCgroupNomadsOwn(t *testing.T) {
+	t.Parallel()
+	v := requireCgroups(t)
+	h := newHarness(t, "")
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
+	tk.cfg.Resources.LinuxResources.CPUShares = 500
+	tk.cfg.Resources.LinuxResources.CpusetCpus = "0"
+
+	// Nomad's cgroups as its client makes them at start (cgroupslib.Init)
+	// and for each task (its process wrangler), under a name of the test's.
+	slice := fmt.Sprintf("nomad-test-%d.slice", os.Getpid())
+	var top, scope string
+	switch v {
+	case "v1":
+		top = filepath.Join(cgroupMount, "cpuset", slice)
+		must.NoError(t, ensureCpusetDir(top))
+		must.NoError(t, ensureCpusetDir(filepath.Join(top, "reserve")))
+		scope = filepath.Join(top, "reserve", tk.cfg.AllocID+"."+tk.cfg.Name)
+		must.NoError(t, os.Mkdir(scope, 0o755))
+	case "v2":
+		top = filepath.Join(cgroupMount, slice)
+		must.NoError(t, enableControllers(cgroupMount))
+		must.NoError(t, os.Mkdir(top, 0o755))
+		must.NoError(t, enableControllers(top))
+		must.NoError(t, os.Mkdir(filepath.Join(top, "reserve.slice"), 0o755))
+		must.NoError(t, enableControllers(filepath.Join(top, "reserve.slice")))
+		scope = filepath.Join(top, "reserve.slice", tk.cfg.AllocID+"."+tk.cfg.Name+".scope")
+		must.NoError(t, os.Mkdir(scope, 0o755))
+	}
+	t.Cleanup(func() {
+		// What Nomad's client does after the task, then at its end.
+		_ = syscall.Rmdir(scope)
+		_ = syscall.Rmdir(filepath.Join(top, "reserve.slice"))
+		_ = syscall.Rmdir(filepath.Join(top, "reserve"))
+		_ = syscall.Rmdir(top)
+	})
+	tk.cfg.Resources.LinuxResources.CpusetCgroupPath = scope
+	pid := executorPid(t, h.start(t, tk))
+	tk.waitLog(t, "stdout", "sleeping")
+
+	must.Eq(t, "0", readCgroup(t, scope, "cpuset.cpus"))
+	own := strings.TrimPrefix(scope, cgroupMount)
+	switch v {
+	case "v1":
+		must.StrContains(t, procCgroups(t, pid), ":cpuset:"+strings.TrimPrefix(own, "/cpuset")+"\n")
+		must.Eq(t, "500", readCgroup(t, filepath.Join(cgroupMount, "cpu", cgroupRoot, cgroupName(tk.cfg)), "cpu.shares"))
+	case "v2":
+		must.StrContains(t, procCgroups(t, pid), "0::"+own+"\n")
+		must.Eq(t, strconv.FormatUint(cpuWeight(500), 10), readCgroup(t, scope, "cpu.weight"))
+		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), readCgroup(t, scope, "memory.max"))
+		must.DirNotExists(t, filepath.Join(cgroupMount, cgroupRoot, cgroupName(tk.cfg)))
+	}
+
+	must.NoError(t, h.StopTask(tk.cfg.ID, 10*time.Second, "SIGTERM"))
+	h.wait(t, tk.cfg.ID)
+	must.NoError(t, h.DestroyTask(tk.cfg.ID, false))
+	if v == "v2" {
+		must.DirExists(t, scope)
+	} else {
+		must.DirNotExists(t, scope)
+	}
+}
+
+// TestCgroupOOMKill: a guest that recurses without end makes wazero grow
+// its stack up to 400 MB: in the task's memory cgroup the kernel ends the
+// executor first, and the task says it was killed for its memory.
+func TestCgroupOOMKill(t *testing.T) {
+	t.Parallel()
+	requireCgroups(t)
+	h := newHarness(t, "")
+	tk := h.newTask(t, "", 64, TaskConfig{Module: "local/app.wasm"})
+	must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().LocalDir, "app.wasm"), recursingModule, 0o644))
+	res := h.run(t, tk)
+	must.True(t, res.OOMKilled, must.Sprint(res))
+	must.ErrorContains(t, res.Err, "exceeding its memory cgroup's limit")
+}
+
+// TestCPUWeight: cpu.weight from cpu.shares on Nomad's curve.
+func TestCPUWeight(t *testing.T) {
+	for shares, weight := range map[int64]uint64{0: 0, 2: 1, 100: 17, 1024: 100, 4096: 303, 262144: 10000, 1 << 20: 10000} {
+		must.Eq(t, weight, cpuWeight(shares), must.Sprintf("shares %d", shares))
 	}
 }
 
@@ -82,7 +214,7 @@ func TestCgroupLimits(t *testing.T) {
 // ratio of their resources.cpu.
 func TestCgroupCPUShares(t *testing.T) {
 	t.Parallel()
-	requireCgroupV1(t)
+	requireCgroups(t)
 	h := newHarness(t, "")
 	spin := func(shares int64) int {
 		tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"spin"}})

@@ -356,10 +356,10 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	}
 	// An executor of its own, with its guest, runs in the task's cgroups:
 	// it joins them once it has loaded the program, before the guest runs.
-	var cgroups, joinCgroups []string
+	var cg taskCgroups
 	if !exec.Shared() {
 		var cgErr error
-		if joinCgroups, cgroups, cgErr = makeCgroups(cgroupName(cfg), limitsFor(cfg)); cgErr != nil {
+		if cg, cgErr = makeCgroups(cgroupName(cfg), limitsFor(cfg)); cgErr != nil {
 			d.emit(cfg, "The task's CPU and memory are not limited by cgroups: "+cgErr.Error(), map[string]string{"cgroups": "none"})
 		}
 	}
@@ -381,7 +381,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		LogFile:           filepath.Join(taskDir, executorLogFile),
 		LogLevel:          logLevel(d.logger),
 		MaxModuleBytes:    d.config.MaxModuleBytes,
-		Cgroups:           joinCgroups,
+		Cgroups:           cg.join,
 		RunAs:             runAs,
 	}
 	if fetched != nil {
@@ -412,7 +412,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	}
 	if err != nil {
 		exec.End()
-		removeCgroups(cgroups)
+		removeCgroups(cg.made)
 		if req.ModuleFilePulled && d.puller().forgetIfDamaged(fetched) {
 			d.emit(cfg, fmt.Sprintf("The node's copy of module %s (manifest %s) was damaged and has been removed; the next start pulls it again", tc.Module, fetched.manifest), nil)
 		}
@@ -433,7 +433,8 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		StartedAt:      time.Now().Round(time.Millisecond),
 		ModuleSha256:   resp.ModuleSha256,
 		SharedExecutor: exec.Shared(),
-		Cgroups:        cgroups,
+		Cgroups:        cg.made,
+		MemoryCgroup:   cg.memory,
 	}
 	if fetched != nil {
 		state.ModuleManifest = fetched.manifest
@@ -442,7 +443,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	handle.Config = cfg
 	if err := handle.SetDriverState(&state); err != nil {
 		exec.End()
-		removeCgroups(cgroups)
+		removeCgroups(cg.made)
 		return nil, executor.NodeErrorf("failed to set driver state: %v", err)
 	}
 
@@ -757,7 +758,7 @@ func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Dur
 				}
 			}
 			u := d.usage(s)
-			if m := cgroupMemoryUsage(h.state.Cgroups); m > 0 {
+			if m := cgroupMemoryUsage(h.state.memoryCgroup()); m > 0 {
 				// What the task's memory cgroup accounts: the executor and
 				// its guest, page cache included.
 				u.ResourceUsage.MemoryStats.Usage = m

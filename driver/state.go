@@ -37,6 +37,18 @@ type TaskState struct {
 	// Cgroups are the cgroup directories the driver made for the task's
 	// executor, removed when the task is done.
 	Cgroups []string
+	// MemoryCgroup is the cgroup whose memory accounting is the task's
+	// (v1 its memory cgroup, v2 its one cgroup, possibly Nomad's), for
+	// stats and OOM kills. Empty in the state of a driver before v2
+	// support: then it is the memory cgroup among Cgroups.
+	MemoryCgroup string
+}
+
+func (s *TaskState) memoryCgroup() string {
+	if s.MemoryCgroup != "" {
+		return s.MemoryCgroup
+	}
+	return memoryCgroup(s.Cgroups)
 }
 
 // taskStore holds the handles of the tasks this driver knows.

@@ -105,6 +105,11 @@ var (
 	built = map[string]string{}
 )
 
+// PrebuiltEnv names a directory of modules built beforehand, <name>.wasm,
+// for a machine without the toolchains: the cgroup v2 virtual machine of
+// e2e/cgroup2.sh, which Export fills.
+const PrebuiltEnv = "WASM_TESTMODULE_DIR"
+
 // Path returns the path of the named module, building it if this content
 // was not built before (the result is kept in the system's temp dir,
 // keyed by the sources and the recipe, and shared between test processes).
@@ -115,7 +120,28 @@ func Path(t testing.TB, name string) string {
 	if !ok {
 		t.Fatalf("no test module %q", name)
 	}
+	if dir := os.Getenv(PrebuiltEnv); dir != "" {
+		p := filepath.Join(dir, name+".wasm")
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("test module %s was not built beforehand into %s=%s: %v", name, PrebuiltEnv, dir, err)
+		}
+		return p
+	}
 	return build(t, name, ".wasm", r)
+}
+
+// Export builds every module into dir as <name>.wasm, for PrebuiltEnv.
+func Export(t testing.TB, dir string) {
+	t.Helper()
+	for name := range recipes {
+		b, err := os.ReadFile(Path(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // Native returns the path of the native static binary equivalent to the

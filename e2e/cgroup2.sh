@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Copyright (c) nomad-driver-wasm contributors
+# SPDX-License-Identifier: MPL-2.0
+#
+# The driver's cgroup tests on cgroup v2, in a virtual machine: this
+# machine (and CI's) mounts cgroup v1, whose cpu, memory and cpuset
+# controllers a cgroup2 mount cannot have beside it. The machine is
+# qemu (software emulation: nested KVM is not dependable here) booting
+# Debian's cloud kernel into an initramfs that holds busybox, the driver's
+# test binary (which is also its executor) and the test modules, with the
+# unified hierarchy mounted at /sys/fs/cgroup. The tests are the same
+# ones make test runs on v1; WASM_TEST_CGROUP=v2 makes them fail if the
+# machine is not v2. Prints the machine's console; exits with the tests'
+# status.
+#
+# Needs (make deps-vm): qemu-system-x86, busybox-static. The kernel
+# package is downloaded into .tools/vm once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+vm=$root/.tools/vm
+run=${CGROUP2_TESTS:-'^(TestCgroup|TestCPUWeight)'}
+
+for tool in qemu-system-x86_64 busybox apt-get dpkg-deb; do
+	command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (make deps-vm)" >&2; exit 1; }
+done
+
+# Debian's cloud kernel: built-in serial console, initramfs, tmpfs and
+# cgroup v2 with the cpu, memory and cpuset controllers; no modules needed.
+mkdir -p "$vm"
+kernel=$(ls "$vm"/kernel/boot/vmlinuz-* 2>/dev/null | head -1 || true)
+if [ -z "$kernel" ]; then
+	pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+	if [ -z "$pkg" ]; then
+		apt-get update -qq
+		pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+	fi
+	echo "downloading the kernel: $pkg"
+	rm -rf "$vm/dl" && mkdir -p "$vm/dl"
+	(cd "$vm/dl" && apt-get download -qq "$pkg" 2>/dev/null && dpkg-deb -x ./*.deb "$vm/kernel")
+	rm -rf "$vm/dl"
+	kernel=$(ls "$vm"/kernel/boot/vmlinuz-* | head -1)
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rd=$work/rd
+mkdir -p "$rd"/{bin,etc,proc,sys,dev,tmp,root,modules}
+chmod 1777 "$rd/tmp"
+cp "$(command -v busybox)" "$rd/bin/busybox"
+echo "building the driver's test binary and the test modules"
+CGO_ENABLED=0 go test -c -o "$rd/driver.test" ./driver/
+WASM_TESTMODULE_EXPORT="$rd/modules" go test -count=1 -run '^TestExport$' ./executor/testmodule/ >/dev/null
+cat >"$rd/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$rd/etc/group" <<'EOF'
+root:x:0:
+nogroup:x:65534:
+EOF
+cat >"$rd/init" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin HOME=/root TMPDIR=/tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up
+echo "cgroup2-vm: \$(uname -r), cgroup controllers: \$(cat /sys/fs/cgroup/cgroup.controllers), \$(nproc) cpus"
+cd /
+CI=${CI:-} WASM_TEST_CGROUP=v2 WASM_TESTMODULE_DIR=/modules /driver.test -test.v -test.count=1 -test.timeout=20m -test.run '$run'
+echo "cgroup2-vm: exit \$?"
+poweroff -f
+EOF
+chmod +x "$rd/init"
+(cd "$rd" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initrd.gz"
+
+echo "booting $(basename "$kernel") under qemu (software emulation)"
+timeout 30m qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 3072 -nographic -no-reboot \
+	-kernel "$kernel" -initrd "$work/initrd.gz" \
+	-append "console=ttyS0 quiet panic=-1" </dev/null | tee "$work/console.log" | tr -d '\r'
+status=$(tr -d '\r' <"$work/console.log" | sed -n 's/^cgroup2-vm: exit \([0-9]*\)$/\1/p' | tail -1)
+if [ -z "$status" ]; then
+	echo "FAIL: the virtual machine ended without the tests' status" >&2
+	exit 1
+fi
+exit "$status"
