@@ -19,10 +19,12 @@ import (
 // the soft limit) plus executorOverhead for the executor itself, and
 // resources.cores as a cpuset.
 //
-//   - cgroup v1: cpu (cpu.shares) and memory (memory.limit_in_bytes,
-//     memory.soft_limit_in_bytes) cgroups of the driver's own, under
-//     cgroupRoot, and the cpuset cgroup Nomad made for the task
-//     (CpusetCgroupPath).
+//   - cgroup v1: the freezer, cpu (cpu.shares) and memory
+//     (memory.limit_in_bytes, memory.soft_limit_in_bytes) cgroups Nomad's
+//     client makes for every task (<controller>/<cgroup_parent>/<alloc>.<task>,
+//     found beside the cpuset cgroup it passes as CpusetCgroupPath) and
+//     removes after it, and that cpuset cgroup. Without Nomad's, cpu and
+//     memory cgroups of the driver's own under cgroupRoot.
 //   - cgroup v2: the one cgroup Nomad made for the task (CpusetCgroupPath:
 //     nomad.slice/<partition>.slice/<alloc>.<task>.scope), with cpu.weight
 //     (cpu.shares converted as Nomad does), memory.max, memory.low and
@@ -55,10 +57,13 @@ type cgroupLimits struct {
 	// allocID tells the cpuset cgroup Nomad made for this task (named
 	// after its allocation) from Nomad's shared one.
 	allocID string
+	// nomadScope is the name of the v1 cgroups Nomad's client makes for
+	// the task: <alloc_id>.<task>.
+	nomadScope string
 }
 
 func limitsFor(cfg *drivers.TaskConfig) cgroupLimits {
-	l := cgroupLimits{allocID: cfg.AllocID}
+	l := cgroupLimits{allocID: cfg.AllocID, nomadScope: cfg.AllocID + "." + cfg.Name}
 	if cfg.Resources == nil {
 		return l
 	}

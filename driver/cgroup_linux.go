@@ -49,18 +49,24 @@ func makeCgroups(name string, l cgroupLimits) (taskCgroups, error) {
 	if v == "v2" {
 		return makeCgroupV2(name, l)
 	}
-	made, err := makeCgroupDirs(name, l)
+	cg, err := nomadCgroupsV1(l)
 	if err != nil {
 		return taskCgroups{}, err
 	}
-	cg := taskCgroups{join: append([]string(nil), made...), made: made, memory: memoryCgroup(made)}
+	if cg.memory == "" {
+		made, err := makeCgroupDirs(name, l)
+		if err != nil {
+			return taskCgroups{}, err
+		}
+		cg = taskCgroups{join: append([]string(nil), made...), made: made, memory: memoryCgroup(made)}
+	}
 	if l.cpusetPath != "" {
 		// Nomad makes the task's cpuset cgroup, but on v1 may not have set
 		// its cpus and mems yet, and a process cannot join a cpuset
 		// without them (ENOSPC): set what is empty, from the task's cores
 		// and the parent's memory nodes.
 		if err := fillCpuset(l.cpusetPath, l.cpus); err != nil {
-			removeCgroups(made)
+			removeCgroups(cg.made)
 			return taskCgroups{}, fmt.Errorf("prepare Nomad's cpuset cgroup %s: %w", l.cpusetPath, err)
 		}
 		cg.join = append(cg.join, l.cpusetPath)
@@ -73,6 +79,58 @@ func makeCgroups(name string, l cgroupLimits) (taskCgroups, error) {
 			cg.made = append(cg.made, l.cpusetPath)
 		}
 	}
+	return cg, nil
+}
+
+// nomadCgroupsV1 are the v1 cgroups Nomad's client made for the task
+// (its process wrangler, before the task starts: freezer, cpu and memory,
+// <controller>/<cgroup_parent>/<alloc>.<task>), with the limits set in
+// them; none (a zero taskCgroups) where Nomad made none. The cgroup
+// parent, a client setting, is read off the cpuset cgroup Nomad passes
+// (cpuset/<parent>/share or cpuset/<parent>/reserve/<alloc>.<task>).
+func nomadCgroupsV1(l cgroupLimits) (taskCgroups, error) {
+	rel, ok := strings.CutPrefix(l.cpusetPath, filepath.Join(cgroupMount, "cpuset")+"/")
+	if !ok {
+		return taskCgroups{}, nil
+	}
+	parent := filepath.Dir(rel)
+	if filepath.Base(parent) == "reserve" {
+		parent = filepath.Dir(parent)
+	}
+	var cg taskCgroups
+	for _, controller := range []string{"freezer", "cpu", "memory"} {
+		dir := filepath.Join(cgroupMount, controller, parent, l.nomadScope)
+		if _, err := os.Stat(dir); err != nil {
+			if controller == "freezer" {
+				continue
+			}
+			return taskCgroups{}, nil
+		}
+		cg.join = append(cg.join, dir)
+	}
+	set := func(dir, file string, v int64) error {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(v, 10)), 0o644); err != nil {
+			return fmt.Errorf("set %s of Nomad's cgroup %s to %d: %w", file, dir, v, err)
+		}
+		return nil
+	}
+	cpu, memory := cg.join[len(cg.join)-2], cg.join[len(cg.join)-1]
+	if l.cpuShares > 0 {
+		if err := set(cpu, "cpu.shares", l.cpuShares); err != nil {
+			return taskCgroups{}, err
+		}
+	}
+	if l.memoryBytes > 0 {
+		if err := set(memory, "memory.limit_in_bytes", l.memoryBytes); err != nil {
+			return taskCgroups{}, err
+		}
+	}
+	if l.memoryLow > 0 {
+		if err := set(memory, "memory.soft_limit_in_bytes", l.memoryLow); err != nil {
+			return taskCgroups{}, err
+		}
+	}
+	cg.memory = memory
 	return cg, nil
 }
 

@@ -48,12 +48,21 @@ func readCgroup(t *testing.T, dir, file string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// procCgroups is /proc/<pid>/cgroup.
-func procCgroups(t *testing.T, pid int) string {
+// procCgroups is /proc/<pid>/cgroup: the cgroup of each controller
+// (v1; combined ones, cpu,cpuacct, apart) or, under "", the v2 one.
+func procCgroups(t *testing.T, pid int) map[string]string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	must.NoError(t, err)
-	return string(b)
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		must.Eq(t, 3, len(f), must.Sprintf("/proc/%d/cgroup: %q", pid, line))
+		for _, c := range strings.Split(f[1], ",") {
+			m[c] = f[2]
+		}
+	}
+	return m
 }
 
 // procCPU is the CPU time process pid has used.
@@ -88,14 +97,14 @@ func TestCgroupLimits(t *testing.T) {
 	switch v {
 	case "v1":
 		for _, controller := range []string{"cpu", "memory"} {
-			must.StrContains(t, procCgroups(t, pid), ":"+controller+":/"+cgroupRoot+"/"+name+"\n")
+			must.Eq(t, "/"+cgroupRoot+"/"+name, procCgroups(t, pid)[controller])
 			dirs = append(dirs, filepath.Join(cgroupMount, controller, cgroupRoot, name))
 		}
 		must.Eq(t, "300", readCgroup(t, dirs[0], "cpu.shares"))
 		must.Eq(t, hard, readCgroup(t, dirs[1], "memory.limit_in_bytes"))
 		must.Eq(t, soft, readCgroup(t, dirs[1], "memory.soft_limit_in_bytes"))
 	case "v2":
-		must.StrContains(t, procCgroups(t, pid), "0::/"+cgroupRoot+"/"+name+"\n")
+		must.Eq(t, "/"+cgroupRoot+"/"+name, procCgroups(t, pid)[""])
 		dirs = []string{filepath.Join(cgroupMount, cgroupRoot, name)}
 		must.Eq(t, strconv.FormatUint(cpuWeight(300), 10), readCgroup(t, dirs[0], "cpu.weight"))
 		must.Eq(t, hard, readCgroup(t, dirs[0], "memory.max"))
@@ -120,12 +129,14 @@ func TestCgroupLimits(t *testing.T) {
 	}
 }
 
-// TestCgroupNomadsOwn: where Nomad made a cgroup for the task
-// (CpusetCgroupPath), the executor joins it. On v2 that is the task's one
-// cgroup, where the driver sets the limits and which Nomad removes after
-// the task; on v1 it is the cpuset cgroup of the task's reserved cores,
-// whose cpus the driver sets if Nomad has not, and which the driver
-// removes (Nomad cannot shrink its reserve while it exists).
+// TestCgroupNomadsOwn: where Nomad's client made cgroups for the task,
+// the executor joins them, and the driver sets the limits in them. On v2
+// that is the task's one cgroup (CpusetCgroupPath), which Nomad removes
+// after the task. On v1 they are its freezer, cpu and memory cgroups,
+// found beside the cpuset one Nomad passes, and Nomad removes them too;
+// the cpuset cgroup of the task's reserved cores, whose cpus the driver
+// sets if Nomad has not, the driver removes (Nomad cannot shrink its
+// reserve while it exists).
 func TestCgroupNomadsOwn(t *testing.T) {
 	t.Parallel()
 	v := requireCgroups(t)
@@ -138,6 +149,7 @@ func TestCgroupNomadsOwn(t *testing.T) {
 	// and for each task (its process wrangler), under a name of the test's.
 	slice := fmt.Sprintf("nomad-test-%d.slice", os.Getpid())
 	var top, scope string
+	var nomads []string // v1: Nomad's freezer, cpu and memory cgroups
 	switch v {
 	case "v1":
 		top = filepath.Join(cgroupMount, "cpuset", slice)
@@ -145,6 +157,11 @@ func TestCgroupNomadsOwn(t *testing.T) {
 		must.NoError(t, ensureCpusetDir(filepath.Join(top, "reserve")))
 		scope = filepath.Join(top, "reserve", tk.cfg.AllocID+"."+tk.cfg.Name)
 		must.NoError(t, os.Mkdir(scope, 0o755))
+		for _, controller := range []string{"freezer", "cpu", "memory"} {
+			dir := filepath.Join(cgroupMount, controller, slice, tk.cfg.AllocID+"."+tk.cfg.Name)
+			must.NoError(t, os.MkdirAll(dir, 0o755))
+			nomads = append(nomads, dir)
+		}
 	case "v2":
 		top = filepath.Join(cgroupMount, slice)
 		must.NoError(t, enableControllers(cgroupMount))
@@ -157,6 +174,10 @@ func TestCgroupNomadsOwn(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		// What Nomad's client does after the task, then at its end.
+		for _, dir := range nomads {
+			_ = syscall.Rmdir(dir)
+			_ = syscall.Rmdir(filepath.Dir(dir))
+		}
 		_ = syscall.Rmdir(scope)
 		_ = syscall.Rmdir(filepath.Join(top, "reserve.slice"))
 		_ = syscall.Rmdir(filepath.Join(top, "reserve"))
@@ -170,10 +191,18 @@ func TestCgroupNomadsOwn(t *testing.T) {
 	own := strings.TrimPrefix(scope, cgroupMount)
 	switch v {
 	case "v1":
-		must.StrContains(t, procCgroups(t, pid), ":cpuset:"+strings.TrimPrefix(own, "/cpuset")+"\n")
-		must.Eq(t, "500", readCgroup(t, filepath.Join(cgroupMount, "cpu", cgroupRoot, cgroupName(tk.cfg)), "cpu.shares"))
+		cg := procCgroups(t, pid)
+		must.Eq(t, strings.TrimPrefix(own, "/cpuset"), cg["cpuset"])
+		for _, controller := range []string{"freezer", "cpu", "memory"} {
+			must.Eq(t, "/"+slice+"/"+tk.cfg.AllocID+"."+tk.cfg.Name, cg[controller], must.Sprintf("controller %s", controller))
+		}
+		must.Eq(t, "500", readCgroup(t, nomads[1], "cpu.shares"))
+		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), readCgroup(t, nomads[2], "memory.limit_in_bytes"))
+		for _, controller := range []string{"cpu", "memory"} {
+			must.DirNotExists(t, filepath.Join(cgroupMount, controller, cgroupRoot, cgroupName(tk.cfg)))
+		}
 	case "v2":
-		must.StrContains(t, procCgroups(t, pid), "0::"+own+"\n")
+		must.Eq(t, own, procCgroups(t, pid)[""])
 		must.Eq(t, strconv.FormatUint(cpuWeight(500), 10), readCgroup(t, scope, "cpu.weight"))
 		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), readCgroup(t, scope, "memory.max"))
 		must.DirNotExists(t, filepath.Join(cgroupMount, cgroupRoot, cgroupName(tk.cfg)))
@@ -186,21 +215,28 @@ func TestCgroupNomadsOwn(t *testing.T) {
 		must.DirExists(t, scope)
 	} else {
 		must.DirNotExists(t, scope)
+		for _, dir := range nomads {
+			must.DirExists(t, dir)
+		}
 	}
 }
 
 // TestCgroupOOMKill: a guest that recurses without end makes wazero grow
 // its stack up to 400 MB: in the task's memory cgroup the kernel ends the
-// executor first, and the task says it was killed for its memory.
+// executor first, and the task says it was killed for its memory, in its
+// result and in an event that puts it down to the job.
 func TestCgroupOOMKill(t *testing.T) {
 	t.Parallel()
 	requireCgroups(t)
 	h := newHarness(t, "")
+	events := h.events(t)
 	tk := h.newTask(t, "", 64, TaskConfig{Module: "local/app.wasm"})
 	must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().LocalDir, "app.wasm"), recursingModule, 0o644))
 	res := h.run(t, tk)
 	must.True(t, res.OOMKilled, must.Sprint(res))
 	must.ErrorContains(t, res.Err, "exceeding its memory cgroup's limit")
+	ev := waitEvent(t, events, tk.cfg.ID, "OOM killed: ")
+	must.Eq(t, "job", ev.Annotations["error_class"])
 }
 
 // TestCPUWeight: cpu.weight from cpu.shares on Nomad's curve.

@@ -89,6 +89,10 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 
 	if status != nil && status.Error != "" {
 		h.emit("Guest trapped: "+firstLine(status.Error), map[string]string{"exit_code": strconv.Itoa(result.ExitCode)})
+	} else if status == nil && !killed && result.OOMKilled {
+		// The task's memory (its resources) was too small for it: the
+		// job's to fix.
+		h.emit("OOM killed: "+result.Err.Error(), map[string]string{"error_class": executor.ClassJob.String()})
 	} else if status == nil && !killed {
 		h.emit("Executor lost: "+result.Err.Error(), map[string]string{"error_class": executor.ClassNode.String()})
 	}

@@ -8,16 +8,17 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/shoenig/test/must"
 )
 
-// TestCgroups: on the real node, a task's executor runs in the cgroups the
-// driver made for it (cpu, memory), and with resources.cores in the
-// cpuset cgroup Nomad made for the task; the driver's attribute says
-// which cgroups it uses.
+// TestCgroups: on the real node, a task's executor runs in the cgroups
+// Nomad's client made for the task (freezer, cpu, memory, and with
+// resources.cores its reserved cpuset), with the task's limits; the
+// driver's attribute says which cgroups it uses.
 func TestCgroups(t *testing.T) {
 	c := StartCluster(t)
 	nodes, _, err := c.Nomad.Nodes().List(nil)
@@ -36,17 +37,21 @@ func TestCgroups(t *testing.T) {
 	pid := executorPid(t, c, alloc)
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	must.NoError(t, err)
-	mine := "/nomad-driver-wasm/" + alloc.ID + ".ticker"
+	nomads := "/nomad/" + alloc.ID + ".ticker"
 	var cpuset string
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		switch parts[1] {
-		case "cpu", "cpu,cpuacct", "memory":
-			must.Eq(t, mine, parts[2], must.Sprintf("controller %s", parts[1]))
+		case "cpu,cpuacct", "memory", "freezer":
+			must.Eq(t, nomads, parts[2], must.Sprintf("controller %s", parts[1]))
 		case "cpuset":
 			cpuset = parts[2]
 		}
 	}
+	// With the task's limits: its 32 MiB of memory plus the executor's 64.
+	limit, err := os.ReadFile("/sys/fs/cgroup/memory" + nomads + "/memory.limit_in_bytes")
+	must.NoError(t, err)
+	must.Eq(t, strconv.Itoa(96<<20), strings.TrimSpace(string(limit)))
 	// The cpuset cgroup Nomad reserved for the task's core.
 	must.StrContains(t, cpuset, alloc.ID, must.Sprintf("/proc/%d/cgroup:\n%s", pid, b))
 	must.StrContains(t, cpuset, "reserve")
@@ -57,7 +62,7 @@ func TestCgroups(t *testing.T) {
 	_, _, err = c.Nomad.Jobs().Deregister(*job.ID, false, nil)
 	must.NoError(t, err)
 	c.waitAllocs(t, *job.ID, 1, status("complete"))
-	for _, dir := range []string{"/sys/fs/cgroup/cpuset" + cpuset, "/sys/fs/cgroup/cpu" + mine, "/sys/fs/cgroup/memory" + mine} {
+	for _, dir := range []string{"/sys/fs/cgroup/cpuset" + cpuset, "/sys/fs/cgroup/cpu" + nomads, "/sys/fs/cgroup/memory" + nomads} {
 		waitFor(t, func() bool { _, err := os.Stat(dir); return os.IsNotExist(err) }, func() string { return dir + " is still there" })
 	}
 	// A task without cores joins Nomad's shared cpuset cgroup, which stays
