@@ -4,17 +4,21 @@
 #
 # The driver's cgroup tests on cgroup v2, in a virtual machine: this
 # machine (and CI's) mounts cgroup v1, whose cpu, memory and cpuset
-# controllers a cgroup2 mount cannot have beside it. The machine is
-# qemu (software emulation: nested KVM is not dependable here) booting
-# Debian's cloud kernel into an initramfs that holds busybox, the driver's
-# test binary (which is also its executor) and the test modules, with the
-# unified hierarchy mounted at /sys/fs/cgroup. The tests are the same
-# ones make test runs on v1; WASM_TEST_CGROUP=v2 makes them fail if the
-# machine is not v2. Prints the machine's console; exits with the tests'
-# status.
+# controllers a cgroup2 mount cannot have beside it. The machine is qemu
+# (software emulation: nested KVM is not dependable here) booting Debian's
+# cloud kernel into an initramfs with the unified hierarchy mounted at
+# /sys/fs/cgroup, holding busybox, the test modules and:
+#   - the driver's test binary (which is also its executor), running the
+#     cgroup tests make test runs on v1; WASM_TEST_CGROUP=v2 makes them
+#     fail if the machine is not v2;
+#   - Nomad (.tools/agents/nomad), the plugin (bin/) and the test of
+#     e2e/cgroup2vm, which runs a Nomad agent with the plugin and checks
+#     the cgroups Nomad's client makes for the tasks and the driver fills.
+# Prints the machine's console; exits with the tests' status.
 #
-# Needs (make deps-vm): qemu-system-x86, busybox-static. The kernel
-# package is downloaded into .tools/vm once.
+# Needs (make test-cgroup2 provides them): qemu-system-x86 and
+# busybox-static (make deps-vm), Nomad (make tools), the plugin (make
+# build). The kernel package is downloaded into .tools/vm once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,6 +27,9 @@ run=${CGROUP2_TESTS:-'^(TestCgroup|TestCPUWeight)'}
 
 for tool in qemu-system-x86_64 busybox apt-get dpkg-deb; do
 	command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (make deps-vm)" >&2; exit 1; }
+done
+for file in .tools/agents/nomad bin/nomad-driver-wasm; do
+	[ -x "$file" ] || { echo "FAIL: $file is missing (make tools build)" >&2; exit 1; }
 done
 
 # Debian's cloud kernel: built-in serial console, initramfs, tmpfs and
@@ -45,20 +52,23 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rd=$work/rd
-mkdir -p "$rd"/{bin,etc,proc,sys,dev,tmp,root,modules}
+mkdir -p "$rd"/{bin,etc,proc,sys,dev,tmp,root,modules,plugins}
 chmod 1777 "$rd/tmp"
 cp "$(command -v busybox)" "$rd/bin/busybox"
-echo "building the driver's test binary and the test modules"
+cp .tools/agents/nomad "$rd/nomad"
+# Nomad is built with cgo: its loader and C libraries, where they are.
+for lib in $(ldd .tools/agents/nomad | grep -o '/[^ ]*'); do
+	mkdir -p "$rd$(dirname "$lib")" && cp -L "$lib" "$rd$lib"
+done
+cp bin/nomad-driver-wasm "$rd/plugins/"
+echo "building the test binaries and the test modules"
 CGO_ENABLED=0 go test -c -o "$rd/driver.test" ./driver/
+CGO_ENABLED=0 go test -c -tags cgroup2vm -o "$rd/nomad.test" ./e2e/cgroup2vm/
 WASM_TESTMODULE_EXPORT="$rd/modules" go test -count=1 -run '^TestExport$' ./executor/testmodule/ >/dev/null
-cat >"$rd/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-EOF
-cat >"$rd/etc/group" <<'EOF'
-root:x:0:
-nogroup:x:65534:
-EOF
+chmod 755 "$rd/modules" && chmod 644 "$rd"/modules/*
+printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$rd/etc/passwd"
+printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$rd/etc/group"
+printf '%s\n' '127.0.0.1 localhost cgroup2-vm' >"$rd/etc/hosts"
 cat >"$rd/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -69,17 +79,20 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
+hostname cgroup2-vm
 echo "cgroup2-vm: \$(uname -r), cgroup controllers: \$(cat /sys/fs/cgroup/cgroup.controllers), \$(nproc) cpus"
 cd /
 CI=${CI:-} WASM_TEST_CGROUP=v2 WASM_TESTMODULE_DIR=/modules /driver.test -test.v -test.count=1 -test.timeout=20m -test.run '$run'
-echo "cgroup2-vm: exit \$?"
+status=\$?
+/nomad.test -test.v -test.count=1 -test.timeout=20m || status=\$?
+echo "cgroup2-vm: exit \$status"
 poweroff -f
 EOF
 chmod +x "$rd/init"
 (cd "$rd" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initrd.gz"
 
 echo "booting $(basename "$kernel") under qemu (software emulation)"
-timeout 30m qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 3072 -nographic -no-reboot \
+timeout 40m qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 4096 -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$work/initrd.gz" \
 	-append "console=ttyS0 quiet panic=-1" </dev/null | tee "$work/console.log" | tr -d '\r'
 status=$(tr -d '\r' <"$work/console.log" | sed -n 's/^cgroup2-vm: exit \([0-9]*\)$/\1/p' | tail -1)
