@@ -460,6 +460,7 @@ func processesUsing(dir string) []process {
 // teardown stops every agent and every process of the run, unmounts what
 // the clients mounted and removes the cluster's directory.
 func (c *Cluster) teardown() {
+	allocs := c.allocIDs()
 	for _, a := range c.clients {
 		a.stop(syscall.SIGINT)
 	}
@@ -486,6 +487,7 @@ func (c *Cluster) teardown() {
 	if ps := leftovers(); len(ps) > 0 {
 		c.t.Errorf("processes left after teardown: %v", ps)
 	}
+	removeTaskCgroups(allocs)
 	unmountBelow(c.dir)
 	if c.t.Failed() {
 		c.dumpLogs()
@@ -496,6 +498,41 @@ func (c *Cluster) teardown() {
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		c.t.Errorf("remove %s: %v", c.dir, err)
+	}
+}
+
+// allocIDs are the IDs of the cluster's allocations: those its server
+// knows and those its clients have directories for (a restarted or
+// replaced agent's included).
+func (c *Cluster) allocIDs() []string {
+	var ids []string
+	if c.Nomad != nil {
+		if list, _, err := c.Nomad.Allocations().List(&nomadapi.QueryOptions{Namespace: "*"}); err == nil {
+			for _, a := range list {
+				ids = append(ids, a.ID)
+			}
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(c.dir, "*", "data", "alloc", "*-*-*-*-*"))
+	for _, d := range dirs {
+		ids = append(ids, filepath.Base(d))
+	}
+	return ids
+}
+
+// removeTaskCgroups removes the cgroups of the allocations' tasks that
+// the teardown leaves behind: the agents stop with their tasks running
+// (as a Nomad client does) and the executors are then killed, so neither
+// the driver (its v1 cgroups, nomad-driver-wasm/<alloc>.<task>) nor
+// Nomad's client (its own, under nomad/) removes them.
+func removeTaskCgroups(allocs []string) {
+	for _, id := range allocs {
+		for _, pattern := range []string{"/sys/fs/cgroup/*/nomad-driver-wasm/" + id + ".*", "/sys/fs/cgroup/*/nomad/" + id + ".*", "/sys/fs/cgroup/cpuset/nomad/reserve/" + id + ".*"} {
+			dirs, _ := filepath.Glob(pattern)
+			for _, dir := range dirs {
+				_ = syscall.Rmdir(dir)
+			}
+		}
 	}
 }
 
