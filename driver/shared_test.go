@@ -104,7 +104,7 @@ func TestSharedExecutorIsolatesTasks(t *testing.T) {
 	must.NoError(t, res.Err)
 	must.NoError(t, h.DestroyTask(spinner.cfg.ID, false))
 	// Released, it holds none of its task's files any more.
-	must.SliceEmpty(t, openUnder(t, pid, spinner.cfg.AllocDir))
+	waitClosedUnder(t, pid, spinner.cfg.AllocDir)
 
 	// The ticker never noticed.
 	n := lastTick(t, ticker)
@@ -162,8 +162,8 @@ func TestSharedExecutorOutlivesItsDriver(t *testing.T) {
 		must.Eq(t, 15, h2.wait(t, id).Signal)
 		must.NoError(t, h2.DestroyTask(id, false))
 	}
-	must.SliceEmpty(t, openUnder(t, pid, tk.cfg.AllocDir), must.Sprint(executorLog(t, tk)))
-	must.SliceEmpty(t, openUnder(t, pid, tk2.cfg.AllocDir))
+	waitClosedUnder(t, pid, tk.cfg.AllocDir)
+	waitClosedUnder(t, pid, tk2.cfg.AllocDir)
 	// No task left, but a driver holds it.
 	must.NoError(t, syscall.Kill(pid, 0), must.Sprint("the shared executor exited while a driver held it"))
 	// And the last driver goes away.
@@ -205,6 +205,18 @@ func TestSharedExecutorConfig(t *testing.T) {
 	t.Parallel()
 	c := Config{SharedExecutor: true, Logs: LogsConfig{Collector: LogsByNomad}}
 	must.ErrorContains(t, c.Validate(), "shared_executor = true conflicts with logs.collector")
+}
+
+// waitClosedUnder waits until process pid has no file open under dir: a
+// released task's files are closed once its guest has ended, which on a
+// loaded machine can come after the release returns.
+func waitClosedUnder(t *testing.T, pid int, dir string) {
+	t.Helper()
+	must.Wait(t, wait.InitialSuccess(wait.BoolFunc(func() bool {
+		return len(openUnder(t, pid, dir)) == 0
+	}), wait.Timeout(10*time.Second), wait.Gap(10*time.Millisecond)), must.Func(func() string {
+		return fmt.Sprintf("files still open under %s: %v", dir, openUnder(t, pid, dir))
+	}))
 }
 
 // openUnder lists the files process pid has open under dir.

@@ -50,6 +50,7 @@ func TestLogsFollowAndTail(t *testing.T) {
 		}
 	}
 
+	before := c.logs(t, alloc, "ticker", "stdout")
 	tailCancel := make(chan struct{})
 	defer close(tailCancel)
 	tail, tailErrs := c.Nomad.AllocFS().Logs(alloc, false, "ticker", "stdout", nomadapi.OriginEnd, 16, tailCancel, nil)
@@ -68,6 +69,12 @@ func TestLogsFollowAndTail(t *testing.T) {
 			t.Fatal("the log's tail did not end")
 		}
 	}
-	must.LessEq(t, 16, last.Len())
+	// The tail starts 16 bytes before the end the file had when it was
+	// asked for, and runs to its end when it was read: the ticker goes on
+	// writing, so that start lies between 16 bytes before the end the file
+	// had before and 16 before the end it has after.
+	after := c.logs(t, alloc, "ticker", "stdout")
 	must.StrContains(t, last.String(), "tick ")
+	start := strings.LastIndex(after, last.String())
+	must.Between(t, len(before)-16, start, len(after)-16, must.Sprintf("the tail %q in the log of %d bytes (%d before)", last.String(), len(after), len(before)))
 }
