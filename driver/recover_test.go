@@ -103,6 +103,33 @@ func TestExecutorLossFailsTheTask(t *testing.T) {
 	must.ErrorContains(t, res.Err, "it was killed or crashed")
 }
 
+// TestStopUnresponsiveExecutor: an executor that answers nothing (here
+// stopped by SIGSTOP; a frozen one is the same to the driver) cannot hold
+// up a stop: the driver kills it once the stop's timeout has passed, and
+// the task reports that.
+func TestStopUnresponsiveExecutor(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
+	pid := executorPid(t, h.start(t, tk))
+	tk.waitLog(t, "stdout", "sleeping")
+	must.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.StopTask(tk.cfg.ID, time.Second, "SIGTERM") }()
+	select {
+	case err := <-stopped:
+		must.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatal("StopTask did not return for an executor that does not answer")
+	}
+	res := h.wait(t, tk.cfg.ID)
+	must.Eq(t, 137, res.ExitCode, must.Sprint(res))
+	must.ErrorContains(t, res.Err, "executor was killed")
+	waitGone(t, pid)
+}
+
 func TestRecoverRefusesAnotherHandleVersion(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "")

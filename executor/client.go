@@ -420,7 +420,21 @@ func (c *Client) Kill() { c.killOnce.Do(c.kill) }
 func (c *Client) kill() {
 	c.Claimed() // nothing left to watch
 	if c.plugin != nil {
-		c.plugin.Kill()
+		// go-plugin asks the executor to shut down first, with no
+		// deadline: an executor that does not answer (frozen, stopped)
+		// would hold this for ever. Killed, its connection ends, and so
+		// does the call.
+		done := make(chan struct{})
+		go func() { c.plugin.Kill(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(killGrace):
+			_ = syscall.Kill(c.Pid, syscall.SIGKILL)
+			select {
+			case <-done:
+			case <-time.After(killGrace):
+			}
+		}
 		return
 	}
 	// go-plugin's controller service stops the executor's gRPC server, after

@@ -26,8 +26,10 @@ import (
 // which also turns off the runtime's periodic forced collection), and
 // collectWhileBlocked collects when the guest has been inside one host call
 // (a sleep, a poll, an accept, a read) for a while, which is where an idle
-// task spends its life, or calls the host often enough that a collection
-// waits for it no more than a few milliseconds. A guest that computes for
+// task spends its life, or calls the host often, and only while it is
+// inside a host call, where it is held until the collection is done
+// (whileInHost; a guest that left its host call between the probe and the
+// collection froze the executor, seen on a starved CPU). A guest that computes for
 // long without calling the host is not collected under: the executor
 // allocates little on its own (a stats message a second), and gcBackstop
 // bounds the heap anyway (a collection forced by it can stall as above:
@@ -125,17 +127,36 @@ func (s *server) collectWhileBlocked(in *instance) {
 		heap := heapBytes()
 		switch {
 		case first:
-			debug.FreeOSMemory()
-			trimBinaryPages()
+			if !in.whileInHost(func() { debug.FreeOSMemory(); trimBinaryPages() }) {
+				continue
+			}
 			first = false
 			tick.Reset(blockedProbe)
 		case time.Since(last) >= gcPeriod || heap > lastHeap+gcGrowth:
-			runtime.GC()
+			if !in.whileInHost(runtime.GC) {
+				continue
+			}
 		default:
 			continue
 		}
 		last, lastHeap = time.Now(), heapBytes()
 	}
+}
+
+// whileInHost runs fn, a collection, if the guest is inside a host call,
+// and keeps it there until fn returns: a guest without the per-loop check
+// that went back to its own code while the collection ran would keep the
+// collection from stopping the world, and the whole executor with it, for
+// as long as it computes. The probes above only say the guest was waiting;
+// this makes sure it still is. It reports whether fn ran.
+func (in *instance) whileInHost(fn func()) bool {
+	in.hostReturn.Lock()
+	defer in.hostReturn.Unlock()
+	if in.hostCalls.Load() == 0 {
+		return false
+	}
+	fn()
+	return true
 }
 
 // heapBytes is the size of the heap's objects, garbage included.

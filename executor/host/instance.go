@@ -45,6 +45,11 @@ type instance struct {
 	hostCalls atomic.Int32
 	// hostSeq counts the host calls the instance has made (likewise).
 	hostSeq atomic.Uint64
+	// hostReturn holds a guest coming back from a host call while a
+	// collection runs under it (whileInHost): a guest without the
+	// per-loop check that went back to its own code would stall the
+	// collection's stop of the world (gc.go).
+	hostReturn sync.RWMutex
 	// closes counts the guest's fd_close calls since the last collection
 	// of its closed sockets (closeGuard).
 	closes        atomic.Uint32

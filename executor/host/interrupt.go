@@ -59,7 +59,12 @@ func (hostCallGuard) Before(ctx context.Context, _ api.Module, _ api.FunctionDef
 
 func (hostCallGuard) After(ctx context.Context, _ api.Module, _ api.FunctionDefinition, _ []uint64) {
 	if in, ok := ctx.Value(instanceKey{}).(*instance); ok {
+		// Counted out first, then held while a collection runs: one that
+		// began after this guest was counted out sees it outside and does
+		// not run (whileInHost).
 		in.hostCalls.Add(-1)
+		in.hostReturn.RLock()
+		in.hostReturn.RUnlock() //nolint:staticcheck // SA2001: the wait for the collection is the point
 	}
 	endIfStopped(ctx)
 }

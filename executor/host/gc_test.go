@@ -1,0 +1,46 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/shoenig/test/must"
+)
+
+// TestCollectionHoldsTheGuestInItsHostCall: under a guest without the
+// per-loop check, a collection runs only while the guest is inside a host
+// call, and the guest coming back from that call waits for the
+// collection: back in its own code, it would keep the collection from
+// stopping the world, and the executor would freeze.
+func TestCollectionHoldsTheGuestInItsHostCall(t *testing.T) {
+	in := &instance{}
+	ran := false
+	must.False(t, in.whileInHost(func() { ran = true }))
+	must.False(t, ran, must.Sprint("a collection ran while the guest ran its own code"))
+
+	ctx := context.WithValue(context.Background(), instanceKey{}, in)
+	hostCallGuard{}.Before(ctx, nil, nil, nil, nil)
+	collecting, release := make(chan struct{}), make(chan struct{})
+	collected := make(chan bool, 1)
+	go func() { collected <- in.whileInHost(func() { close(collecting); <-release }) }()
+	<-collecting
+	returned := make(chan struct{})
+	go func() { hostCallGuard{}.After(ctx, nil, nil, nil); close(returned) }()
+	select {
+	case <-returned:
+		t.Fatal("the guest came back from its host call while a collection ran")
+	case <-time.After(100 * time.Millisecond): // a span in which it would have come back
+	}
+	close(release)
+	must.True(t, <-collected)
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the guest stayed held after the collection")
+	}
+	must.Zero(t, in.hostCalls.Load())
+}
