@@ -94,6 +94,8 @@ type taskCgroups struct {
 	// memory is the cgroup whose memory accounting is the task's: v1 its
 	// memory cgroup, v2 its cgroup.
 	memory string
+	// oomKillsBefore is memory's count of OOM kills before the task.
+	oomKillsBefore int
 }
 
 // cgroupName is a task's cgroup directory name: its allocation and name.

@@ -42,9 +42,21 @@ func cgroupVersion() (string, error) {
 
 // makeCgroups makes or prepares the task's cgroups and sets l in them.
 func makeCgroups(name string, l cgroupLimits) (taskCgroups, error) {
+	cg, err := makeTaskCgroups(name, l)
+	cg.oomKillsBefore = cgroupOOMKills(cg.memory)
+	return cg, err
+}
+
+func makeTaskCgroups(name string, l cgroupLimits) (taskCgroups, error) {
 	v, err := cgroupVersion()
 	if err != nil {
 		return taskCgroups{}, err
+	}
+	if l.cpusetPath != "" && !nomadMadeCgroup(l.cpusetPath, v) {
+		// Nomad passes the path whether or not it manages cgroups (it does
+		// not where its own needs are not met): without its cgroups, the
+		// driver's own.
+		l.cpusetPath = ""
 	}
 	if v == "v2" {
 		return makeCgroupV2(name, l)
@@ -80,6 +92,17 @@ func makeCgroups(name string, l cgroupLimits) (taskCgroups, error) {
 		}
 	}
 	return cg, nil
+}
+
+// nomadMadeCgroup says whether Nomad made the cgroups it passes as
+// CpusetCgroupPath: on v2 the task's scope's partition (Nomad makes the
+// scope itself just before the task starts), on v1 the cpuset.
+func nomadMadeCgroup(path, version string) bool {
+	if version == "v2" {
+		path = filepath.Dir(path)
+	}
+	_, err := os.Stat(filepath.Join(path, "cgroup.procs"))
+	return err == nil
 }
 
 // nomadCgroupsV1 are the v1 cgroups Nomad's client made for the task
@@ -130,6 +153,7 @@ func nomadCgroupsV1(l cgroupLimits) (taskCgroups, error) {
 			return taskCgroups{}, err
 		}
 	}
+	disableSwapV1(memory)
 	cg.memory = memory
 	return cg, nil
 }
@@ -144,8 +168,8 @@ var v2Controllers = []string{"cpu", "memory", "cpuset"}
 // cpu.weight, memory.max (memory.low under memory_max) and, for reserved
 // cores, cpuset.cpus, as Nomad's own executor does.
 func makeCgroupV2(name string, l cgroupLimits) (taskCgroups, error) {
-	dir := l.cpusetPath
-	if dir == "" {
+	dir, own := l.cpusetPath, l.cpusetPath == ""
+	if own {
 		parent := filepath.Join(cgroupMount, cgroupRoot)
 		if err := enableControllers(cgroupMount); err != nil {
 			return taskCgroups{}, err
@@ -159,12 +183,15 @@ func makeCgroupV2(name string, l cgroupLimits) (taskCgroups, error) {
 		dir = filepath.Join(parent, name)
 	}
 	var cg taskCgroups
-	if err := os.Mkdir(dir, 0o755); err == nil {
-		// Nomad makes its task's cgroup before the task starts; where it
-		// did not (or there is none of Nomad's), it is the driver's.
-		cg.made = []string{dir}
-	} else if !errors.Is(err, fs.ErrExist) {
+	err := os.Mkdir(dir, 0o755)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return taskCgroups{}, fmt.Errorf("create cgroup %s: %w", dir, err)
+	}
+	if own || err == nil {
+		// Nomad makes its task's scope before the task starts; where it
+		// did not, or under cgroupRoot (one a task of the same name left
+		// included), the cgroup is the driver's to remove.
+		cg.made = []string{dir}
 	}
 	cg.join, cg.memory = []string{dir}, dir
 	set := func(file, v string) error {
@@ -176,7 +203,7 @@ func makeCgroupV2(name string, l cgroupLimits) (taskCgroups, error) {
 		}
 		return nil
 	}
-	err := func() error {
+	err = func() error {
 		if w := cpuWeight(l.cpuShares); w > 0 {
 			if err := set("cpu.weight", strconv.FormatUint(w, 10)); err != nil {
 				return err
@@ -191,6 +218,12 @@ func makeCgroupV2(name string, l cgroupLimits) (taskCgroups, error) {
 			if err := set("memory.low", strconv.FormatInt(l.memoryLow, 10)); err != nil {
 				return err
 			}
+		}
+		// No swap: past its limit the executor is killed, as the limit
+		// says, not slowed down by swapping (there is no memory.swap.max
+		// where the kernel does not account swap).
+		if err := set("memory.swap.max", "0"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 		if l.cpus != "" {
 			return set("cpuset.cpus", l.cpus)
@@ -327,8 +360,11 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 			}
 		}
 		if l.memoryLow > 0 {
-			return set(dir, "memory.soft_limit_in_bytes", l.memoryLow)
+			if err := set(dir, "memory.soft_limit_in_bytes", l.memoryLow); err != nil {
+				return err
+			}
 		}
+		disableSwapV1(dir)
 		return nil
 	}()
 	if err != nil {
@@ -336,6 +372,15 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 		return nil, err
 	}
 	return made, nil
+}
+
+// disableSwapV1 sets the swappiness of the v1 memory cgroup dir to 0, so
+// that past its limit the executor is killed rather than swapped, as
+// Nomad's exec does, and like it leaves swap as it is where the kernel
+// refuses (a cgroup whose parent has use_hierarchy and children of its
+// own, on some kernels).
+func disableSwapV1(dir string) {
+	_ = os.WriteFile(filepath.Join(dir, "memory.swappiness"), []byte("0"), 0o644)
 }
 
 // ensureCpusetDir makes dir, a cpuset cgroup, with its parent's cpus and
@@ -387,12 +432,11 @@ func cgroupMemoryUsage(dir string) uint64 {
 	return 0
 }
 
-// cgroupOOMKilled says whether the kernel killed a process of the task's
-// memory cgroup dir for exceeding its limit (the oom_kill count of v2
-// memory.events, v1 memory.oom_control).
-func cgroupOOMKilled(dir string) bool {
+// cgroupOOMKills is the count of OOM kills in the task's memory cgroup
+// dir: the oom_kill of v2 memory.events, of v1 memory.oom_control.
+func cgroupOOMKills(dir string) int {
 	if dir == "" {
-		return false
+		return 0
 	}
 	for _, f := range []string{"memory.events", "memory.oom_control"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
@@ -402,10 +446,10 @@ func cgroupOOMKilled(dir string) bool {
 		for _, line := range strings.Split(string(b), "\n") {
 			if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
 				k, _ := strconv.Atoi(strings.TrimSpace(n))
-				return k > 0
+				return k
 			}
 		}
-		return false
+		return 0
 	}
-	return false
+	return 0
 }

@@ -22,4 +22,4 @@ func memoryCgroup([]string) string { return "" }
 
 func cgroupMemoryUsage(string) uint64 { return 0 }
 
-func cgroupOOMKilled(string) bool { return false }
+func cgroupOOMKills(string) int { return 0 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 )
 
@@ -79,8 +80,8 @@ func procCPU(t testing.TB, pid int) time.Duration {
 // TestCgroupLimits: an executor of its own runs, with its guest, in
 // cgroups made for its task: the CPU share from resources.cpu, a hard
 // memory limit of memory_max plus the executor's overhead and a soft one
-// of memory plus the overhead; the task's memory stats come from the
-// cgroup; the cgroups go with the task.
+// of memory plus the overhead, no swap; the task's memory stats come from
+// the cgroup; the cgroups go with the task.
 func TestCgroupLimits(t *testing.T) {
 	t.Parallel()
 	v := requireCgroups(t)
@@ -103,12 +104,16 @@ func TestCgroupLimits(t *testing.T) {
 		must.Eq(t, "300", readCgroup(t, dirs[0], "cpu.shares"))
 		must.Eq(t, hard, readCgroup(t, dirs[1], "memory.limit_in_bytes"))
 		must.Eq(t, soft, readCgroup(t, dirs[1], "memory.soft_limit_in_bytes"))
+		must.Eq(t, "0", readCgroup(t, dirs[1], "memory.swappiness"))
 	case "v2":
 		must.Eq(t, "/"+cgroupRoot+"/"+name, procCgroups(t, pid)[""])
 		dirs = []string{filepath.Join(cgroupMount, cgroupRoot, name)}
 		must.Eq(t, strconv.FormatUint(cpuWeight(300), 10), readCgroup(t, dirs[0], "cpu.weight"))
 		must.Eq(t, hard, readCgroup(t, dirs[0], "memory.max"))
 		must.Eq(t, soft, readCgroup(t, dirs[0], "memory.low"))
+		if _, err := os.Stat(filepath.Join(dirs[0], "memory.swap.max")); err == nil {
+			must.Eq(t, "0", readCgroup(t, dirs[0], "memory.swap.max"))
+		}
 	}
 
 	// The task's memory Usage is its cgroup's (which counts the page
@@ -145,44 +150,7 @@ func TestCgroupNomadsOwn(t *testing.T) {
 	tk.cfg.Resources.LinuxResources.CPUShares = 500
 	tk.cfg.Resources.LinuxResources.CpusetCpus = "0"
 
-	// Nomad's cgroups as its client makes them at start (cgroupslib.Init)
-	// and for each task (its process wrangler), under a name of the test's.
-	slice := fmt.Sprintf("nomad-test-%d.slice", os.Getpid())
-	var top, scope string
-	var nomads []string // v1: Nomad's freezer, cpu and memory cgroups
-	switch v {
-	case "v1":
-		top = filepath.Join(cgroupMount, "cpuset", slice)
-		must.NoError(t, ensureCpusetDir(top))
-		must.NoError(t, ensureCpusetDir(filepath.Join(top, "reserve")))
-		scope = filepath.Join(top, "reserve", tk.cfg.AllocID+"."+tk.cfg.Name)
-		must.NoError(t, os.Mkdir(scope, 0o755))
-		for _, controller := range []string{"freezer", "cpu", "memory"} {
-			dir := filepath.Join(cgroupMount, controller, slice, tk.cfg.AllocID+"."+tk.cfg.Name)
-			must.NoError(t, os.MkdirAll(dir, 0o755))
-			nomads = append(nomads, dir)
-		}
-	case "v2":
-		top = filepath.Join(cgroupMount, slice)
-		must.NoError(t, enableControllers(cgroupMount))
-		must.NoError(t, os.Mkdir(top, 0o755))
-		must.NoError(t, enableControllers(top))
-		must.NoError(t, os.Mkdir(filepath.Join(top, "reserve.slice"), 0o755))
-		must.NoError(t, enableControllers(filepath.Join(top, "reserve.slice")))
-		scope = filepath.Join(top, "reserve.slice", tk.cfg.AllocID+"."+tk.cfg.Name+".scope")
-		must.NoError(t, os.Mkdir(scope, 0o755))
-	}
-	t.Cleanup(func() {
-		// What Nomad's client does after the task, then at its end.
-		for _, dir := range nomads {
-			_ = syscall.Rmdir(dir)
-			_ = syscall.Rmdir(filepath.Dir(dir))
-		}
-		_ = syscall.Rmdir(scope)
-		_ = syscall.Rmdir(filepath.Join(top, "reserve.slice"))
-		_ = syscall.Rmdir(filepath.Join(top, "reserve"))
-		_ = syscall.Rmdir(top)
-	})
+	scope, nomads, slice := nomadCgroups(t, v, tk.cfg)
 	tk.cfg.Resources.LinuxResources.CpusetCgroupPath = scope
 	pid := executorPid(t, h.start(t, tk))
 	tk.waitLog(t, "stdout", "sleeping")
@@ -221,6 +189,78 @@ func TestCgroupNomadsOwn(t *testing.T) {
 	}
 }
 
+// TestCgroupWithoutNomads: a client whose cgroup management is off (on v2
+// where the root lacks a controller Nomad wants) still passes a
+// CpusetCgroupPath, of cgroups it never made: the driver's own cgroups
+// limit the task then.
+func TestCgroupWithoutNomads(t *testing.T) {
+	t.Parallel()
+	v := requireCgroups(t)
+	h := newHarness(t, "")
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
+	absent := fmt.Sprintf("nomad-absent-%d", os.Getpid())
+	want := "/" + cgroupRoot + "/" + cgroupName(tk.cfg)
+	key := ""
+	switch v {
+	case "v1":
+		tk.cfg.Resources.LinuxResources.CpusetCgroupPath = filepath.Join(cgroupMount, "cpuset", absent, "share")
+		key = "memory"
+	case "v2":
+		tk.cfg.Resources.LinuxResources.CpusetCgroupPath = filepath.Join(cgroupMount, absent+".slice", "share.slice", tk.cfg.AllocID+"."+tk.cfg.Name+".scope")
+	}
+	pid := executorPid(t, h.start(t, tk))
+	tk.waitLog(t, "stdout", "sleeping")
+	must.Eq(t, want, procCgroups(t, pid)[key])
+	must.NoError(t, h.StopTask(tk.cfg.ID, 10*time.Second, "SIGTERM"))
+	h.wait(t, tk.cfg.ID)
+	must.NoError(t, h.DestroyTask(tk.cfg.ID, false))
+}
+
+// nomadCgroups makes the cgroups Nomad's client makes at its start
+// (cgroupslib.Init) and for the task (its process wrangler), under a slice
+// of the test's, and removes them, as Nomad does, when the test ends. It
+// returns the cgroup Nomad passes as CpusetCgroupPath (v1 the task's
+// reserved cpuset, v2 its scope), on v1 the task's freezer, cpu and
+// memory cgroups, and the slice's name.
+func nomadCgroups(t *testing.T, v string, cfg *drivers.TaskConfig) (scope string, nomads []string, slice string) {
+	t.Helper()
+	slice = fmt.Sprintf("nomad-test-%d-%s.slice", os.Getpid(), t.Name())
+	var top string
+	switch v {
+	case "v1":
+		top = filepath.Join(cgroupMount, "cpuset", slice)
+		must.NoError(t, ensureCpusetDir(top))
+		must.NoError(t, ensureCpusetDir(filepath.Join(top, "reserve")))
+		scope = filepath.Join(top, "reserve", cfg.AllocID+"."+cfg.Name)
+		must.NoError(t, os.Mkdir(scope, 0o755))
+		for _, controller := range []string{"freezer", "cpu", "memory"} {
+			dir := filepath.Join(cgroupMount, controller, slice, cfg.AllocID+"."+cfg.Name)
+			must.NoError(t, os.MkdirAll(dir, 0o755))
+			nomads = append(nomads, dir)
+		}
+	case "v2":
+		top = filepath.Join(cgroupMount, slice)
+		must.NoError(t, enableControllers(cgroupMount))
+		must.NoError(t, os.Mkdir(top, 0o755))
+		must.NoError(t, enableControllers(top))
+		must.NoError(t, os.Mkdir(filepath.Join(top, "reserve.slice"), 0o755))
+		must.NoError(t, enableControllers(filepath.Join(top, "reserve.slice")))
+		scope = filepath.Join(top, "reserve.slice", cfg.AllocID+"."+cfg.Name+".scope")
+		must.NoError(t, os.Mkdir(scope, 0o755))
+	}
+	t.Cleanup(func() {
+		for _, dir := range nomads {
+			_ = syscall.Rmdir(dir)
+			_ = syscall.Rmdir(filepath.Dir(dir))
+		}
+		_ = syscall.Rmdir(scope)
+		_ = syscall.Rmdir(filepath.Join(top, "reserve.slice"))
+		_ = syscall.Rmdir(filepath.Join(top, "reserve"))
+		_ = syscall.Rmdir(top)
+	})
+	return scope, nomads, slice
+}
+
 // TestCgroupOOMKill: a guest that recurses without end makes wazero grow
 // its stack up to 400 MB: in the task's memory cgroup the kernel ends the
 // executor first, and the task says it was killed for its memory, in its
@@ -237,6 +277,37 @@ func TestCgroupOOMKill(t *testing.T) {
 	must.ErrorContains(t, res.Err, "exceeding its memory cgroup's limit")
 	ev := waitEvent(t, events, tk.cfg.ID, "OOM killed: ")
 	must.Eq(t, "job", ev.Annotations["error_class"])
+}
+
+// TestCgroupOOMKillOncePerRun: Nomad's cgroups live as long as the
+// allocation, across the task's restarts: after a run killed for its
+// memory, a later run whose executor is lost otherwise is not reported as
+// OOM killed.
+func TestCgroupOOMKillOncePerRun(t *testing.T) {
+	t.Parallel()
+	v := requireCgroups(t)
+	h := newHarness(t, "")
+	first := h.newTask(t, "", 64, TaskConfig{Module: "local/app.wasm"})
+	must.NoError(t, os.WriteFile(filepath.Join(first.cfg.TaskDir().LocalDir, "app.wasm"), recursingModule, 0o644))
+	scope, _, _ := nomadCgroups(t, v, first.cfg)
+	first.cfg.Resources.LinuxResources.CpusetCgroupPath = scope
+	must.True(t, h.run(t, first).OOMKilled)
+	must.NoError(t, h.DestroyTask(first.cfg.ID, false))
+	// Nomad's process wrangler makes the task's cgroups again before each
+	// run (on v1 the driver removed its reserved cpuset).
+	must.NoError(t, os.MkdirAll(scope, 0o755))
+
+	// The next run of the same task (its allocation and name) in the same
+	// cgroups, whose executor is killed.
+	again := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
+	again.cfg.AllocID, again.cfg.Name = first.cfg.AllocID, first.cfg.Name
+	again.cfg.Resources.LinuxResources.CpusetCgroupPath = scope
+	pid := executorPid(t, h.start(t, again))
+	again.waitLog(t, "stdout", "sleeping")
+	must.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	res := h.wait(t, again.cfg.ID)
+	must.False(t, res.OOMKilled, must.Sprint(res))
+	must.ErrorContains(t, res.Err, "exited without recording")
 }
 
 // TestCPUWeight: cpu.weight from cpu.shares on Nomad's curve.

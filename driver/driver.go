@@ -435,6 +435,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		SharedExecutor: exec.Shared(),
 		Cgroups:        cg.made,
 		MemoryCgroup:   cg.memory,
+		OOMKillsBefore: cg.oomKillsBefore,
 	}
 	if fetched != nil {
 		state.ModuleManifest = fetched.manifest
@@ -683,7 +684,14 @@ func (d *Driver) StopTask(taskID string, timeout time.Duration, signal string) e
 	ctx, cancel := context.WithTimeout(d.ctx, timeout+stopGrace)
 	defer cancel()
 	exited, err := h.exec.Stop(ctx, sig, timeout)
-	if err != nil || !exited {
+	switch {
+	case errors.Is(err, executor.ErrExecutorLost):
+		// It went away before answering: it exits as soon as its guest's
+		// status is collected, which can come first. Its status, or its
+		// loss, is the task's result (taskHandle.run).
+		h.logger.Debug("the executor went away while its guest was being stopped", "error", err)
+		h.exec.End()
+	case err != nil || !exited:
 		h.logger.Warn("guest did not stop in time; killing it", "timeout", timeout, "shared_executor", h.exec.Shared(), "error", err)
 		h.markKilled()
 		h.exec.End()

@@ -69,7 +69,7 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 		result.ExitCode = 128 + 9
 		result.Signal = 9
 		result.Err = errors.New("the guest did not stop within the kill timeout, so its executor was killed")
-	case cgroupOOMKilled(h.state.memoryCgroup()):
+	case cgroupOOMKills(h.state.memoryCgroup()) > h.state.OOMKillsBefore:
 		result.ExitCode = 128 + 9
 		result.Signal = 9
 		result.OOMKilled = true

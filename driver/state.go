@@ -42,6 +42,10 @@ type TaskState struct {
 	// stats and OOM kills. Empty in the state of a driver before v2
 	// support: then it is the memory cgroup among Cgroups.
 	MemoryCgroup string
+	// OOMKillsBefore is the memory cgroup's count of OOM kills when the
+	// task started: Nomad's cgroups outlive a task's restarts, so only a
+	// count above it is this run's.
+	OOMKillsBefore int
 }
 
 func (s *TaskState) memoryCgroup() string {

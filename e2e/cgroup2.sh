@@ -37,14 +37,19 @@ done
 mkdir -p "$vm"
 kernel=$(ls "$vm"/kernel/boot/vmlinuz-* 2>/dev/null | head -1 || true)
 if [ -z "$kernel" ]; then
-	pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
-	if [ -z "$pkg" ]; then
-		apt-get update -qq
-		pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
-	fi
-	echo "downloading the kernel: $pkg"
+	kernelpkg() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+	pkg=$(kernelpkg)
 	rm -rf "$vm/dl" && mkdir -p "$vm/dl"
-	(cd "$vm/dl" && apt-get download -qq "$pkg" 2>/dev/null && dpkg-deb -x ./*.deb "$vm/kernel")
+	# Debian drops an old kernel's package from its mirrors once a newer one
+	# is out: with stale package lists, update them and ask again.
+	if [ -z "$pkg" ] || ! (cd "$vm/dl" && apt-get download -qq "$pkg"); then
+		apt-get update -qq
+		pkg=$(kernelpkg)
+		[ -n "$pkg" ] || { echo "FAIL: no linux-image-cloud-amd64 in the apt sources (a Debian machine is needed)" >&2; exit 1; }
+		(cd "$vm/dl" && apt-get download -qq "$pkg")
+	fi
+	echo "downloaded the kernel: $pkg"
+	dpkg-deb -x "$vm"/dl/*.deb "$vm/kernel"
 	rm -rf "$vm/dl"
 	kernel=$(ls "$vm"/kernel/boot/vmlinuz-* | head -1)
 fi
@@ -64,7 +69,11 @@ cp bin/nomad-driver-wasm "$rd/plugins/"
 echo "building the test binaries and the test modules"
 CGO_ENABLED=0 go test -c -o "$rd/driver.test" ./driver/
 CGO_ENABLED=0 go test -c -tags cgroup2vm -o "$rd/nomad.test" ./e2e/cgroup2vm/
-WASM_TESTMODULE_EXPORT="$rd/modules" go test -count=1 -run '^TestExport$' ./executor/testmodule/ >/dev/null
+if ! WASM_TESTMODULE_EXPORT="$rd/modules" go test -count=1 -run '^TestExport$' ./executor/testmodule/ >"$work/export.log" 2>&1; then
+	cat "$work/export.log" >&2
+	echo "FAIL: the test modules did not build" >&2
+	exit 1
+fi
 chmod 755 "$rd/modules" && chmod 644 "$rd"/modules/*
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$rd/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$rd/etc/group"
@@ -82,9 +91,9 @@ ip link set lo up
 hostname cgroup2-vm
 echo "cgroup2-vm: \$(uname -r), cgroup controllers: \$(cat /sys/fs/cgroup/cgroup.controllers), \$(nproc) cpus"
 cd /
-CI=${CI:-} WASM_TEST_CGROUP=v2 WASM_TESTMODULE_DIR=/modules /driver.test -test.v -test.count=1 -test.timeout=20m -test.run '$run'
+CI=${CI:-} WASM_TEST_CGROUP=v2 WASM_TESTMODULE_DIR=/modules /driver.test -test.v -test.count=${CGROUP2_COUNT:-1} -test.timeout=${CGROUP2_TIMEOUT:-5m} -test.run '$run'
 status=\$?
-/nomad.test -test.v -test.count=1 -test.timeout=20m || status=\$?
+/nomad.test -test.v -test.count=1 -test.timeout=10m || status=\$?
 echo "cgroup2-vm: exit \$status"
 poweroff -f
 EOF
@@ -92,12 +101,17 @@ chmod +x "$rd/init"
 (cd "$rd" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initrd.gz"
 
 echo "booting $(basename "$kernel") under qemu (software emulation)"
-timeout 40m qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 4096 -nographic -no-reboot \
+timeout 15m qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 4096 -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$work/initrd.gz" \
-	-append "console=ttyS0 quiet panic=-1" </dev/null | tee "$work/console.log" | tr -d '\r'
-status=$(tr -d '\r' <"$work/console.log" | sed -n 's/^cgroup2-vm: exit \([0-9]*\)$/\1/p' | tail -1)
+	-append "console=ttyS0 quiet panic=-1" </dev/null | tee "$work/console.log" | tr -d '\r' || true
+console=$(tr -d '\r' <"$work/console.log")
+status=$(sed -n 's/^cgroup2-vm: exit \([0-9]*\)$/\1/p' <<<"$console" | tail -1)
 if [ -z "$status" ]; then
-	echo "FAIL: the virtual machine ended without the tests' status" >&2
+	echo "FAIL: the virtual machine ended (or timed out) without the tests' status" >&2
+	exit 1
+fi
+if grep -q 'no tests to run' <<<"$console"; then
+	echo "FAIL: a test binary in the virtual machine ran no test (CGROUP2_TESTS=$run)" >&2
 	exit 1
 fi
 exit "$status"

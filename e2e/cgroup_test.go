@@ -42,7 +42,7 @@ func TestCgroups(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		switch parts[1] {
-		case "cpu,cpuacct", "memory", "freezer":
+		case "cpu", "cpu,cpuacct", "memory", "freezer":
 			must.Eq(t, nomads, parts[2], must.Sprintf("controller %s", parts[1]))
 		case "cpuset":
 			cpuset = parts[2]
