@@ -120,10 +120,10 @@ type runOptions struct {
 	// quiet: no log line per instance (one per HTTP request would be a
 	// synchronous write per request).
 	quiet bool
-	// instantiateTimeout, when set, bounds instantiation, which runs the
-	// module's start function (its WebAssembly start section, before any
-	// export): one that has not returned by then is a job error, and the
-	// caller must end the process, where it still runs (see
+	// instantiateTimeout, when set, bounds the instantiation of a module
+	// with a start function (its WebAssembly start section, which runs
+	// before any export): one that has not returned by then is a job
+	// error, and the caller must end the process, where it still runs (see
 	// server.instantiateTimeout).
 	instantiateTimeout time.Duration
 	// sync: start does not run the entrypoint; the caller runs it with
@@ -202,7 +202,14 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	if p.spec.Interruptible {
 		cancelSpin = in.cancel
 	}
-	in.module, err = instantiateWithin(opts.instantiateTimeout, cancelSpin, func() (api.Module, error) {
+	// Only a start function runs guest code while instantiating: without
+	// one, instantiation ends however long a busy node makes it take, and
+	// is not a job error.
+	bound := opts.instantiateTimeout
+	if !p.hasStart {
+		bound = 0
+	}
+	in.module, err = instantiateWithin(bound, cancelSpin, func() (api.Module, error) {
 		if opts.runAs != nil {
 			return asUserOnThread(opts.runAs, opts.netns, p.hasStart, func() (api.Module, error) {
 				return p.runtime.InstantiateModule(ctx, p.module, config)
