@@ -323,15 +323,29 @@ func TestCgroupCPUShares(t *testing.T) {
 	t.Parallel()
 	requireCgroups(t)
 	h := newHarness(t, "")
-	spin := func(shares int64) int {
-		tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"spin"}})
+	// Both start, then both spin: a task starting on a core where another
+	// guest already spins is not what this measures.
+	spin := func(shares int64) (int, *task) {
+		tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"spin-when", "/local/go"}})
 		tk.cfg.Resources.LinuxResources.CPUShares = shares
 		tk.cfg.Resources.LinuxResources.CpusetCpus = "0"
 		pid := executorPid(t, h.start(t, tk))
-		tk.waitLog(t, "stdout", "spinning")
-		return pid
+		// Gone before the test ends: a spinner that outlived it would take
+		// the core from the next test's tasks.
+		t.Cleanup(func() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			waitGone(t, pid)
+		})
+		tk.waitLog(t, "stdout", "waiting")
+		return pid, tk
 	}
-	small, large := spin(200), spin(800)
+	small, smallTask := spin(200)
+	large, largeTask := spin(800)
+	for _, tk := range []*task{smallTask, largeTask} {
+		must.NoError(t, os.WriteFile(filepath.Join(tk.cfg.TaskDir().LocalDir, "go"), nil, 0o644))
+	}
+	smallTask.waitLog(t, "stdout", "spinning")
+	largeTask.waitLog(t, "stdout", "spinning")
 	s0, l0 := procCPU(t, small), procCPU(t, large)
 	time.Sleep(3 * time.Second) // a span to measure over, not a wait for an event
 	s, l := procCPU(t, small)-s0, procCPU(t, large)-l0

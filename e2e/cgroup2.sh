@@ -91,9 +91,13 @@ ip link set lo up
 hostname cgroup2-vm
 echo "cgroup2-vm: \$(uname -r), cgroup controllers: \$(cat /sys/fs/cgroup/cgroup.controllers), \$(nproc) cpus"
 cd /
-CI=${CI:-} WASM_TEST_CGROUP=v2 WASM_TESTMODULE_DIR=/modules /driver.test -test.v -test.count=${CGROUP2_COUNT:-1} -test.timeout=${CGROUP2_TIMEOUT:-5m} -test.run '$run'
+# The tests write to files, printed once they are done: the emulated serial
+# console is slow, and a test's output must not wait on it.
+CI=${CI:-} WASM_TEST_CGROUP=v2 WASM_TESTMODULE_DIR=/modules /driver.test -test.v -test.count=${CGROUP2_COUNT:-1} -test.timeout=${CGROUP2_TIMEOUT:-5m} -test.run '$run' >/tmp/driver.out 2>&1
 status=\$?
-/nomad.test -test.v -test.count=1 -test.timeout=10m || status=\$?
+cat /tmp/driver.out
+/nomad.test -test.v -test.count=1 -test.timeout=10m >/tmp/nomad.out 2>&1 || status=\$?
+cat /tmp/nomad.out
 echo "cgroup2-vm: exit \$status"
 poweroff -f
 EOF

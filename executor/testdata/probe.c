@@ -79,6 +79,19 @@ int main(int argc, char **argv) {
 		volatile uint64_t x = 0;
 		for (;;) x++;
 	}
+	if (!strcmp(cmd, "spin-when") && argc > 2) {
+		// Waits for the file argv[2] to exist, then spins as spin does:
+		// tasks started one after the other spin from the same moment.
+		printf("waiting\n");
+		fflush(stdout);
+		struct stat st;
+		struct timespec tick = {0, 10 * 1000 * 1000};
+		while (stat(argv[2], &st) != 0) nanosleep(&tick, NULL);
+		printf("spinning\n");
+		fflush(stdout);
+		volatile uint64_t x = 0;
+		for (;;) x++;
+	}
 	if (!strcmp(cmd, "flood")) {
 		// Prints numbered lines as fast as it can, forever.
 		for (unsigned long i = 0;; i++) printf("flood line %lu: the quick brown fox jumps over the lazy dog\n", i);
