@@ -56,6 +56,19 @@ stop() {
 			fi
 		done
 	fi
+	# The tasks' cgroups (Nomad's, and the driver's where Nomad made none):
+	# with the agent stopped and the executors killed, nobody else removes
+	# them. Killed processes leave their cgroups as they exit.
+	local a d
+	for a in "$DEMO"/nomad/alloc/*-*-*-*-*; do
+		[ -d "$a" ] || continue
+		a=${a##*/}
+		for d in /sys/fs/cgroup/*/nomad/"$a".* /sys/fs/cgroup/*/nomad-driver-wasm/"$a".* /sys/fs/cgroup/cpuset/nomad/reserve/"$a".* \
+			/sys/fs/cgroup/nomad.slice/*.slice/"$a".* /sys/fs/cgroup/nomad-driver-wasm/"$a".*; do
+			[ -d "$d" ] || continue
+			for _ in $(seq 50); do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
+		done
+	done
 	# The client mounts secrets/ of each task; unmount before the next start.
 	local m
 	for m in $(awk -v d="$DEMO/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
