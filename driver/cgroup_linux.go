@@ -131,31 +131,40 @@ func nomadCgroupsV1(l cgroupLimits) (taskCgroups, error) {
 		}
 		cg.join = append(cg.join, dir)
 	}
+	cpu, memory := cg.join[len(cg.join)-2], cg.join[len(cg.join)-1]
+	if err := setLimitsV1(cpu, memory, l); err != nil {
+		return taskCgroups{}, err
+	}
+	cg.memory = memory
+	return cg, nil
+}
+
+// setLimitsV1 writes l into a task's v1 cpu and memory cgroups: the CPU
+// share, the hard and soft memory limits, and no swap.
+func setLimitsV1(cpu, memory string, l cgroupLimits) error {
 	set := func(dir, file string, v int64) error {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(v, 10)), 0o644); err != nil {
-			return fmt.Errorf("set %s of Nomad's cgroup %s to %d: %w", file, dir, v, err)
+			return fmt.Errorf("set %s of cgroup %s to %d: %w", file, dir, v, err)
 		}
 		return nil
 	}
-	cpu, memory := cg.join[len(cg.join)-2], cg.join[len(cg.join)-1]
 	if l.cpuShares > 0 {
 		if err := set(cpu, "cpu.shares", l.cpuShares); err != nil {
-			return taskCgroups{}, err
+			return err
 		}
 	}
 	if l.memoryBytes > 0 {
 		if err := set(memory, "memory.limit_in_bytes", l.memoryBytes); err != nil {
-			return taskCgroups{}, err
+			return err
 		}
 	}
 	if l.memoryLow > 0 {
 		if err := set(memory, "memory.soft_limit_in_bytes", l.memoryLow); err != nil {
-			return taskCgroups{}, err
+			return err
 		}
 	}
 	disableSwapV1(memory)
-	cg.memory = memory
-	return cg, nil
+	return nil
 }
 
 // v2Controllers are the controllers a task's v2 cgroup uses.
@@ -321,12 +330,6 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 		made = append(made, dir)
 		return dir, nil
 	}
-	set := func(dir, file string, v int64) error {
-		if err := os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(v, 10)), 0o644); err != nil {
-			return fmt.Errorf("set %s of cgroup %s to %d: %w", file, dir, v, err)
-		}
-		return nil
-	}
 	err := func() error {
 		if l.cpusetPath == "" && l.cpus != "" {
 			// cpuset.cpus and .mems must be set, in every cgroup down the
@@ -342,30 +345,15 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 				return err
 			}
 		}
-		dir, err := mkdir("cpu")
+		cpu, err := mkdir("cpu")
 		if err != nil {
 			return err
 		}
-		if l.cpuShares > 0 {
-			if err := set(dir, "cpu.shares", l.cpuShares); err != nil {
-				return err
-			}
-		}
-		if dir, err = mkdir("memory"); err != nil {
+		memory, err := mkdir("memory")
+		if err != nil {
 			return err
 		}
-		if l.memoryBytes > 0 {
-			if err := set(dir, "memory.limit_in_bytes", l.memoryBytes); err != nil {
-				return err
-			}
-		}
-		if l.memoryLow > 0 {
-			if err := set(dir, "memory.soft_limit_in_bytes", l.memoryLow); err != nil {
-				return err
-			}
-		}
-		disableSwapV1(dir)
-		return nil
+		return setLimitsV1(cpu, memory, l)
 	}()
 	if err != nil {
 		removeCgroups(made)

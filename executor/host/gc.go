@@ -29,8 +29,8 @@ import (
 // task spends its life, or calls the host often, and only while it is
 // inside a host call, where it is held until the collection is done
 // (whileInHost; a guest that left its host call between the probe and the
-// collection froze the executor, seen on a starved CPU). A guest that computes for
-// long without calling the host is not collected under: the executor
+// collection froze the executor, seen on a starved CPU). A guest that
+// computes for long without calling the host is not collected under: the executor
 // allocates little on its own (a stats message a second), and gcBackstop
 // bounds the heap anyway (a collection forced by it can stall as above:
 // it takes an alloc exec that compiles a large module in the middle of a
