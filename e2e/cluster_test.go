@@ -460,7 +460,6 @@ func processesUsing(dir string) []process {
 // teardown stops every agent and every process of the run, unmounts what
 // the clients mounted and removes the cluster's directory.
 func (c *Cluster) teardown() {
-	allocs := c.allocIDs()
 	for _, a := range c.clients {
 		a.stop(syscall.SIGINT)
 	}
@@ -487,7 +486,9 @@ func (c *Cluster) teardown() {
 	if ps := leftovers(); len(ps) > 0 {
 		c.t.Errorf("processes left after teardown: %v", ps)
 	}
-	removeTaskCgroups(allocs)
+	// Read once the clients have stopped: an allocation placed during the
+	// teardown has its directory, and its cgroups, by then.
+	removeTaskCgroups(c.allocIDs())
 	unmountBelow(c.dir)
 	if c.t.Failed() {
 		c.dumpLogs()
@@ -501,9 +502,9 @@ func (c *Cluster) teardown() {
 	}
 }
 
-// allocIDs are the IDs of the cluster's allocations: those its server
-// knows and those its clients have directories for (a restarted or
-// replaced agent's included).
+// allocIDs are the IDs of the cluster's allocations that its clients
+// have directories for (a restarted or replaced agent's included), and
+// those its server knows if it still answers.
 func (c *Cluster) allocIDs() []string {
 	var ids []string
 	if c.Nomad != nil {
