@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -26,12 +27,23 @@ import (
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
 
-// freeLoopbackPort returns a TCP port nothing listens on now.
+// freeLoopbackPort returns a TCP port nothing listens on now. It is taken
+// from below the kernel's ephemeral range (32768 and up by default) and
+// Nomad's dynamic ports (20000 and up): a port the kernel hands out, to a
+// listener on port 0 or to an outgoing connection of a test beside this
+// one, could be taken again between this check and the executor's bind.
 func freeLoopbackPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Helper()
+	for range 100 {
+		port := 10000 + rand.IntN(10000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			must.NoError(t, l.Close())
+			return port
+		}
+	}
+	t.Fatal("no free loopback port in 10000-19999")
+	return 0
 }
 
 // startListenerTask runs module in command mode with the listener http

@@ -13,22 +13,28 @@ import (
 
 // TestThreadCPU: another thread's CPU clock, read from this one, counts
 // what that thread spent spinning (it spins until its own clock, which
-// does not count time on a busy machine's run queue, says 150 ms), and
-// nothing for a thread that is gone.
+// does not count time on a busy machine's run queue, says 150 ms more than
+// when it began: the thread may be one the runtime reuses, with the CPU
+// time of earlier tests on it), and nothing for a thread that is gone.
 func TestThreadCPU(t *testing.T) {
-	tid := make(chan int)
+	type began struct {
+		tid int
+		cpu time.Duration
+	}
+	spun := make(chan began)
 	done := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		self := threadID()
-		for deadline := time.Now().Add(10 * time.Second); threadCPU(self) < 150*time.Millisecond && time.Now().Before(deadline); {
+		before := threadCPU(self)
+		for deadline := time.Now().Add(10 * time.Second); threadCPU(self)-before < 150*time.Millisecond && time.Now().Before(deadline); {
 		}
-		tid <- self
+		spun <- began{self, before}
 		<-done
 	}()
-	id := <-tid
-	spent := threadCPU(id)
+	b := <-spun
+	spent := threadCPU(b.tid) - b.cpu
 	close(done)
 	must.Between(t, 150*time.Millisecond, spent, 2*time.Second)
 	must.Zero(t, threadCPU(0))
