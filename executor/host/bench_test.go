@@ -48,8 +48,8 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 			budget := &memBudget{limit: 64 << 20}
 			pool := &memPool{max: 8, size: 64 << 20, keep: p.minBytes}
 			b.Cleanup(pool.close)
-			env := map[string]string{"REQUEST_METHOD": "GET", "PATH_INFO": "/hello", "QUERY_STRING": "x=1", "SERVER_PORT": "8080",
-				"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "bench", "CONTENT_LENGTH": "0", "GATEWAY_INTERFACE": "CGI/1.1"}
+			env := envOf(map[string]string{"REQUEST_METHOD": "GET", "PATH_INFO": "/hello", "QUERY_STRING": "x=1", "SERVER_PORT": "8080",
+				"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "bench", "CONTENT_LENGTH": "0", "GATEWAY_INTERFACE": "CGI/1.1"})
 			var took []time.Duration
 			for b.Loop() {
 				began := time.Now()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,8 +32,12 @@ const (
 )
 
 // cgiEnv is the CGI/WAGI environment of request r, whose body has n bytes,
-// served on serverPort.
-func cgiEnv(r *http.Request, n int, serverPort string) map[string]string {
+// served on serverPort: the server's variables, then the request's
+// headers as HTTP_* sorted by name. Built per request, so as a list
+// rather than a map (see instanceEnviron). A variable whose value a guest
+// cannot take (a NUL, from a path's %00) is left out; of two headers
+// with one HTTP_* name ("X-A" and "X_A"), the first in sorted order stays.
+func cgiEnv(r *http.Request, n int, serverPort string) environ {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -45,27 +50,35 @@ func cgiEnv(r *http.Request, n int, serverPort string) map[string]string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	env := map[string]string{
-		"GATEWAY_INTERFACE": "CGI/1.1",
-		"SERVER_SOFTWARE":   "nomad-driver-wasm/" + executor.Version,
-		"SERVER_PROTOCOL":   r.Proto,
-		"SERVER_NAME":       host,
-		"SERVER_PORT":       serverPort,
-		"REQUEST_METHOD":    r.Method,
-		"REQUEST_URI":       r.URL.RequestURI(),
-		"SCRIPT_NAME":       "",
-		"PATH_INFO":         r.URL.Path,
-		"X_RAW_PATH_INFO":   r.URL.EscapedPath(),
-		"QUERY_STRING":      r.URL.RawQuery,
-		"REMOTE_ADDR":       remote,
-		"REMOTE_HOST":       remote,
-		"X_MATCHED_ROUTE":   "/...",
-		"X_FULL_URL":        scheme + "://" + r.Host + r.URL.RequestURI(),
-		"CONTENT_LENGTH":    strconv.Itoa(n),
+	uri := r.URL.RequestURI()
+	env := make(environ, 0, 18+len(r.Header))
+	// The names are the server's or a header's (a token: never empty,
+	// never '=' or NUL); only a value can be unfit for a guest.
+	add := func(name, value string) {
+		if strings.IndexByte(value, 0) < 0 {
+			env = append(env, name+"="+value)
+		}
 	}
+	add("GATEWAY_INTERFACE", "CGI/1.1")
+	add("SERVER_SOFTWARE", "nomad-driver-wasm/"+executor.Version)
+	add("SERVER_PROTOCOL", r.Proto)
+	add("SERVER_NAME", host)
+	add("SERVER_PORT", serverPort)
+	add("REQUEST_METHOD", r.Method)
+	add("REQUEST_URI", uri)
+	add("SCRIPT_NAME", "")
+	add("PATH_INFO", r.URL.Path)
+	add("X_RAW_PATH_INFO", r.URL.EscapedPath())
+	add("QUERY_STRING", r.URL.RawQuery)
+	add("REMOTE_ADDR", remote)
+	add("REMOTE_HOST", remote)
+	add("X_MATCHED_ROUTE", "/...")
+	add("X_FULL_URL", scheme+"://"+r.Host+uri)
+	add("CONTENT_LENGTH", strconv.Itoa(n))
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		env["CONTENT_TYPE"] = ct
+		add("CONTENT_TYPE", ct)
 	}
+	headers := len(env)
 	for k, v := range r.Header {
 		switch k {
 		case "Content-Type", "Content-Length", "Proxy":
@@ -73,12 +86,14 @@ func cgiEnv(r *http.Request, n int, serverPort string) map[string]string {
 			// setting (httpoxy).
 			continue
 		}
-		env["HTTP_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))] = strings.Join(v, ", ")
+		add("HTTP_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_")), strings.Join(v, ", "))
 	}
 	if r.Host != "" {
-		env["HTTP_HOST"] = r.Host
+		add("HTTP_HOST", r.Host)
 	}
-	return env
+	// Sorted, entries of one name are side by side: the first stays.
+	slices.Sort(env[headers:])
+	return slices.CompactFunc(env, func(a, b string) bool { return envName(a) == envName(b) })
 }
 
 // cgiResponse is a module's response, parsed.

@@ -133,7 +133,18 @@ func TestCGIEnv(t *testing.T) {
 	r.Header.Add("Accept", "a")
 	r.Header.Add("Accept", "b")
 	r.Header.Set("Proxy", "http://evil")
-	env := cgiEnv(r, 4, "8080")
+	r.Header.Set("X-Dup", "dash")
+	r.Header["X_dup"] = []string{"underscore"}
+	list := cgiEnv(r, 4, "8080")
+	env := map[string]string{}
+	for _, kv := range list {
+		k, v, _ := strings.Cut(kv, "=")
+		_, twice := env[k]
+		must.False(t, twice, must.Sprintf("%s is in the environment twice: %q", k, list))
+		env[k] = v
+	}
+	// Of two headers with one name, the first in sorted order.
+	must.Eq(t, "dash", env["HTTP_X_DUP"])
 	for k, v := range map[string]string{
 		"REQUEST_METHOD":    "POST",
 		"PATH_INFO":         "/a/b c",
@@ -159,4 +170,16 @@ func TestCGIEnv(t *testing.T) {
 	_, ct := env["HTTP_CONTENT_TYPE"]
 	must.False(t, ct)
 	_ = http.MethodGet
+
+	// A NUL (from %00 in the path) cannot reach a guest: the variable is
+	// left out, the others stay.
+	r = httptest.NewRequest("GET", "http://example.com/a%00b", nil)
+	env = map[string]string{}
+	for _, kv := range cgiEnv(r, 0, "80") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	_, path := env["PATH_INFO"]
+	must.False(t, path)
+	must.Eq(t, "/a%00b", env["X_RAW_PATH_INFO"])
 }

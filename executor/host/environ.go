@@ -33,29 +33,60 @@ func checkEnv(env map[string]string) error {
 	return nil
 }
 
-// instanceEnviron is the program's environment with extra's variables,
-// which win; extra's come after, sorted. Variables extra cannot give a
-// guest (a NUL or '=' in a name, a NUL in a value) are left out.
-func (p *program) instanceEnviron(extra map[string]string) environ {
+// guestVar says whether a guest can be given the variable name=value.
+func guestVar(name, value string) bool {
+	return name != "" && !strings.ContainsAny(name, "=\x00") && !strings.ContainsRune(value, 0)
+}
+
+// envOf is vars as an environment, sorted by name, without the variables
+// a guest cannot be given (a NUL or '=' in a name, a NUL in a value).
+func envOf(vars map[string]string) environ {
+	env := make(environ, 0, len(vars))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		if v := vars[k]; guestVar(k, v) {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// envName is the name of an entry "NAME=value".
+func envName(kv string) string {
+	k, _, _ := strings.Cut(kv, "=")
+	return k
+}
+
+// instanceEnviron is the program's environment with extra's entries after
+// it, which win. extra's names must be unique and its entries fit for a
+// guest (envOf, cgiEnv). Built per HTTP request, so without a map of its
+// own or a sort: only a clash with the program's names (rare) costs a
+// filter.
+func (p *program) instanceEnviron(extra environ) environ {
 	base := p.environ()
 	if len(extra) == 0 {
 		return base
 	}
+	names := p.envNames()
+	var wins map[string]bool
+	for _, kv := range extra {
+		if k := envName(kv); names[k] {
+			if wins == nil {
+				wins = map[string]bool{}
+			}
+			wins[k] = true
+		}
+	}
 	env := make(environ, 0, len(base)+len(extra))
-	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := extra[k]; !ok {
-			env = append(env, kv)
+	if wins == nil {
+		env = append(env, base...)
+	} else {
+		for _, kv := range base {
+			if !wins[envName(kv)] {
+				env = append(env, kv)
+			}
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(extra)) {
-		v := extra[k]
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			continue
-		}
-		env = append(env, k+"="+v)
-	}
-	return env
+	return append(env, extra...)
 }
 
 // size is what environ_sizes_get reports: the bytes of all entries, each

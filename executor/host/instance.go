@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"runtime"
 	"strconv"
 	"strings"
@@ -105,8 +104,9 @@ type runOptions struct {
 	stateDir string
 	// ctx bounds the instance; nil means the program's stop context.
 	ctx context.Context
-	// env is added to the program's environment (it wins on a clash).
-	env map[string]string
+	// env is added to the program's environment (it wins on a clash):
+	// entries fit for a guest, with unique names (envOf, cgiEnv).
+	env environ
 	// listeners are bound (in netns, when set) and preopened after the
 	// mounts; only the task's main instance gets them.
 	listeners []*proto.Listener
@@ -175,13 +175,15 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	// (which win), served by environ_get (see environ.go).
 	extra := opts.env
 	if len(opts.listeners) > 0 {
-		extra = maps.Clone(opts.env)
-		if extra == nil {
-			extra = map[string]string{}
+		vars := map[string]string{}
+		for _, kv := range opts.env {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
 		}
 		for i, l := range opts.listeners {
-			extra[executor.ListenerEnv(l.Label)] = strconv.Itoa(p.firstListenerFD() + i)
+			vars[executor.ListenerEnv(l.Label)] = strconv.Itoa(p.firstListenerFD() + i)
 		}
+		extra = envOf(vars)
 	}
 	in.environ = p.instanceEnviron(extra)
 	ctx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(in.allocate))

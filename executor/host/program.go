@@ -145,6 +145,8 @@ type program struct {
 	// environ is the program's environment as the guest gets it, sorted
 	// by name (made once).
 	environ func() environ
+	// envNames is the set of its names (made once).
+	envNames func() map[string]bool
 
 	// stuck: an instance's start function is still running after its
 	// instantiation timed out; its code and memory must stay mapped until
@@ -195,12 +197,13 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 	}
 	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, hasStart: header.hasStart, runtime: comp.runtime, module: comp.module,
 		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired, prepared: warm != nil}
-	p.environ = sync.OnceValue(func() environ {
-		env := make(environ, 0, len(spec.Env))
-		for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
-			env = append(env, k+"="+spec.Env[k])
+	p.environ = sync.OnceValue(func() environ { return envOf(spec.Env) })
+	p.envNames = sync.OnceValue(func() map[string]bool {
+		names := make(map[string]bool, len(spec.Env))
+		for k := range spec.Env {
+			names[k] = true
 		}
-		return env
+		return names
 	})
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	defer func() {
