@@ -9,11 +9,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,6 +163,22 @@ type Cluster struct {
 	CacheDir string
 	// ArtifactURL serves the built example modules to artifact blocks.
 	ArtifactURL string
+
+	// seen holds the IDs of the allocations the tests waited on: a job
+	// deregistered with purge is gone from the server, and its directories
+	// from the client, before the teardown looks for its cgroups.
+	seenMu sync.Mutex
+	seen   map[string]bool
+}
+
+// sawAlloc records an allocation of the cluster's (see seen).
+func (c *Cluster) sawAlloc(id string) {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
+	c.seen[id] = true
 }
 
 // StartCluster starts Consul, a Nomad server and the given clients (one
@@ -503,10 +521,12 @@ func (c *Cluster) teardown() {
 }
 
 // allocIDs are the IDs of the cluster's allocations that its clients
-// have directories for (a restarted or replaced agent's included), and
-// those its server knows if it still answers.
+// have directories for (a restarted or replaced agent's included), those
+// its server knows if it still answers, and those the tests waited on.
 func (c *Cluster) allocIDs() []string {
-	var ids []string
+	c.seenMu.Lock()
+	ids := slices.Collect(maps.Keys(c.seen))
+	c.seenMu.Unlock()
 	if c.Nomad != nil {
 		if list, _, err := c.Nomad.Allocations().List(&nomadapi.QueryOptions{Namespace: "*"}); err == nil {
 			for _, a := range list {

@@ -81,6 +81,7 @@ func (c *Cluster) waitAllocs(t *testing.T, jobID string, n int, ok func(*nomadap
 		allocs = allocs[:0]
 		var states []string
 		for _, s := range stubs {
+			c.sawAlloc(s.ID)
 			states = append(states, s.ClientStatus)
 			if ok(s) {
 				a, _, err := c.Nomad.Allocations().Info(s.ID, nil)
