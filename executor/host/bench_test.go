@@ -6,6 +6,8 @@ package host
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
 
@@ -70,5 +73,26 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 			b.ReportMetric(float64(took[len(took)/2].Nanoseconds())/1e3, "p50-µs")
 			b.ReportMetric(float64(took[len(took)*99/100].Nanoseconds())/1e3, "p99-µs")
 		})
+	}
+}
+
+// BenchmarkTriggerRequest is the HTTP trigger's own cost per request,
+// without the network: a request to the small C handler through the
+// trigger's handler (CGI environment, fresh instance, response parsing and
+// writing), one at a time, with its allocations.
+func BenchmarkTriggerRequest(b *testing.B) {
+	h := startHTTPTask(b, "wagi", func(r *proto.StartRequest) {
+		r.Http.Metrics, r.Http.AccessLog = nil, false
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodGet, "/hello?x=1", nil)
+		req.Header.Set("User-Agent", "bench")
+		req.Header.Set("Accept", "*/*")
+		rec := httptest.NewRecorder()
+		h.tk.trigger.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
 	}
 }

@@ -34,9 +34,11 @@ const (
 // cgiEnv is the CGI/WAGI environment of request r, whose body has n bytes,
 // served on serverPort: the server's variables, then the request's
 // headers as HTTP_* sorted by name. Built per request, so as a list
-// rather than a map (see instanceEnviron). A variable whose value a guest
-// cannot take (a NUL, from a path's %00) is left out; of two headers
-// with one HTTP_* name ("X-A" and "X_A"), the first in sorted order stays.
+// rather than a map (see instanceEnviron), its entries written into one
+// buffer that they are then cut from: two allocations per request, not
+// two per variable. A variable whose value a guest cannot take (a NUL,
+// from a path's %00) is left out; of two headers with one HTTP_* name
+// ("X-A" and "X_A"), the first in sorted order stays.
 func cgiEnv(r *http.Request, n int, serverPort string) environ {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -51,34 +53,31 @@ func cgiEnv(r *http.Request, n int, serverPort string) environ {
 		scheme = "https"
 	}
 	uri := r.URL.RequestURI()
-	env := make(environ, 0, 18+len(r.Header))
+	var ends [32]int
+	b := envBuilder{buf: make([]byte, 0, 512+len(uri)*3+64*len(r.Header)), ends: ends[:0]}
 	// The names are the server's or a header's (a token: never empty,
 	// never '=' or NUL); only a value can be unfit for a guest.
-	add := func(name, value string) {
-		if strings.IndexByte(value, 0) < 0 {
-			env = append(env, name+"="+value)
-		}
-	}
-	add("GATEWAY_INTERFACE", "CGI/1.1")
-	add("SERVER_SOFTWARE", "nomad-driver-wasm/"+executor.Version)
-	add("SERVER_PROTOCOL", r.Proto)
-	add("SERVER_NAME", host)
-	add("SERVER_PORT", serverPort)
-	add("REQUEST_METHOD", r.Method)
-	add("REQUEST_URI", uri)
-	add("SCRIPT_NAME", "")
-	add("PATH_INFO", r.URL.Path)
-	add("X_RAW_PATH_INFO", r.URL.EscapedPath())
-	add("QUERY_STRING", r.URL.RawQuery)
-	add("REMOTE_ADDR", remote)
-	add("REMOTE_HOST", remote)
-	add("X_MATCHED_ROUTE", "/...")
-	add("X_FULL_URL", scheme+"://"+r.Host+uri)
-	add("CONTENT_LENGTH", strconv.Itoa(n))
+	b.add("GATEWAY_INTERFACE", "CGI/1.1")
+	b.add("SERVER_SOFTWARE", "nomad-driver-wasm/", executor.Version)
+	b.add("SERVER_PROTOCOL", r.Proto)
+	b.add("SERVER_NAME", host)
+	b.add("SERVER_PORT", serverPort)
+	b.add("REQUEST_METHOD", r.Method)
+	b.add("REQUEST_URI", uri)
+	b.add("SCRIPT_NAME", "")
+	b.add("PATH_INFO", r.URL.Path)
+	b.add("X_RAW_PATH_INFO", r.URL.EscapedPath())
+	b.add("QUERY_STRING", r.URL.RawQuery)
+	b.add("REMOTE_ADDR", remote)
+	b.add("REMOTE_HOST", remote)
+	b.add("X_MATCHED_ROUTE", "/...")
+	b.add("X_FULL_URL", scheme, "://", r.Host, uri)
+	b.buf = strconv.AppendInt(b.begin("CONTENT_LENGTH"), int64(n), 10)
+	b.end(true)
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		add("CONTENT_TYPE", ct)
+		b.add("CONTENT_TYPE", ct)
 	}
-	headers := len(env)
+	headers := len(b.ends)
 	for k, v := range r.Header {
 		switch k {
 		case "Content-Type", "Content-Length", "Proxy":
@@ -86,14 +85,88 @@ func cgiEnv(r *http.Request, n int, serverPort string) environ {
 			// setting (httpoxy).
 			continue
 		}
-		add("HTTP_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_")), strings.Join(v, ", "))
+		b.header(k, v)
 	}
 	if r.Host != "" {
-		add("HTTP_HOST", r.Host)
+		b.add("HTTP_HOST", r.Host)
 	}
+	env := b.environ()
 	// Sorted, entries of one name are side by side: the first stays.
 	slices.Sort(env[headers:])
 	return slices.CompactFunc(env, func(a, b string) bool { return envName(a) == envName(b) })
+}
+
+// envBuilder writes "NAME=value" entries one after another into buf; ends
+// holds where each ends.
+type envBuilder struct {
+	buf  []byte
+	ends []int
+}
+
+// begin starts an entry: its name and '='.
+func (b *envBuilder) begin(name string) []byte {
+	b.buf = append(append(b.buf, name...), '=')
+	return b.buf
+}
+
+// end ends the entry begun last, or drops it when keep is false.
+func (b *envBuilder) end(keep bool) {
+	if keep {
+		b.ends = append(b.ends, len(b.buf))
+	} else if n := len(b.ends); n > 0 {
+		b.buf = b.buf[:b.ends[n-1]]
+	} else {
+		b.buf = b.buf[:0]
+	}
+}
+
+// add adds name with the value made of parts, unless the value holds a NUL.
+func (b *envBuilder) add(name string, parts ...string) {
+	b.begin(name)
+	nul := false
+	for _, p := range parts {
+		nul = nul || strings.IndexByte(p, 0) >= 0
+		b.buf = append(b.buf, p...)
+	}
+	b.end(!nul)
+}
+
+// header adds the header k with values v as HTTP_K ('-' becoming '_',
+// letters upper case), its values joined by ", ".
+func (b *envBuilder) header(k string, v []string) {
+	b.buf = append(b.buf, "HTTP_"...)
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c == '-':
+			c = '_'
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		b.buf = append(b.buf, c)
+	}
+	b.buf = append(b.buf, '=')
+	nul := false
+	for i, s := range v {
+		if i > 0 {
+			b.buf = append(b.buf, ", "...)
+		}
+		nul = nul || strings.IndexByte(s, 0) >= 0
+		b.buf = append(b.buf, s...)
+	}
+	b.end(!nul)
+}
+
+// environ cuts the entries from one string of the whole buffer.
+func (b *envBuilder) environ() environ {
+	all := string(b.buf)
+	env := make(environ, len(b.ends))
+	start := 0
+	for i, end := range b.ends {
+		env[i] = all[start:end]
+		start = end
+	}
+	return env
 }
 
 // cgiResponse is a module's response, parsed.

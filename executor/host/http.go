@@ -236,13 +236,10 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 
 	// The instance ends with the request: when the client goes away, the
 	// timeout passes, or the drain runs out of time.
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(t.cfg.TimeoutNanos))
-	defer cancel()
-	defer context.AfterFunc(t.killCtx, cancel)()
 	out := &cappedBuffer{max: maxResponseBytes}
 	errOut := &cappedBuffer{max: maxRequestStderr}
 	in, err := t.prog.start(runOptions{
-		argv0: path.Base(t.prog.spec.Module), args: t.args, ctx: ctx,
+		argv0: path.Base(t.prog.spec.Module), args: t.args, ctx: r.Context(), timeout: time.Duration(t.cfg.TimeoutNanos),
 		streams: stdio{stdin: bytes.NewReader(body), stdout: out, stderr: errOut},
 		env:     cgiEnv(r, len(body), t.port), budget: t.budget, pool: t.pool, quiet: true, sync: true,
 	})
@@ -252,14 +249,16 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 	if err != nil {
 		return t.fail(w, r, http.StatusInternalServerError, errOut, "%v", err)
 	}
+	stopKill := context.AfterFunc(t.killCtx, in.cancel)
 	in.runNow()
+	stopKill()
 	if t.killCtx.Err() == nil && r.Context().Err() != nil {
 		t.writeStderr(r, errOut, "the client went away; the instance was stopped")
 		return result{status: 499, failed: true}
 	}
 	st := in.status
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(in.ctx.Err(), context.DeadlineExceeded):
 		return t.fail(w, r, http.StatusGatewayTimeout, errOut, "no response within timeout = %s; the instance was stopped", time.Duration(t.cfg.TimeoutNanos))
 	case t.killCtx.Err() != nil:
 		return t.fail(w, r, http.StatusServiceUnavailable, errOut, "the task stopped before the instance finished")

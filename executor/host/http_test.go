@@ -35,7 +35,7 @@ type httpTask struct {
 
 // startHTTPTask starts module (a test module name) in http mode on a
 // loopback port; adjust changes the request before it is sent.
-func startHTTPTask(t *testing.T, module string, adjust func(*proto.StartRequest)) *httpTask {
+func startHTTPTask(t testing.TB, module string, adjust func(*proto.StartRequest)) *httpTask {
 	t.Helper()
 	local, logs := t.TempDir(), t.TempDir()
 	testmodule.Install(t, module, local, "handler.wasm")
@@ -71,7 +71,7 @@ func startHTTPTask(t *testing.T, module string, adjust func(*proto.StartRequest)
 
 // cacheDirForTest is a compiled-module cache shared by the tests of this
 // package, so that each module compiles once per run.
-func cacheDirForTest(t *testing.T) string {
+func cacheDirForTest(t testing.TB) string {
 	dir := filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache")
 	must.NoError(t, os.MkdirAll(dir, 0o755))
 	return dir

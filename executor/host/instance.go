@@ -104,6 +104,9 @@ type runOptions struct {
 	stateDir string
 	// ctx bounds the instance; nil means the program's stop context.
 	ctx context.Context
+	// timeout, when set, bounds the instance from its start: its context
+	// then ends with context.DeadlineExceeded.
+	timeout time.Duration
 	// env is added to the program's environment (it wins on a clash):
 	// entries fit for a guest, with unique names (envOf, cgiEnv).
 	env environ
@@ -148,7 +151,11 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	if parent == nil {
 		parent = p.ctx
 	}
-	in.ctx, in.cancel = context.WithCancel(parent)
+	if opts.timeout > 0 {
+		in.ctx, in.cancel = context.WithTimeout(parent, opts.timeout)
+	} else {
+		in.ctx, in.cancel = context.WithCancel(parent)
+	}
 	defer func() {
 		if err != nil {
 			in.release()
