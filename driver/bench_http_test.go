@@ -78,6 +78,15 @@ func hey(b *testing.B, url string, c int, d time.Duration) load {
 	return l
 }
 
+// requests counts the requests hey made.
+func (l load) requests() int {
+	n := l.errors
+	for _, c := range l.responses {
+		n += c
+	}
+	return n
+}
+
 // failures counts what was not a 200.
 func (l load) failures() int {
 	n := l.errors
@@ -169,13 +178,14 @@ func wazeroCLI(b *testing.B) string {
 // handler served by the HTTP trigger (a fresh instance per request, in a
 // real executor process), against a native Go net/http handler doing the
 // same work and against a process per request (the wazero CLI run as a
-// CGI program), all under hey in the same run.
+// CGI program), all under hey in the same run; and the CPU time the
+// trigger and the native handler spend per request.
 func BenchmarkHTTPTrigger(b *testing.B) {
 	const concurrency = 32
 	span := 5 * time.Second
 	wazero := wazeroCLI(b)
 	d := benchDriver(b, b.TempDir(), 0)
-	url, _ := startHTTPBenchTask(b, d, "wagi", 64)
+	url, executorPID := startHTTPBenchTask(b, d, "wagi", 64)
 
 	native := serveLocal(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -189,10 +199,19 @@ func BenchmarkHTTPTrigger(b *testing.B) {
 		}
 	}
 
+	// The CPU time each server spends per request: the executor's for the
+	// trigger, this process's (which serves the native handler and waits
+	// for hey) for the native handler. Unlike requests per second, it does
+	// not depend on how much of the machine hey leaves the server.
 	var wasm, nat, cgiLoad load
+	var wasmCPU, natCPU time.Duration
 	for b.Loop() {
+		cpu := procCPU(b, executorPID)
 		wasm = hey(b, url+"/hello?x=1", concurrency, span)
+		wasmCPU = procCPU(b, executorPID) - cpu
+		cpu = procCPU(b, os.Getpid())
 		nat = hey(b, native+"/hello?x=1", concurrency, span)
+		natCPU = procCPU(b, os.Getpid()) - cpu
 		cgiLoad = hey(b, perProcess+"/hello?x=1", concurrency, span)
 	}
 	for name, l := range map[string]load{"trigger": wasm, "native": nat, "process-per-request": cgiLoad} {
@@ -207,6 +226,15 @@ func BenchmarkHTTPTrigger(b *testing.B) {
 	b.ReportMetric(cgiLoad.rps, "per-process-req/s")
 	b.ReportMetric(wasm.rps/nat.rps, "x-native")
 	b.ReportMetric(wasm.rps/cgiLoad.rps, "x-per-process")
+	wasmPer, natPer := perRequest(wasmCPU, wasm), perRequest(natCPU, nat)
+	b.ReportMetric(wasmPer, "cpu-µs/req")
+	b.ReportMetric(natPer, "native-cpu-µs/req")
+	b.ReportMetric(natPer/wasmPer, "x-native-cpu")
+}
+
+// perRequest is cpu per request of l, in microseconds.
+func perRequest(cpu time.Duration, l load) float64 {
+	return float64(cpu.Microseconds()) / float64(max(l.requests(), 1))
 }
 
 // BenchmarkHTTPSoak: the HTTP trigger under hey at concurrency 64 for 60 s
