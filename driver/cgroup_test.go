@@ -66,17 +66,6 @@ func procCgroups(t *testing.T, pid int) map[string]string {
 	return m
 }
 
-// procCPU is the CPU time process pid has used.
-func procCPU(t testing.TB, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	must.NoError(t, err)
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
-}
-
 // TestCgroupLimits: an executor of its own runs, with its guest, in
 // cgroups made for its task: the CPU share from resources.cpu, a hard
 // memory limit of memory_max plus the executor's overhead and a soft one
