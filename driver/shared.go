@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -85,7 +86,7 @@ func (s *sharedExecutor) get() (*executor.Client, error) {
 	}
 	s.current = nil
 	if rc := s.readState(); rc != nil {
-		if c, err := s.reattachLocked(rc); err == nil {
+		if c, err := s.reattachLocked(rc); err == nil && s.takesNewTasksLocked(c) {
 			s.current = c
 			return c, nil
 		}
@@ -120,10 +121,47 @@ func (s *sharedExecutor) reattach(rc *plugin.ReattachConfig) (*executor.Client, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, err := s.reattachLocked(rc)
-	if err == nil && s.current == nil {
+	if err == nil && s.current == nil && s.takesNewTasksLocked(c) {
 		s.current = c
 	}
 	return c, err
+}
+
+// takesNewTasksLocked says whether c, a shared executor an earlier driver
+// launched, runs as the user this driver's executor would: default_user,
+// or the driver's own user when it does not become one. One that does not
+// (the operator changed default_user and restarted the client) keeps
+// running the tasks it has, which are recovered into it, but new tasks go
+// to a new shared executor of the right user.
+func (s *sharedExecutor) takesNewTasksLocked(c *executor.Client) bool {
+	want := s.runAs
+	if want == nil {
+		want = &proto.RunAs{Name: "the driver's own user", Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}
+		gids, err := os.Getgroups()
+		if err != nil {
+			s.logger.Warn("cannot read the driver's groups; new tasks go to a new shared executor", "error", err)
+			return false
+		}
+		for _, g := range gids {
+			want.Groups = append(want.Groups, uint32(g))
+		}
+	}
+	uid, gid, groups, err := processUser(c.Pid)
+	if errors.Is(err, errNoProcessUser) {
+		return true
+	}
+	if err != nil {
+		s.logger.Warn("cannot read the shared executor's user; new tasks go to a new shared executor", "pid", c.Pid, "error", err)
+		return false
+	}
+	wantGroups := slices.Sorted(slices.Values(want.Groups))
+	wantGroups = slices.Compact(wantGroups)
+	if uid == want.Uid && gid == want.Gid && slices.Equal(slices.Compact(groups), wantGroups) {
+		return true
+	}
+	s.logger.Warn("the running shared executor is not of default_user (changed since it started): it keeps its tasks, and new tasks go to a new shared executor",
+		"pid", c.Pid, "uid", uid, "gid", gid, "groups", groups, "default_user", want.Name, "want_uid", want.Uid, "want_gid", want.Gid, "want_groups", wantGroups)
+	return false
 }
 
 func (s *sharedExecutor) reattachLocked(rc *plugin.ReattachConfig) (*executor.Client, error) {

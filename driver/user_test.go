@@ -7,6 +7,7 @@ package driver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -214,6 +215,60 @@ func TestSharedExecutorRunsAsDefaultUser(t *testing.T) {
 	tk.cfg.NetworkIsolation = &drivers.NetworkIsolationSpec{Mode: drivers.NetIsolationModeGroup, Path: "/var/run/netns/none"}
 	err = h.startErr(t, tk)
 	must.ErrorContains(t, err, "this node's shared executor runs as user nobody, which cannot enter it")
+}
+
+// TestSharedExecutorFollowsDefaultUser: after the operator changes
+// default_user and the client restarts, the shared executor still running
+// as the old user keeps its tasks, which the new driver recovers into it,
+// but takes no new one: new tasks go to a new shared executor of the new
+// user, whether the driver found the old one through a recovered task or
+// through its record in the cache directory.
+func TestSharedExecutorFollowsDefaultUser(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	nobody, err := lookupUser("nobody")
+	must.NoError(t, err)
+	daemon, err := lookupUser("daemon")
+	must.NoError(t, err)
+	h := newHarnessConfig(t, Config{SharedExecutor: true})
+	old, oldHandle := h.startProbe(t, "tick 1\n", "ticker")
+	runsAs(t, oldHandle, nobody)
+	oldPid := executorPid(t, oldHandle)
+	// The driver goes away (the client restarts) ...
+	h.driver.shared.current.Claimed()
+
+	// ... and comes back with another default_user. It recovers the task
+	// first: the executor it reattaches to for it is not for new tasks.
+	h2 := newHarnessConfig(t, Config{SharedExecutor: true, CacheDir: h.cacheDir, DefaultUser: "daemon"})
+	must.NoError(t, h2.RecoverTask(oldHandle))
+	n := lastTick(t, old)
+	old.waitLog(t, "stdout", fmt.Sprintf("tick %d\n", n+1))
+	_, newHandle := h2.startProbe(t, "tick 1\n", "ticker")
+	newPid := executorPid(t, newHandle)
+	must.NotEq(t, oldPid, newPid, must.Sprint("a new task went to the shared executor of the old default_user"))
+	runsAs(t, newHandle, daemon)
+	runsAs(t, oldHandle, nobody)
+
+	// A driver that starts a task before recovering any finds the old
+	// executor through the record of it, and does not take it either.
+	h3 := newHarnessConfig(t, Config{SharedExecutor: true, CacheDir: t.TempDir(), DefaultUser: "daemon"})
+	must.NoError(t, os.MkdirAll(sharedDir(h3.cacheDir), 0o700))
+	rec, err := os.ReadFile(filepath.Join(sharedDir(h.cacheDir), sharedStateFile))
+	must.NoError(t, err)
+	must.StrContains(t, string(rec), fmt.Sprintf(`"Pid":%d`, newPid), must.Sprint("the record names the new executor"))
+	must.NoError(t, os.WriteFile(filepath.Join(sharedDir(h3.cacheDir), sharedStateFile), recordOf(t, oldHandle), 0o600))
+	_, h3Handle := h3.startProbe(t, "tick 1\n", "ticker")
+	must.NotEq(t, oldPid, executorPid(t, h3Handle), must.Sprint("a new task went to the recorded shared executor of the old default_user"))
+	runsAs(t, h3Handle, daemon)
+}
+
+// recordOf is the cache directory's record of the shared executor that
+// handle's task runs in.
+func recordOf(t *testing.T, handle *drivers.TaskHandle) []byte {
+	t.Helper()
+	b, err := json.Marshal(sharedState(t, handle).ReattachConfig)
+	must.NoError(t, err)
+	return b
 }
 
 // startOpener is a module whose start function (its start section, guest
