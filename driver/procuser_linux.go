@@ -13,7 +13,7 @@ import (
 )
 
 // processUser reads the effective uid and gid and the supplementary groups
-// (sorted) of process pid.
+// (sorted; the kernel lists each once) of process pid.
 func processUser(pid int) (uid, gid uint32, groups []uint32, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -154,9 +154,8 @@ func (s *sharedExecutor) takesNewTasksLocked(c *executor.Client) bool {
 		s.logger.Warn("cannot read the shared executor's user; new tasks go to a new shared executor", "pid", c.Pid, "error", err)
 		return false
 	}
-	wantGroups := slices.Sorted(slices.Values(want.Groups))
-	wantGroups = slices.Compact(wantGroups)
-	if uid == want.Uid && gid == want.Gid && slices.Equal(slices.Compact(groups), wantGroups) {
+	wantGroups := slices.Compact(slices.Sorted(slices.Values(want.Groups)))
+	if uid == want.Uid && gid == want.Gid && slices.Equal(groups, wantGroups) {
 		return true
 	}
 	s.logger.Warn("the running shared executor is not of default_user (changed since it started): it keeps its tasks, and new tasks go to a new shared executor",
