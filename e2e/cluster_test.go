@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"net/http"
@@ -194,8 +195,9 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 	// Short, so that unix socket paths below it stay within their limit.
 	dir, err := os.MkdirTemp("", "wasm-e2e-")
 	must.NoError(t, err)
-	// Reachable by the tasks' user (nobody), as a Nomad data_dir is; a
-	// temp dir is 0700.
+	// Traversable by the tasks' user (nobody), for the wasm cache_dir
+	// below it; a temp dir is 0700. The agents' data_dirs are not: each
+	// is made by its agent, 0700, in a 0700 directory (see nomadAgent).
 	must.NoError(t, os.Chmod(dir, 0o711))
 	c := &Cluster{t: t, dir: dir, plugins: plugins, CacheDir: filepath.Join(dir, "wasm-cache")}
 	t.Cleanup(c.teardown)
@@ -254,6 +256,14 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 		c.clientHTTP = append(c.clientHTTP, fmt.Sprintf("http://%s:%d", opts.Addr, cfg.HTTP))
 	}
 	c.waitNodes(t, len(clients), func(n *nomadapi.Node) bool { return true })
+	// The clients run with data_dirs as Nomad makes them: a data_dir made
+	// beforehand, reachable by the tasks' user, would hide what a real
+	// client breaks.
+	for _, a := range c.clients {
+		info, err := os.Stat(nomadDataDir(a.dir))
+		must.NoError(t, err)
+		must.EqOp(t, fs.FileMode(0o700), info.Mode().Perm(), must.Sprintf("mode of %s's data_dir %s", a.name, nomadDataDir(a.dir)))
+	}
 	return c
 }
 
@@ -299,6 +309,9 @@ server {
 client {
   enabled = true
   servers = ["{{.Servers}}"]
+  # Loopback only: the node's address, and so its tasks' ports and the
+  # services registered for them, is 127.0.0.1, never the machine's own.
+  network_interface = "lo"
   options {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }
@@ -357,11 +370,18 @@ plugin "nomad-driver-wasm" {
 {{end}}
 `))
 
+// nomadDataDir is the data_dir of the Nomad agent whose directory is dir.
+func nomadDataDir(dir string) string { return filepath.Join(dir, "data") }
+
 func (c *Cluster) nomadAgent(t testing.TB, name string, cfg nomadConfig) *agent {
 	t.Helper()
+	// The data_dir does not exist yet: Nomad makes it, 0700, as on a real
+	// client. Below it the tasks' user reaches nothing by path: an
+	// executor that runs as that user works only through the descriptors
+	// it opened before it became that user. Its parent is 0700 and root's.
 	dir := filepath.Join(c.dir, name)
-	cfg.DataDir = filepath.Join(dir, "data")
-	must.NoError(t, os.MkdirAll(cfg.DataDir, 0o755))
+	must.NoError(t, os.Mkdir(dir, 0o700))
+	cfg.DataDir = nomadDataDir(dir)
 	var buf bytes.Buffer
 	must.NoError(t, nomadTemplate.Execute(&buf, cfg))
 	file := filepath.Join(dir, "agent.hcl")
@@ -534,7 +554,7 @@ func (c *Cluster) allocIDs() []string {
 			}
 		}
 	}
-	dirs, _ := filepath.Glob(filepath.Join(c.dir, "*", "data", "alloc", "*-*-*-*-*"))
+	dirs, _ := filepath.Glob(filepath.Join(nomadDataDir(filepath.Join(c.dir, "*")), "alloc", "*-*-*-*-*"))
 	for _, d := range dirs {
 		ids = append(ids, filepath.Base(d))
 	}

@@ -13,6 +13,10 @@ ROOT=$PWD
 DEMO=$ROOT/.demo
 AGENTS=$ROOT/.tools/agents
 NOMAD_ADDR=http://127.0.0.1:4646
+# The version e2e/agents.sh puts in $AGENTS, and the PATH the demo was
+# started with, where an official release of it may be.
+NOMAD_VERSION=$(sed -n 's/^NOMAD_VERSION=//p' e2e/agents.sh)
+USER_PATH=$PATH
 export NOMAD_ADDR PATH="$AGENTS:/usr/local/go/bin:$PATH" NOMAD_CLI_SHOW_HINTS=0
 
 # is_ours PID WORD: the process is alive and its command line has WORD (a
@@ -76,6 +80,33 @@ stop() {
 	done
 }
 
+# has_version BINARY VERSION: BINARY reports vVERSION (as in e2e/agents.sh).
+has_version() {
+	[ -x "$1" ] || return 1
+	local out
+	out=$("$1" version 2>/dev/null) || return 1
+	[[ ${out%%$'\n'*} =~ v"$2"([^0-9.]|$) ]]
+}
+
+# pick_nomad links the Nomad the demo runs as $DEMO/bin/nomad, first on
+# PATH: a nomad of the pinned version found on the caller's PATH (an
+# official release build has the web UI), else the one in $AGENTS (built
+# from the Go module proxy, without it).
+pick_nomad() {
+	local dirs dir nomad=$AGENTS/nomad
+	IFS=: read -ra dirs <<<"$USER_PATH"
+	for dir in "${dirs[@]}"; do
+		[[ $dir == /* && $dir != "$AGENTS" && $dir != "$DEMO/bin" ]] || continue
+		if has_version "$dir/nomad" "$NOMAD_VERSION"; then
+			nomad=$dir/nomad
+			break
+		fi
+	done
+	mkdir -p "$DEMO/bin"
+	ln -sfn "$nomad" "$DEMO/bin/nomad"
+	PATH=$DEMO/bin:$PATH
+}
+
 wait_for() { # description command...
 	local what=$1; shift
 	for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
@@ -87,8 +118,11 @@ start() {
 	stop
 	# Each demo starts from a fresh cluster state (the compiled-module cache
 	# is kept), so that the jobs run again and their output is new.
+	# Nomad makes its data_dir ($DEMO/nomad) itself, 0700, as on a real
+	# client.
 	rm -rf "$DEMO/nomad"
-	mkdir -p "$DEMO/plugins" "$DEMO/nomad" "$DEMO/cache"
+	mkdir -p "$DEMO/plugins" "$DEMO/cache"
+	pick_nomad
 	cp bin/nomad-driver-wasm "$DEMO/plugins/"
 	cat > "$DEMO/nomad.hcl" <<HCL
 data_dir  = "$DEMO/nomad"
@@ -104,6 +138,9 @@ server {
 }
 client {
   enabled = true
+  # Loopback only: the node's address, and so the tasks' ports and the
+  # services registered for them, is 127.0.0.1, never the machine's own.
+  network_interface = "lo"
   options {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }
@@ -186,6 +223,12 @@ HCL
 	local greet
 	greet=$(curl -sf 'http://127.0.0.1:8500/v1/health/service/greet?passing=1' |
 		python3 -c 'import json, sys; s = json.load(sys.stdin)[0]["Service"]; print("%s:%d" % (s["Address"], s["Port"]))')
+	# The demo sends nothing off loopback: with network_interface = "lo"
+	# the service is on 127.0.0.1.
+	if [[ $greet != 127.0.0.1:* ]]; then
+		echo "Consul has greet at $greet, not on 127.0.0.1: the Nomad client's network_interface should be lo ($DEMO/nomad.hcl)" >&2
+		exit 1
+	fi
 	echo
 	echo "== An HTTP request to the wasm service Consul knows as greet, one fresh instance per request (curl http://$greet/demo)"
 	curl -s "http://$greet/demo"
@@ -193,8 +236,17 @@ HCL
 	echo "== Jobs"
 	nomad job status
 	echo
-	echo "Nomad UI:  $NOMAD_ADDR/ui    Consul UI: http://127.0.0.1:8500/ui"
-	echo "Try:       export NOMAD_ADDR=$NOMAD_ADDR PATH=$AGENTS:\$PATH"
+	# A Nomad built without the UI (as from the Go module proxy) answers
+	# /ui/ with a page saying so, status 200.
+	local ui
+	ui=$(curl -sf "$NOMAD_ADDR/ui/" 2>/dev/null || true)
+	if [ -n "$ui" ] && ! grep -qE 'Nomad UI is (not available|disabled)' <<<"$ui"; then
+		echo "Nomad UI:  $NOMAD_ADDR/ui    Consul UI: http://127.0.0.1:8500/ui"
+	else
+		echo "Nomad UI:  not in this binary ($(readlink -f "$DEMO/bin/nomad")); for one, put an official Nomad v$NOMAD_VERSION release binary (https://releases.hashicorp.com/nomad/$NOMAD_VERSION/) on PATH and run make demo again"
+		echo "Consul UI: http://127.0.0.1:8500/ui"
+	fi
+	echo "Try:       export NOMAD_ADDR=$NOMAD_ADDR PATH=$DEMO/bin:\$PATH"
 	echo "           echo hello | nomad job dispatch dispatch -"
 	echo "Stop with: make demo-stop"
 }

@@ -105,7 +105,10 @@ func TestNomadCgroupsV2(t *testing.T) {
 func startNomad(t *testing.T) *nomadapi.Client {
 	t.Helper()
 	dir := t.TempDir()
-	// The task's user (nobody) reaches its task directory and the cache.
+	// The task's user (nobody) reaches the cache. Not the data_dir: Nomad
+	// makes it, 0700, as on a real client, and an executor that runs as
+	// the task's user reaches nothing there by path, only through the
+	// descriptors it opened before.
 	must.NoError(t, os.Chmod(dir, 0o711))
 	cache := filepath.Join(dir, "cache")
 	must.NoError(t, os.MkdirAll(cache, 0o755))
@@ -114,6 +117,9 @@ func startNomad(t *testing.T) *nomadapi.Client {
 data_dir   = %q
 plugin_dir = %q
 disable_update_check = true
+client {
+  network_interface = "lo"
+}
 plugin "nomad-driver-wasm" {
   config {
     cache_dir          = %q
