@@ -5,6 +5,8 @@ package host
 
 import (
 	"context"
+	"runtime/debug"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,4 +45,27 @@ func TestCollectionHoldsTheGuestInItsHostCall(t *testing.T) {
 		t.Fatal("the guest stayed held after the collection")
 	}
 	must.Zero(t, in.hostCalls.Load())
+}
+
+// TestHTTPTriggerGCPercent: the trigger's GOGC is the process's, so only
+// an executor of its own sets it, and has the previous one back once the
+// trigger has ended; the shared executor's tasks leave it alone. (Not
+// parallel: the setting is the process's.)
+func TestHTTPTriggerGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(150)
+	defer debug.SetGCPercent(before)
+	gogc := func() int { return int(readMetric("/gc/gogc:percent")) }
+
+	startServedHTTPTask(t, true, nil)
+	must.Eq(t, 150, gogc(), must.Sprint("a task of the shared executor changed the process's GOGC"))
+
+	own := startServedHTTPTask(t, false, nil).tk
+	must.Eq(t, httpGCPercent, gogc())
+	own.prog.stop(int32(syscall.SIGTERM))
+	select {
+	case <-own.main.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the trigger did not drain")
+	}
+	must.Eq(t, 150, gogc(), must.Sprint("the trigger's GOGC outlived it"))
 }

@@ -32,7 +32,8 @@ const queueWait = time.Second
 // that reaches the task's stderr log.
 const maxRequestStderr = 64 << 10
 
-// httpGCPercent is the executor's GOGC in http mode (see serveHTTP).
+// httpGCPercent is the GOGC of an executor of its own in http mode (see
+// serveHTTP).
 const httpGCPercent = 400
 
 // maxPooledMemories bounds the linear memories the trigger keeps for the
@@ -44,8 +45,27 @@ const (
 	maxPooledResident = 1 << 20
 )
 
+// killWriteGrace is how long a request's response may still take to be
+// sent once the drain has run out of time (its 503, usually): within the
+// second the executor's Stop waits for the drain after that.
+const killWriteGrace = 500 * time.Millisecond
+
 // accessLogFlush is how often the buffered access log is written out.
 const accessLogFlush = time.Second
+
+// triggerHost is what the HTTP trigger takes from the executor it runs in.
+type triggerHost struct {
+	// shared: the node's shared executor, where the trigger is one task
+	// among many. It then leaves the process's collector as it is (its
+	// setting is the process's), and measures the CPU time of its
+	// instances (the process's is not the task's).
+	shared bool
+	// spawn starts a goroutine that the executor waits for before it
+	// exits (server.wg.Go): the drain, which records the task's exit
+	// status, and the access log's flush, so that neither is lost to the
+	// process's exit.
+	spawn func(func())
+}
 
 // httpTrigger serves HTTP for an http-mode task and runs a fresh instance
 // of its program per request (CGI, as WAGI does). Nothing of one request's
@@ -80,6 +100,20 @@ type httpTrigger struct {
 	// wg holds the servers; requests holds the handlers in flight.
 	wg       sync.WaitGroup
 	requests sync.WaitGroup
+	// admitMu orders the admission of a request (requests.Add) with the
+	// drain: once draining is set no request is admitted, so that the
+	// drain's requests.Wait never runs beside an Add from zero, and no
+	// request runs after the drain has closed what requests use.
+	admitMu  sync.Mutex
+	draining bool
+
+	// cpu is the CPU time of the trigger's instances, measured in the
+	// shared executor only (host.shared), or nil.
+	cpu *cpuMeter
+	// gcPercent is the GOGC to restore when the trigger ends, where
+	// setGC says it set its own (an executor of its own).
+	gcPercent int
+	setGC     bool
 }
 
 // serveHTTP binds the trigger's listeners (in the allocation's network
@@ -89,7 +123,11 @@ type httpTrigger struct {
 //
 // With runAs, the executor becomes that user once the ports are bound,
 // before any request is served.
-func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir string, runAs *proto.RunAs) (*instance, *httpTrigger, error) {
+//
+// The trigger's goroutines are started with host.spawn: the executor waits
+// for them, so that the task's exit status and access log are written
+// before it exits.
+func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir string, runAs *proto.RunAs) (*instance, *httpTrigger, error) {
 	if cfg.Listener == nil {
 		return nil, nil, executor.JobErrorf("http mode needs a port to serve on")
 	}
@@ -129,8 +167,11 @@ func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string,
 	if mln != nil {
 		t.metricsAddr = mln.Addr()
 	}
+	if host.shared {
+		t.cpu = newCPUMeter()
+	}
 	if cfg.AccessLog {
-		t.access = newAccessLog(streams.stdout)
+		t.access = newAccessLog(streams.stdout, host.spawn)
 	} else {
 		_ = streams.stdout.Close()
 	}
@@ -150,9 +191,14 @@ func (p *program) serveHTTP(cfg *proto.HTTPTrigger, args []string, netns string,
 	// configuration, its buffers) and the heap that survives is small, so
 	// at the default GOGC the collector ran tens of times a second: 225 µs
 	// of CPU per request at GOGC=100, 159 µs at 400; 800 saved 5% more for
-	// 18 MB more RSS (BenchmarkHTTPTrigger, BenchmarkHTTPSoak).
-	debug.SetGCPercent(httpGCPercent)
-	go t.drainWhenStopped(stateDir)
+	// 18 MB more RSS (BenchmarkHTTPTrigger, BenchmarkHTTPSoak). The
+	// setting is the process's: the shared executor's tasks keep the
+	// default, and an executor of its own has it back once the trigger
+	// has ended.
+	if !host.shared {
+		t.gcPercent, t.setGC = debug.SetGCPercent(httpGCPercent), true
+	}
+	host.spawn(func() { t.drainWhenStopped(stateDir) })
 	t.logger.Info("serving HTTP", "address", ln.Addr().String(), "max_concurrency", cap(t.slots), "timeout", time.Duration(cfg.TimeoutNanos), "metrics", cfg.Metrics != nil)
 	return t.svc, t, nil
 }
@@ -165,7 +211,11 @@ func (t *httpTrigger) drainWhenStopped(stateDir string) {
 	t.logger.Info("draining: new connections are refused, requests in flight finish")
 	_ = t.srv.Shutdown(t.killCtx)
 	// Shutdown returns early when killed: the handlers still running end
-	// their requests (503) before the connections are closed.
+	// their requests (503) before the connections are closed. A request
+	// that comes after this is refused (admit).
+	t.admitMu.Lock()
+	t.draining = true
+	t.admitMu.Unlock()
 	t.requests.Wait()
 	_ = t.srv.Close()
 	if t.metricsSrv != nil {
@@ -176,6 +226,9 @@ func (t *httpTrigger) drainWhenStopped(stateDir string) {
 		t.access.close()
 	}
 	t.pool.close()
+	if t.setGC {
+		debug.SetGCPercent(t.gcPercent)
+	}
 	sig := t.prog.stoppedBy()
 	status := &proto.ExitStatus{ExitedAtUnixNano: time.Now().UnixNano(), Signal: sig, ExitCode: 128 + sig}
 	_ = t.stderr.Close()
@@ -196,9 +249,48 @@ type result struct {
 	failed bool // the instance failed (trap, exit code, timeout, no memory)
 }
 
-func (t *httpTrigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// admit counts a request in flight (requests), unless the drain has begun
+// waiting for them.
+func (t *httpTrigger) admit() bool {
+	t.admitMu.Lock()
+	defer t.admitMu.Unlock()
+	if t.draining {
+		return false
+	}
 	t.requests.Add(1)
+	return true
+}
+
+// sampleCPU is the CPU time the trigger's instances have used, in the
+// shared executor (see cpuMeter); elsewhere the process's, which is the
+// task's.
+func (t *httpTrigger) sampleCPU() cpuSample {
+	if t.cpu == nil {
+		return sampleCPU()
+	}
+	return t.cpu.sample()
+}
+
+func (t *httpTrigger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !t.admit() {
+		// Only a drain that ran out of time lets a request reach here: the
+		// task is ending, and its logs and metrics may be closed already.
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusServiceUnavailable)
+		return
+	}
 	defer t.requests.Done()
+	// Once the drain has run out of time, the client cannot hold the
+	// handler, and with it the drain and the executor's exit: a body still
+	// coming is cut at once, and a response it does not read has
+	// killWriteGrace to go.
+	stopDeadlines := context.AfterFunc(t.killCtx, func() {
+		rc := http.NewResponseController(w)
+		now := time.Now()
+		_ = rc.SetReadDeadline(now)
+		_ = rc.SetWriteDeadline(now.Add(killWriteGrace))
+	})
+	defer stopDeadlines()
 	began := time.Now()
 	res := t.serve(w, r)
 	took := time.Since(began)
@@ -238,10 +330,21 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 	// timeout passes, or the drain runs out of time.
 	out := &cappedBuffer{max: maxResponseBytes}
 	errOut := &cappedBuffer{max: maxRequestStderr}
-	in, err := t.prog.start(runOptions{
-		argv0: path.Base(t.prog.spec.Module), args: t.args, ctx: r.Context(), timeout: time.Duration(t.cfg.TimeoutNanos),
-		streams: stdio{stdin: bytes.NewReader(body), stdout: out, stderr: errOut},
-		env:     cgiEnv(r, len(body), t.port), budget: t.budget, pool: t.pool, quiet: true, sync: true,
+	var in *instance
+	var err error
+	// Its instantiation and its run are the task's CPU time (cpu, in the
+	// shared executor).
+	t.cpu.run(func() {
+		in, err = t.prog.start(runOptions{
+			argv0: path.Base(t.prog.spec.Module), args: t.args, ctx: r.Context(), timeout: time.Duration(t.cfg.TimeoutNanos),
+			streams: stdio{stdin: bytes.NewReader(body), stdout: out, stderr: errOut},
+			env:     cgiEnv(r, len(body), t.port), budget: t.budget, pool: t.pool, quiet: true, sync: true,
+		})
+		if err == nil {
+			stopKill := context.AfterFunc(t.killCtx, in.cancel)
+			in.runNow()
+			stopKill()
+		}
 	})
 	if errors.Is(err, errNoMemory) {
 		return t.fail(w, r, http.StatusServiceUnavailable, errOut, "no memory for another instance: %v (resources.memory bounds the instances in flight together)", err)
@@ -249,9 +352,6 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 	if err != nil {
 		return t.fail(w, r, http.StatusInternalServerError, errOut, "%v", err)
 	}
-	stopKill := context.AfterFunc(t.killCtx, in.cancel)
-	in.runNow()
-	stopKill()
 	if t.killCtx.Err() == nil && r.Context().Err() != nil {
 		t.writeStderr(r, errOut, "the client went away; the instance was stopped")
 		return result{status: 499, failed: true}
@@ -388,9 +488,10 @@ type accessLog struct {
 	done chan struct{}
 }
 
-func newAccessLog(out io.WriteCloser) *accessLog {
+// newAccessLog starts the log's flush with spawn; close ends it.
+func newAccessLog(out io.WriteCloser, spawn func(func())) *accessLog {
 	a := &accessLog{w: bufio.NewWriterSize(out, 64<<10), out: out, quit: make(chan struct{}), done: make(chan struct{})}
-	go a.flushEvery(accessLogFlush)
+	spawn(func() { a.flushEvery(accessLogFlush) })
 	return a
 }
 

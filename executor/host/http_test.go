@@ -37,6 +37,24 @@ type httpTask struct {
 // loopback port; adjust changes the request before it is sent.
 func startHTTPTask(t testing.TB, module string, adjust func(*proto.StartRequest)) *httpTask {
 	t.Helper()
+	req := httpStartRequest(t, module, adjust)
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	tk, err := s.start(context.Background(), req)
+	must.NoError(t, err)
+	t.Cleanup(func() {
+		tk.prog.stop(int32(syscall.SIGKILL))
+		tk.trigger.close()
+		<-tk.main.done
+		tk.prog.close()
+	})
+	return &httpTask{tk: tk, url: "http://" + tk.trigger.addr.String(), stderr: req.StderrPath, stdout: req.StdoutPath}
+}
+
+// httpStartRequest is the start request of an http-mode task that serves
+// module (a test module name) on a loopback port, its logs and state in a
+// directory of the test's; adjust changes it.
+func httpStartRequest(t testing.TB, module string, adjust func(*proto.StartRequest)) *proto.StartRequest {
+	t.Helper()
 	local, logs := t.TempDir(), t.TempDir()
 	testmodule.Install(t, module, local, "handler.wasm")
 	req := &proto.StartRequest{
@@ -57,16 +75,7 @@ func startHTTPTask(t testing.TB, module string, adjust func(*proto.StartRequest)
 	if adjust != nil {
 		adjust(req)
 	}
-	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
-	tk, err := s.start(context.Background(), req)
-	must.NoError(t, err)
-	t.Cleanup(func() {
-		tk.prog.stop(int32(syscall.SIGKILL))
-		tk.trigger.close()
-		<-tk.main.done
-		tk.prog.close()
-	})
-	return &httpTask{tk: tk, url: "http://" + tk.trigger.addr.String(), stderr: req.StderrPath, stdout: req.StdoutPath}
+	return req
 }
 
 // cacheDirForTest is a compiled-module cache shared by the tests of this

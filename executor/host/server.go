@@ -376,7 +376,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 		return nil, executor.NodeErrorf("%v", err)
 	}
 	if req.Http != nil {
-		t.main, t.trigger, err = prog.serveHTTP(req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir, runAs)
+		t.main, t.trigger, err = prog.serveHTTP(triggerHost{shared: s.shared, spawn: s.wg.Go}, req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir, runAs)
 	} else {
 		if !spec.Interruptible {
 			s.disableGC()
@@ -723,6 +723,11 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 	sample, rss := sampleCPU, residentBytes
 	if s.shared {
 		sample = t.main.sampleCPU
+		if t.trigger != nil {
+			// In http mode the main instance runs nothing: the task's CPU
+			// is its requests' instances'.
+			sample = t.trigger.sampleCPU
+		}
 		rss = func() uint64 { return s.rss.get(interval / 2) }
 	}
 	prev := sample()

@@ -6,6 +6,7 @@ package host
 import (
 	"bytes"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -63,6 +64,62 @@ func residentBytes() uint64 {
 // does not tell user from system time: both are counted as user.
 func (in *instance) sampleCPU() cpuSample {
 	return cpuSample{at: time.Now(), user: threadCPU(int(in.tid.Load()))}
+}
+
+// cpuMeter sums the CPU time of runs, each measured on the OS thread it is
+// held to while it runs; a run in progress counts up to now. It is how the
+// shared executor tells an http task's CPU from its neighbours': the
+// task's instances run on its handlers' goroutines (one per request), not
+// on a thread of their own as a command task's guest does.
+//
+// A goroutine held to its thread that blocks hands its processor on and
+// takes it back with a thread switch, so only the shared executor, where
+// the process's CPU is not the task's, meters its runs.
+type cpuMeter struct {
+	mu    sync.Mutex
+	ended time.Duration
+	// running holds the runs in progress: their thread's CPU time when
+	// they began, by thread ID (a thread holds one run at a time).
+	running map[int]time.Duration
+}
+
+func newCPUMeter() *cpuMeter { return &cpuMeter{running: map[int]time.Duration{}} }
+
+// run runs fn held to the calling goroutine's thread, and counts the CPU
+// time the thread spent meanwhile. A nil meter runs fn and counts nothing.
+func (m *cpuMeter) run(fn func()) {
+	if m == nil {
+		fn()
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := threadID()
+	began := threadCPU(tid)
+	m.mu.Lock()
+	m.running[tid] = began
+	m.mu.Unlock()
+	defer func() {
+		spent := threadCPU(tid) - began
+		m.mu.Lock()
+		m.ended += spent
+		delete(m.running, tid)
+		m.mu.Unlock()
+	}()
+	fn()
+}
+
+// sample is the CPU time of the runs so far, ended and in progress. A
+// thread's clock does not tell user from system time: both are counted as
+// user.
+func (m *cpuMeter) sample() cpuSample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	total := m.ended
+	for tid, began := range m.running {
+		total += threadCPU(tid) - began
+	}
+	return cpuSample{at: time.Now(), user: total}
 }
 
 // sharedRSS is residentBytes for the shared executor's many stats streams:
