@@ -32,8 +32,9 @@ type taskHandle struct {
 	procState   drivers.TaskState
 	completedAt time.Time
 	exitResult  *drivers.ExitResult
-	// killed is set when the driver killed the executor itself, so that the
-	// lost executor is not reported as a crash.
+	// killed is set when the driver ended the task itself (killed its
+	// executor, or released it from the shared executor), so that its end
+	// is not reported as a crash.
 	killed bool
 
 	doneCh chan struct{}
@@ -65,6 +66,14 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 		if status.Error != "" {
 			result.Err = errors.New(status.Error)
 		}
+	case h.killed && h.state.SharedExecutor:
+		// A shared executor runs other tasks: it is not killed for one.
+		// The driver released the task (Task.End), which stops the guest
+		// once more and, if the guest still does not end, leaves it to the
+		// executor's exit and forgets the task.
+		result.ExitCode = 128 + 9
+		result.Signal = 9
+		result.Err = fmt.Errorf("the guest did not stop within the kill timeout, so the driver released it from the node's shared executor (pid %d), which runs on for its other tasks: the executor stopped the guest, or, if it could not, forgot the task and left the guest to its own exit; the guest's exit status was not collected (%v)", h.state.ExecutorPid, err)
 	case h.killed:
 		result.ExitCode = 128 + 9
 		result.Signal = 9

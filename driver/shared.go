@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -36,8 +37,12 @@ type sharedExecutor struct {
 	logger hclog.Logger
 	binary string
 
-	mu  sync.Mutex
-	dir string // set by configure
+	// search is held by the get that finds or launches an executor for
+	// new tasks (see get); mu guards what follows it, and is never held
+	// across a call to an executor.
+	search sync.Mutex
+	mu     sync.Mutex
+	dir    string // set by configure
 	// runAs is the user a shared executor this driver launches becomes
 	// (default_user), nil when it stays who the driver is (see user.go).
 	runAs *proto.RunAs
@@ -76,65 +81,109 @@ func (s *sharedExecutor) user() *proto.RunAs {
 	return s.runAs
 }
 
+// versionTimeout bounds the Version call that checks a shared executor
+// found running before it is used (reattach): one that does not answer
+// within it is not used.
+const versionTimeout = 5 * time.Second
+
 // get returns the shared executor for a new task: the one in use, one an
 // earlier driver left running, or a new one.
+//
+// The executor in use is returned at once. Finding or launching another
+// takes calls to executors, bounded by deadlines (Reattach's, versionTimeout,
+// go-plugin's start timeout), and is done by one get at a time (search),
+// so that concurrent starts launch one executor; s.mu is held across none
+// of them, so that a slow or hung executor holds up no start that does not
+// need it.
 func (s *sharedExecutor) get() (*executor.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c := s.current; c != nil && !c.Exited() {
+	if c := s.running(); c != nil {
 		return c, nil
 	}
-	s.current = nil
-	if rc := s.readState(); rc != nil {
-		if c, err := s.reattachLocked(rc); err == nil && s.takesNewTasksLocked(c) {
-			s.current = c
+	s.search.Lock()
+	defer s.search.Unlock()
+	if c := s.running(); c != nil {
+		// Found or launched by the get this one waited for.
+		return c, nil
+	}
+	s.mu.Lock()
+	dir, runAs := s.dir, s.runAs
+	s.mu.Unlock()
+	if rc := s.readState(dir); rc != nil {
+		if c, err := s.attach(rc); err == nil && s.takesNewTasks(c, runAs) {
+			s.setCurrent(c)
 			return c, nil
 		}
 	}
-	if s.dir == "" {
+	if dir == "" {
 		return nil, errors.New("the driver has no configuration yet")
 	}
 	// The cache directory itself is readable by all (an executor that runs
 	// as a task's user reads it); the shared executor's own files are
 	// root's.
-	if err := os.MkdirAll(filepath.Dir(s.dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("create the cache directory: %w", err)
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the shared executor's directory: %w", err)
 	}
-	c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, SharedLog: filepath.Join(s.dir, sharedLogFile), RunAs: s.runAs})
+	c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, SharedLog: filepath.Join(dir, sharedLogFile), RunAs: runAs})
 	if err != nil {
 		return nil, err
 	}
 	s.logger.Info("launched the node's shared executor", "pid", c.Pid)
+	s.mu.Lock()
 	s.known[c.Pid] = c
 	s.current = c
-	if err := s.writeState(c.ReattachConfig()); err != nil {
+	s.mu.Unlock()
+	if err := s.writeState(dir, c.ReattachConfig()); err != nil {
 		s.logger.Warn("cannot record the shared executor for a restarted driver; its tasks still carry it", "error", err)
 	}
 	return c, nil
 }
 
-// reattach returns the shared executor a recovered task runs in.
-func (s *sharedExecutor) reattach(rc *plugin.ReattachConfig) (*executor.Client, error) {
+// running is the executor new tasks go to, if it still runs.
+func (s *sharedExecutor) running() *executor.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.reattachLocked(rc)
-	if err == nil && s.current == nil && s.takesNewTasksLocked(c) {
-		s.current = c
+	if c := s.current; c != nil && !c.Exited() {
+		return c
 	}
-	return c, err
+	s.current = nil
+	return nil
 }
 
-// takesNewTasksLocked says whether c, a shared executor an earlier driver
-// launched, runs as the user this driver's executor would: default_user,
-// or the driver's own user when it does not become one. One that does not
-// (the operator changed default_user and restarted the client) keeps
+// setCurrent makes c the executor new tasks go to.
+func (s *sharedExecutor) setCurrent(c *executor.Client) {
+	s.mu.Lock()
+	s.current = c
+	s.mu.Unlock()
+}
+
+// reattach returns the shared executor a recovered task runs in. New tasks
+// go to it too when none is in use and it runs as they would.
+func (s *sharedExecutor) reattach(rc *plugin.ReattachConfig) (*executor.Client, error) {
+	c, err := s.attach(rc)
+	if err != nil {
+		return nil, err
+	}
+	if s.running() == nil && s.takesNewTasks(c, s.user()) {
+		s.mu.Lock()
+		if s.current == nil {
+			s.current = c
+		}
+		s.mu.Unlock()
+	}
+	return c, nil
+}
+
+// takesNewTasks says whether c, a shared executor an earlier driver
+// launched, runs as the user this driver's executor would: runAs
+// (default_user), or the driver's own user when it is nil. One that does
+// not (the operator changed default_user and restarted the client) keeps
 // running the tasks it has, which are recovered into it, but new tasks go
 // to a new shared executor of the right user.
-func (s *sharedExecutor) takesNewTasksLocked(c *executor.Client) bool {
-	want := s.runAs
+func (s *sharedExecutor) takesNewTasks(c *executor.Client, runAs *proto.RunAs) bool {
+	want := runAs
 	if want == nil {
 		want = &proto.RunAs{Name: "the driver's own user", Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}
 		gids, err := os.Getgroups()
@@ -163,23 +212,38 @@ func (s *sharedExecutor) takesNewTasksLocked(c *executor.Client) bool {
 	return false
 }
 
-func (s *sharedExecutor) reattachLocked(rc *plugin.ReattachConfig) (*executor.Client, error) {
-	if c, ok := s.known[rc.Pid]; ok && !c.Exited() {
+// attach returns the shared executor at rc: one this driver holds, or one
+// it reattaches to and then holds (Attach). The calls to it are bounded
+// (Reattach's own deadline, versionTimeout) and made without s.mu.
+func (s *sharedExecutor) attach(rc *plugin.ReattachConfig) (*executor.Client, error) {
+	if c := s.holding(rc.Pid); c != nil {
 		return c, nil
 	}
 	c, err := executor.Reattach(rc)
 	if err != nil {
 		return nil, err
 	}
-	v, err := c.Version(s.ctx, &proto.VersionRequest{})
+	ctx, cancel := context.WithTimeout(s.ctx, versionTimeout)
+	v, err := c.Version(ctx, &proto.VersionRequest{})
+	cancel()
 	if err != nil || !v.Shared {
 		c.Close()
 		if err == nil {
 			err = fmt.Errorf("executor %d is not a shared executor", rc.Pid)
+		} else {
+			err = fmt.Errorf("executor %d did not say what it is within %s: %w", rc.Pid, versionTimeout, err)
 		}
 		return nil, err
 	}
+	s.mu.Lock()
+	if held, ok := s.known[rc.Pid]; ok && !held.Exited() {
+		// Reattached to meanwhile (two of its tasks recovered at once).
+		s.mu.Unlock()
+		c.Close()
+		return held, nil
+	}
 	s.known[rc.Pid] = c
+	s.mu.Unlock()
 	go func() {
 		err := c.Attach(s.ctx)
 		if s.ctx.Err() == nil {
@@ -190,6 +254,17 @@ func (s *sharedExecutor) reattachLocked(rc *plugin.ReattachConfig) (*executor.Cl
 	}()
 	s.logger.Info("reattached to the node's shared executor", "pid", c.Pid, "tasks", v.Tasks)
 	return c, nil
+}
+
+// holding is the shared executor of pid this driver holds, if it still
+// runs.
+func (s *sharedExecutor) holding(pid int) *executor.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.known[pid]; ok && !c.Exited() {
+		return c
+	}
+	return nil
 }
 
 // lost forgets a shared executor found dead.
@@ -215,11 +290,12 @@ func (s *sharedExecutor) version(ctx context.Context, req *proto.VersionRequest)
 	return c.Version(ctx, req)
 }
 
-func (s *sharedExecutor) readState() *plugin.ReattachConfig {
-	if s.dir == "" {
+// readState is the shared executor recorded in dir, if it still runs.
+func (s *sharedExecutor) readState(dir string) *plugin.ReattachConfig {
+	if dir == "" {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(s.dir, sharedStateFile))
+	b, err := os.ReadFile(filepath.Join(dir, sharedStateFile))
 	if err != nil {
 		return nil
 	}
@@ -235,11 +311,11 @@ func (s *sharedExecutor) readState() *plugin.ReattachConfig {
 	return r
 }
 
-// writeState records rc atomically.
-func (s *sharedExecutor) writeState(rc *plugin.ReattachConfig) error {
+// writeState records rc in dir atomically.
+func (s *sharedExecutor) writeState(dir string, rc *plugin.ReattachConfig) error {
 	b, err := json.Marshal(pstructs.ReattachConfigFromGoPlugin(rc))
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, sharedStateFile), b)
+	return writeFileAtomic(filepath.Join(dir, sharedStateFile), b)
 }
