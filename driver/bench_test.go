@@ -127,7 +127,7 @@ func benchTask(b *testing.B, module string, args []string) *drivers.TaskConfig {
 		Name:    "bench",
 		Env:     map[string]string{"NOMAD_TASK_NAME": "bench"},
 		Resources: &drivers.Resources{NomadResources: &structs.AllocatedTaskResources{
-			Memory: structs.AllocatedMemoryResources{MemoryMB: 64},
+			Memory: structs.AllocatedMemoryResources{MemoryMB: goModuleMemoryMB},
 		}},
 	}
 	ad := allocdir.NewAllocDir(hclog.NewNullLogger(), dir, filepath.Join(dir, "mounts"), cfg.AllocID)

@@ -394,7 +394,7 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	}
 	req.Listeners, req.NetworkNamespace, req.Http = network.Listeners, network.NetworkNamespace, network.Http
 	req.Logs = logs
-	resp, err := exec.Start(d.ctx, req)
+	resp, err := d.startIn(exec, cfg.ID, req)
 	if exec.Shared() && errors.Is(err, executor.ErrExecutorLost) {
 		// The shared executor died just before (its death may not have
 		// been noticed yet): the task starts in a new one.
@@ -402,13 +402,19 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 		if exec, err = d.executorFor(cfg); err != nil {
 			return nil, err
 		}
-		resp, err = exec.Start(d.ctx, req)
+		resp, err = d.startIn(exec, cfg.ID, req)
 	}
 	if !exec.Shared() {
 		if err == nil {
 			d.executors.started(resp.ModuleSha256)
 		}
 		d.executors.fill()
+	}
+	if err != nil && cg.memory != "" && cgroupOOMKills(cg.memory) > cg.oomKillsBefore {
+		// The executor joins the task's cgroups before it loads the
+		// module, so that compiling it counts against the task's memory:
+		// one it cannot compile within that is the job's to fix.
+		err = executor.JobErrorf("module %s could not be loaded within the task's memory (%s): the executor was killed for want of memory while it compiled the module, which takes several times the module's size. Raise the task's memory (resources.memory, or memory_max where the node allows oversubscription), or make the module smaller", tc.Module, limitSource)
 	}
 	if err != nil {
 		exec.End()
@@ -466,6 +472,15 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	d.tasks.Set(cfg.ID, h)
 	go h.run()
 	return handle, nil
+}
+
+// startIn starts task id in exec, handing it what the task may reach
+// first where exec cannot open it itself.
+func (d *Driver) startIn(exec *executor.Task, id string, req *proto.StartRequest) (*proto.StartResponse, error) {
+	if err := d.handOver(exec, id, req); err != nil {
+		return nil, err
+	}
+	return exec.Start(d.ctx, req)
 }
 
 // pullModule fetches the task's oci:// module into the node's record (see

@@ -374,7 +374,7 @@ func TestEntrypointOfReactor(t *testing.T) {
 func TestGoModule(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "")
-	tk := h.newTask(t, "hello-go", 64, TaskConfig{})
+	tk := h.newTask(t, "hello-go", goModuleMemoryMB, TaskConfig{})
 	must.Zero(t, h.run(t, tk).ExitCode)
 	tk.waitLog(t, "stdout", "hello from go wasm\n")
 }
@@ -451,7 +451,7 @@ func TestCompileOncePerNode(t *testing.T) {
 	events := h.events(t)
 	tasks := make([]*task, n)
 	for i := range tasks {
-		tasks[i] = h.newTask(t, "hello-go", 64, TaskConfig{})
+		tasks[i] = h.newTask(t, "hello-go", goModuleMemoryMB, TaskConfig{})
 	}
 	// Started concurrently; failures are reported from the test's own
 	// goroutine, where FailNow is allowed.
@@ -476,7 +476,7 @@ func TestCompileOncePerNode(t *testing.T) {
 	// The cache outlives the driver: a new driver on the node hits it.
 	h2 := newHarness(t, cache)
 	events2 := h2.events(t)
-	tk := h2.newTask(t, "hello-go", 64, TaskConfig{})
+	tk := h2.newTask(t, "hello-go", goModuleMemoryMB, TaskConfig{})
 	h2.start(t, tk)
 	ev := waitEvent(t, events2, tk.cfg.ID, "loaded from the compiled-module cache")
 	must.Eq(t, "true", ev.Annotations["cache_hit"])

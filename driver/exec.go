@@ -72,12 +72,20 @@ func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *dri
 		stdin = opts.Stdin
 	}
 	status, err := h.exec.Exec(ctx, opts.Command[0], opts.Command[1:], stdin, opts.Stdout, opts.Stderr)
-	var rejected *executor.Error
-	if errors.As(err, &rejected) && rejected.Class == executor.ClassJob {
-		fmt.Fprintf(opts.Stderr, "%s\n%s\n", rejected.Msg, execHelp)
+	var failed *executor.Error
+	if errors.As(err, &failed) {
 		code := execNotExecutable
-		if rejected.NotFound {
-			code = execNotFound
+		switch failed.Class {
+		case executor.ClassJob:
+			fmt.Fprintf(opts.Stderr, "%s\n%s\n", failed.Msg, execHelp)
+			if failed.NotFound {
+				code = execNotFound
+			}
+		default:
+			// Not the user's to fix: they see why, and the task's events
+			// say it once for whoever must fix it.
+			fmt.Fprintf(opts.Stderr, "the wasm driver could not run %s (a problem of the node, not of the command): %s\n", opts.Command[0], failed.Msg)
+			h.execFailed(failed)
 		}
 		return &drivers.ExitResult{ExitCode: code}, nil
 	}
@@ -106,6 +114,20 @@ func (d *Driver) ExecTask(taskID string, cmd []string, timeout time.Duration) (*
 		return nil, err
 	}
 	return &drivers.ExecTaskResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitResult: result}, nil
+}
+
+// execFailed reports, once per distinct message, an exec that failed for
+// a reason of the node or its operator: a task event, so that whoever must
+// fix it sees it beside the task.
+func (h *taskHandle) execFailed(err *executor.Error) {
+	if _, seen := h.execFailures.LoadOrStore(err.Msg, true); seen {
+		return
+	}
+	what := "nomad alloc exec failed on the node (the restart policy does not apply)"
+	if err.Class == executor.ClassOperator {
+		what = "nomad alloc exec failed: the node's wasm driver is misconfigured (its operator must fix it)"
+	}
+	h.emit(what+": "+err.Msg, map[string]string{"error_class": err.Class.String()})
 }
 
 type nopWriteCloser struct{ io.Writer }

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
 
@@ -133,4 +134,20 @@ func TestExecRejectsWhatIsNotAModule(t *testing.T) {
 	}
 	_, err := h.driver.ExecTaskStreaming(context.Background(), tk.cfg.ID, &drivers.ExecOptions{Stdout: &closingBuffer{}, Stderr: &closingBuffer{}})
 	must.ErrorContains(t, err, "no command given")
+}
+
+// TestExecFailedReportsOnce: an exec that fails for a reason of the node
+// or its operator is a task event once per distinct message, which says
+// who must act.
+func TestExecFailedReportsOnce(t *testing.T) {
+	t.Parallel()
+	var events []string
+	h := &taskHandle{emit: func(msg string, _ map[string]string) { events = append(events, msg) }}
+	h.execFailed(executor.OperatorErrorf("cannot open /data/alloc/x/local: permission denied"))
+	h.execFailed(executor.OperatorErrorf("cannot open /data/alloc/x/local: permission denied"))
+	h.execFailed(executor.NodeErrorf("too many open files"))
+	must.Eq(t, []string{
+		"nomad alloc exec failed: the node's wasm driver is misconfigured (its operator must fix it): cannot open /data/alloc/x/local: permission denied",
+		"nomad alloc exec failed on the node (the restart policy does not apply): too many open files",
+	}, events)
 }

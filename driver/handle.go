@@ -27,6 +27,9 @@ type taskHandle struct {
 	state      TaskState
 	// emit reports a task event.
 	emit func(msg string, annotations map[string]string)
+	// execFailures holds the messages of failed execs already reported
+	// (see execFailed).
+	execFailures sync.Map
 
 	mu          sync.RWMutex
 	procState   drivers.TaskState
@@ -73,7 +76,7 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 		// executor's exit and forgets the task.
 		result.ExitCode = 128 + 9
 		result.Signal = 9
-		result.Err = fmt.Errorf("the guest did not stop within the kill timeout, so the driver released it from the node's shared executor (pid %d), which runs on for its other tasks: the executor stopped the guest, or, if it could not, forgot the task and left the guest to its own exit; the guest's exit status was not collected (%v)", h.state.ExecutorPid, err)
+		result.Err = fmt.Errorf("the guest did not stop within the kill timeout, so the driver released it from the node's shared executor (pid %d), which runs on for its other tasks: the executor stopped the guest, or, if it could not, forgot the task and left the guest to its own exit; the guest's exit status was not collected (%w)", h.state.ExecutorPid, err)
 	case h.killed:
 		result.ExitCode = 128 + 9
 		result.Signal = 9

@@ -93,6 +93,11 @@ type task struct {
 
 // newTask prepares a task running the named test module as local/<module>.wasm
 // with the given memory in MiB.
+// goModuleMemoryMB is the memory of a task that runs the Go test module:
+// it compiles within the task's memory on its first start, which takes
+// more than 64 MiB.
+const goModuleMemoryMB = 256
+
 func (h *harness) newTask(t *testing.T, module string, memoryMB int64, tc TaskConfig) *task {
 	t.Helper()
 	cfg := &drivers.TaskConfig{

@@ -130,7 +130,7 @@ func TestOCIModule(t *testing.T) {
 	run := func(module string, tc TaskConfig) (*task, *drivers.TaskHandle) {
 		t.Helper()
 		tc.Module = module
-		tk := h.newTask(t, "", 64, tc)
+		tk := h.newTask(t, "", goModuleMemoryMB, tc)
 		handle, _, err := h.StartTask(tk.cfg)
 		must.NoError(t, err)
 		h.cleanupTask(t, tk)
@@ -199,7 +199,7 @@ func TestOCIModuleRefused(t *testing.T) {
 	start := func(h *harness, module string, tc TaskConfig) (string, error) {
 		events := h.events(t)
 		tc.Module = module
-		tk := h.newTask(t, "", 64, tc)
+		tk := h.newTask(t, "", goModuleMemoryMB, tc)
 		err := h.startErr(t, tk)
 		must.Error(t, err)
 		ev := waitEvent(t, events, tk.cfg.ID, strings.TrimPrefix(module, ociScheme))

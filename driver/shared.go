@@ -126,6 +126,7 @@ func (s *sharedExecutor) get() (*executor.Client, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the shared executor's directory: %w", err)
 	}
+	pruneHandoffSockets(dir)
 	c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, SharedLog: filepath.Join(dir, sharedLogFile), RunAs: runAs})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
@@ -31,30 +32,33 @@ type exitRecord struct {
 	ExitedAt int64  `json:"exited_at_unix_nano"`
 }
 
-// WriteExitStatus records s atomically (write then rename).
-func WriteExitStatus(dir string, s *proto.ExitStatus) error {
-	if dir == "" {
+// WriteExitStatus records s atomically (write then rename) in the
+// directory dir, through its descriptor: an executor that has become the
+// task's user can no longer resolve the task directory's path.
+func WriteExitStatus(dir *os.Root, s *proto.ExitStatus) error {
+	if dir == nil {
 		return nil
 	}
 	b, err := json.Marshal(exitRecord{Pid: os.Getpid(), ExitCode: s.ExitCode, Signal: s.Signal, Error: s.Error, ExitedAt: s.ExitedAtUnixNano})
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ExitStatusFile+".*")
+	tmp := ExitStatusFile + "." + strconv.Itoa(os.Getpid()) + ".tmp"
+	f, err := dir.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err = tmp.Write(b); err == nil {
-		err = tmp.Sync()
+	if _, err = f.Write(b); err == nil {
+		err = f.Sync()
 	}
-	if cerr := tmp.Close(); err == nil {
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, ExitStatusFile))
+		err = dir.Rename(tmp, ExitStatusFile)
 	}
 	if err != nil {
-		_ = os.Remove(tmp.Name())
+		_ = dir.Remove(tmp)
 	}
 	return err
 }

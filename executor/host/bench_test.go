@@ -31,8 +31,12 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 		b.Run(module, func(b *testing.B) {
 			local := b.TempDir()
 			testmodule.Install(b, module, local, "handler.wasm")
-			mounts := []executor.Mount{{GuestPath: "/local", HostPath: local}}
-			body, digest, err := readModule(mounts, "/local/handler.wasm", 0)
+			files, err := openTaskFiles(&proto.StartRequest{Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: local}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(files.close)
+			body, digest, err := files.view.read("/local/handler.wasm", 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -40,7 +44,7 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			spec := programSpec{Module: "/local/handler.wasm", Engine: engine, Entrypoint: "_start", Mounts: mounts,
+			spec := programSpec{Module: "/local/handler.wasm", Engine: engine, Entrypoint: "_start", View: files.view,
 				Env: map[string]string{"NOMAD_TASK_NAME": "bench"}, MemoryLimitPages: 64 << 20 / executor.PageSize}
 			cache := ModuleCache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger()}
 			p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, body, digest, nil)

@@ -100,7 +100,15 @@ type ModuleCache struct {
 	ReadOnly bool
 	// Memory caches, in this process, what a read-only cache compiles.
 	Memory wazero.CompilationCache
+	// CachedOnly: load only what a task compiled into the cache before,
+	// and compile nothing (errNotCached). A spare prepares modules this
+	// way: it runs in no task's cgroup, and compiling takes many times a
+	// module's size, which only a task's memory may pay for.
+	CachedOnly bool
 }
+
+// errNotCached: a CachedOnly cache holds no entry of the module.
+var errNotCached = errors.New("the module has no entry in the compiled-module cache")
 
 // compiled is a module compiled by a runtime that must outlive it.
 type compiled struct {
@@ -145,6 +153,9 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 	start := time.Now()
 	cfg := runtimeConfig(engine, interruptible)
 	if engine != executor.EngineCompiler {
+		if c.CachedOnly {
+			return nil, errNotCached
+		}
 		return compileWith(ctx, cfg, module, b, start)
 	}
 
@@ -153,6 +164,17 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 		code = "interruptible"
 	}
 	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), engine, code, digest)
+	if c.CachedOnly {
+		if !hasEntry(dir) || verifyEntry(dir) != nil {
+			return nil, errNotCached
+		}
+		comp, err := c.load(ctx, cfg, dir, b)
+		if err != nil {
+			return nil, err
+		}
+		comp.cacheHit, comp.took = true, time.Since(start)
+		return comp, nil
+	}
 	if c.ReadOnly {
 		return c.compileReadOnly(ctx, cfg, dir, digest, module, b, start)
 	}

@@ -141,3 +141,35 @@ func TestReadOnlyCache(t *testing.T) {
 		must.StrNotContains(t, mode, "-rw-------", must.Sprint(p))
 	}
 }
+
+// TestCachedOnlyCompilesNothing: a spare's cache (CachedOnly) loads what a
+// task compiled into the cache and compiles nothing else: compiling is
+// paid for inside a task's cgroup, and the spare is in none.
+func TestCachedOnlyCompilesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, err := os.ReadFile(testmodule.Path(t, "probe"))
+	must.NoError(t, err)
+	digest := moduleDigest(b)
+	dir := t.TempDir()
+	spare := ModuleCache{Dir: dir, Logger: hclog.NewNullLogger(), CachedOnly: true}
+	_, err = spare.compile(ctx, executor.EngineCompiler, false, digest, "probe.wasm", b)
+	must.ErrorIs(t, err, errNotCached)
+	_, err = spare.compile(ctx, executor.EngineInterpreter, false, digest, "probe.wasm", b)
+	must.ErrorIs(t, err, errNotCached)
+	entries, err := os.ReadDir(dir)
+	must.NoError(t, err)
+	must.SliceEmpty(t, entries, must.Sprint("a CachedOnly cache wrote to the cache"))
+
+	task := ModuleCache{Dir: dir, Logger: hclog.NewNullLogger()}
+	comp, err := task.compile(ctx, executor.EngineCompiler, false, digest, "probe.wasm", b)
+	must.NoError(t, err)
+	_ = comp.runtime.Close(ctx)
+	comp, err = spare.compile(ctx, executor.EngineCompiler, false, digest, "probe.wasm", b)
+	must.NoError(t, err)
+	must.True(t, comp.cacheHit)
+	_ = comp.runtime.Close(ctx)
+	// The other kind of code is another entry, which no task compiled.
+	_, err = spare.compile(ctx, executor.EngineCompiler, true, digest, "probe.wasm", b)
+	must.ErrorIs(t, err, errNotCached)
+}

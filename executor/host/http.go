@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"runtime/debug"
 	"strconv"
@@ -127,9 +128,16 @@ type httpTrigger struct {
 // The trigger's goroutines are started with host.spawn: the executor waits
 // for them, so that the task's exit status and access log are written
 // before it exits.
-func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir string, runAs *proto.RunAs) (*instance, *httpTrigger, error) {
+func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir *os.Root, runAs *proto.RunAs) (*instance, *httpTrigger, error) {
+	// The trigger owns streams from here, as an instance owns its own:
+	// on a failure they are closed here, never by the caller.
+	fail := func(err error) (*instance, *httpTrigger, error) {
+		_ = streams.stdout.Close()
+		_ = streams.stderr.Close()
+		return nil, nil, err
+	}
 	if cfg.Listener == nil {
-		return nil, nil, executor.JobErrorf("http mode needs a port to serve on")
+		return fail(executor.JobErrorf("http mode needs a port to serve on"))
 	}
 	t := &httpTrigger{prog: p, cfg: cfg, args: args, logger: p.logger.Named("http"),
 		slots: make(chan struct{}, max(cfg.MaxConcurrency, 1)), budget: &memBudget{limit: uint64(p.limit) * executor.PageSize},
@@ -151,7 +159,7 @@ func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []str
 		return nil
 	})
 	if err != nil {
-		return nil, nil, executor.NodeErrorf("http: cannot bind the task's port: %v", err)
+		return fail(executor.NodeErrorf("http: cannot bind the task's port: %v", err))
 	}
 	if runAs != nil {
 		if err := becomeUser(runAs); err != nil {
@@ -159,7 +167,7 @@ func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []str
 			if mln != nil {
 				_ = mln.Close()
 			}
-			return nil, nil, executor.NodeErrorf("cannot run the task as user %s: %v", runAs.Name, err)
+			return fail(executor.NodeErrorf("cannot run the task as user %s: %v", runAs.Name, err))
 		}
 	}
 	t.addr = ln.Addr()
@@ -206,7 +214,7 @@ func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []str
 // drainWhenStopped waits for the program's stop, then stops taking
 // connections and lets the requests in flight finish; the executor's Stop
 // ends them (kill) when the task's kill_timeout has passed.
-func (t *httpTrigger) drainWhenStopped(stateDir string) {
+func (t *httpTrigger) drainWhenStopped(stateDir *os.Root) {
 	<-t.prog.ctx.Done()
 	t.logger.Info("draining: new connections are refused, requests in flight finish")
 	_ = t.srv.Shutdown(t.killCtx)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -69,7 +70,7 @@ type instance struct {
 	status     *proto.ExitStatus // set before done is closed
 	finishOnce sync.Once
 	// stateDir, when set, is where the exit status is recorded.
-	stateDir string
+	stateDir *os.Root
 	// abandoned: the instance was recorded as stopped while it still ran
 	// in its own code (see abandon).
 	abandoned atomic.Bool
@@ -101,7 +102,7 @@ type runOptions struct {
 	streams stdio
 	// stateDir, when set, is where the exit status is recorded
 	// (executor.WriteExitStatus) before done closes.
-	stateDir string
+	stateDir *os.Root
 	// ctx bounds the instance; nil means the program's stop context.
 	ctx context.Context
 	// timeout, when set, bounds the instance from its start: its context
@@ -235,6 +236,10 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	var drop errDrop
 	if errors.As(err, &drop) {
 		return nil, executor.NodeErrorf("cannot run the task as user %s: %v", opts.runAs.Name, drop.error)
+	}
+	var netns errNetNS
+	if errors.As(err, &netns) {
+		return nil, executor.NodeErrorf("module %s: %v", p.spec.Module, netns.error)
 	}
 	if errors.Is(err, errInstantiateTimeout) {
 		if cancelSpin == nil {

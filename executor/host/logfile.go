@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,25 +32,57 @@ import (
 // killed. Like Nomad's, it continues the highest-numbered file after a
 // restart, and avoids splitting a line across two files when the line
 // fits.
+//
+// It works from a descriptor of the log directory, never from its path:
+// an executor that has become the task's user cannot resolve the path (a
+// Nomad client's data_dir is 0700), but the directory itself (alloc/logs,
+// 0777) takes its new files.
 type logFile struct {
-	dir, base string
-	maxFiles  int
-	maxBytes  int64
+	dir      *os.Root
+	base     string
+	maxFiles int
+	maxBytes int64
+
+	// onRotateError, when set, hears of the first failure to rotate.
+	onRotateError func(error)
 
 	mu     sync.Mutex
 	f      *os.File
 	index  int
 	size   int64
 	closed bool
+	// rotateErr: rotation has failed, and has been reported.
+	rotateErr bool
 }
 
-// openLogFile opens the stream base (e.g. "web.stdout") in dir, continuing
-// its highest-numbered file.
-func openLogFile(dir, base string, maxFiles int, maxBytes int64) (*logFile, error) {
+// rotateFailed reports the first failure to rotate.
+func (l *logFile) rotateFailed(err error) {
+	if l.rotateErr {
+		return
+	}
+	l.rotateErr = true
+	if l.onRotateError != nil {
+		l.onRotateError(err)
+	}
+}
+
+// openLogFile opens the stream base (e.g. "web.stdout") in the directory
+// dir, continuing its highest-numbered file. The log file holds a
+// descriptor of its own of the directory; the caller keeps dir.
+func openLogFile(dir *os.Root, base string, maxFiles int, maxBytes int64) (_ *logFile, err error) {
 	if maxFiles < 1 || maxBytes < 1 {
 		return nil, fmt.Errorf("log rotation needs at least one file of at least one byte (max_files = %d, max_file_size = %d bytes)", maxFiles, maxBytes)
 	}
-	l := &logFile{dir: dir, base: base, maxFiles: maxFiles, maxBytes: maxBytes}
+	own, err := dir.OpenRoot(".")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = own.Close()
+		}
+	}()
+	l := &logFile{dir: own, base: base, maxFiles: maxFiles, maxBytes: maxBytes}
 	indexes, err := l.indexes()
 	if err != nil {
 		return nil, err
@@ -67,7 +98,12 @@ func openLogFile(dir, base string, maxFiles int, maxBytes int64) (*logFile, erro
 
 // indexes lists the indexes of the stream's files, in order.
 func (l *logFile) indexes() ([]int, error) {
-	entries, err := os.ReadDir(l.dir)
+	d, err := l.dir.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +121,11 @@ func (l *logFile) indexes() ([]int, error) {
 	return out, nil
 }
 
+// name is the name of the stream's file number index.
+func (l *logFile) name(index int) string { return l.base + "." + strconv.Itoa(index) }
+
 func (l *logFile) open() error {
-	f, err := os.OpenFile(filepath.Join(l.dir, l.base+"."+strconv.Itoa(l.index)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := l.dir.OpenFile(l.name(l.index), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -100,20 +139,23 @@ func (l *logFile) open() error {
 }
 
 // rotate moves to the next file and removes the files beyond maxFiles.
+// The next file is opened before the current one is closed: when it
+// cannot be, output goes on into the current file, past its size, and the
+// failure is reported once (onRotateError), rather than lost.
 func (l *logFile) rotate() error {
-	if err := l.f.Close(); err != nil {
+	next, err := l.dir.OpenFile(l.name(l.index+1), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
 		return err
 	}
+	_ = l.f.Close()
+	l.f, l.size = next, 0
 	l.index++
-	if err := l.open(); err != nil {
-		return err
-	}
 	indexes, err := l.indexes()
 	if err != nil {
 		return err
 	}
 	for len(indexes) > l.maxFiles {
-		_ = os.Remove(filepath.Join(l.dir, l.base+"."+strconv.Itoa(indexes[0])))
+		_ = l.dir.Remove(l.name(indexes[0]))
 		indexes = indexes[1:]
 	}
 	return nil
@@ -133,9 +175,11 @@ func (l *logFile) Write(p []byte) (int, error) {
 		n := l.fits(p)
 		if n == 0 {
 			if err := l.rotate(); err != nil {
-				return written, err
+				l.rotateFailed(err)
+				n = len(p)
+			} else {
+				continue
 			}
-			continue
 		}
 		m, err := l.f.Write(p[:n])
 		l.size += int64(m)
@@ -179,5 +223,9 @@ func (l *logFile) Close() error {
 		return nil
 	}
 	l.closed = true
-	return l.f.Close()
+	err := l.f.Close()
+	if derr := l.dir.Close(); err == nil {
+		err = derr
+	}
+	return err
 }

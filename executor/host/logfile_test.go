@@ -17,7 +17,10 @@ import (
 // readStream returns the stream's files, by index, with their contents.
 func readStream(t *testing.T, dir, base string) map[int]string {
 	t.Helper()
-	l := &logFile{dir: dir, base: base}
+	root, err := os.OpenRoot(dir)
+	must.NoError(t, err)
+	defer root.Close()
+	l := &logFile{dir: root, base: base}
 	indexes, err := l.indexes()
 	must.NoError(t, err)
 	out := map[int]string{}
@@ -35,7 +38,7 @@ func readStream(t *testing.T, dir, base string) map[int]string {
 func TestLogFileRotates(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l, err := openLogFile(dir, "web.stdout", 3, 20)
+	l, err := openTestLog(t, dir, "web.stdout", 3, 20)
 	must.NoError(t, err)
 	_, err = l.Write([]byte("line one\nline two\n")) // 18 bytes
 	must.NoError(t, err)
@@ -56,7 +59,7 @@ func TestLogFileRotates(t *testing.T) {
 
 	// Reopened (a restarted executor), it continues the last file; a
 	// line that fits a file of its own is not split.
-	l, err = openLogFile(dir, "web.stdout", 3, 20)
+	l, err = openTestLog(t, dir, "web.stdout", 3, 20)
 	must.NoError(t, err)
 	_, err = l.Write([]byte("ok\n"))
 	must.NoError(t, err)
@@ -70,7 +73,7 @@ func TestLogFileRotates(t *testing.T) {
 	// left alone.
 	must.NoError(t, os.WriteFile(filepath.Join(dir, "web.stderr.0"), []byte("e"), 0o644))
 	must.NoError(t, os.WriteFile(filepath.Join(dir, "web.stdout.fifo"), nil, 0o644))
-	l, err = openLogFile(dir, "web.stdout", 1, 20)
+	l, err = openTestLog(t, dir, "web.stdout", 1, 20)
 	must.NoError(t, err)
 	_, err = l.Write([]byte(strings.Repeat("y\n", 20)))
 	must.NoError(t, err)
@@ -85,7 +88,7 @@ func TestLogFileRotates(t *testing.T) {
 func TestLogFileConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l, err := openLogFile(dir, "web.stderr", 1000, 4096)
+	l, err := openTestLog(t, dir, "web.stderr", 1000, 4096)
 	must.NoError(t, err)
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -110,6 +113,60 @@ func TestLogFileConcurrentWriters(t *testing.T) {
 
 func TestLogFileRefusesNoRoom(t *testing.T) {
 	t.Parallel()
-	_, err := openLogFile(t.TempDir(), "web.stdout", 0, 10)
+	_, err := openTestLog(t, t.TempDir(), "web.stdout", 0, 10)
 	must.ErrorContains(t, err, "at least one file")
+}
+
+// openTestLog opens a log stream in dir through a root of its own, closed
+// when the test ends.
+func openTestLog(t *testing.T, dir, base string, maxFiles int, maxBytes int64) (*logFile, error) {
+	t.Helper()
+	root, err := os.OpenRoot(dir)
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = root.Close() })
+	return openLogFile(root, base, maxFiles, maxBytes)
+}
+
+// TestLogFileRotatesByDescriptor: rotation creates the next file and
+// removes the oldest through the directory's descriptor, so it goes on
+// when the directory's path no longer leads to it (as for an executor that
+// has become the task's user under a Nomad data_dir of mode 0700; here the
+// directory is moved away, which root's permissions cannot see past).
+func TestLogFileRotatesByDescriptor(t *testing.T) {
+	t.Parallel()
+	top := t.TempDir()
+	dir := filepath.Join(top, "logs")
+	must.NoError(t, os.Mkdir(dir, 0o777))
+	l, err := openTestLog(t, dir, "web.stdout", 2, 10)
+	must.NoError(t, err)
+	moved := filepath.Join(top, "elsewhere")
+	must.NoError(t, os.Rename(dir, moved))
+	for _, line := range []string{"one 4567\n", "two 4567\n", "three 67\n"} {
+		_, err := l.Write([]byte(line))
+		must.NoError(t, err)
+	}
+	must.NoError(t, l.Close())
+	must.Eq(t, map[int]string{1: "two 4567\n", 2: "three 67\n"}, readStream(t, moved, "web.stdout"))
+}
+
+// TestLogFileKeepsOutputWhenRotationFails: a next file that cannot be
+// created (here its name is taken by a directory) is reported once, and
+// output goes on into the current file rather than being lost.
+func TestLogFileKeepsOutputWhenRotationFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	must.NoError(t, os.Mkdir(filepath.Join(dir, "web.stdout.1"), 0o755))
+	l, err := openTestLog(t, dir, "web.stdout", 2, 10)
+	must.NoError(t, err)
+	var reported []error
+	l.onRotateError = func(err error) { reported = append(reported, err) }
+	for _, line := range []string{"one 4567\n", "two 4567\n", "three 67\n"} {
+		_, err := l.Write([]byte(line))
+		must.NoError(t, err)
+	}
+	must.NoError(t, l.Close())
+	must.Len(t, 1, reported)
+	b, err := os.ReadFile(filepath.Join(dir, "web.stdout.0"))
+	must.NoError(t, err)
+	must.Eq(t, "one 4567\ntwo 4567\nthree 67\n", string(b))
 }

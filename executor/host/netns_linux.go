@@ -29,17 +29,17 @@ func inNetNS(path string, fn func() error) error {
 	origin, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("open the executor's network namespace: %w", err)
+		return errNetNS{fmt.Errorf("open the executor's network namespace: %w", err)}
 	}
 	defer origin.Close()
 	if err := enterNetNS(path); err != nil {
 		runtime.UnlockOSThread()
-		return err
+		return errNetNS{err}
 	}
 	ferr := fn()
 	if err := unix.Setns(int(origin.Fd()), unix.CLONE_NEWNET); err != nil {
 		// The thread stays locked and dies with this goroutine's caller.
-		return fmt.Errorf("return from the allocation's network namespace: %w", err)
+		return errNetNS{fmt.Errorf("return from the allocation's network namespace: %w", err)}
 	}
 	runtime.UnlockOSThread()
 	return ferr

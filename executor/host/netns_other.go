@@ -10,7 +10,7 @@ import "errors"
 // inNetNS runs fn; network namespaces exist only on Linux.
 func inNetNS(path string, fn func() error) error {
 	if path != "" {
-		return errors.New("network namespaces (bridge networking) need Linux")
+		return errNetNS{errors.New("network namespaces (bridge networking) need Linux")}
 	}
 	return fn()
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -29,7 +28,6 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
-	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/confinedfs"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -92,8 +90,10 @@ type programSpec struct {
 	// Interruptible: compiled with wazero's per-loop check, for instances
 	// that share their process (see interruptible).
 	Interruptible bool
-	Mounts        []executor.Mount
-	Env           map[string]string
+	// View is the guest's view of the host, the task's: the program uses
+	// it and does not close it.
+	View view
+	Env  map[string]string
 	// MemoryLimitPages caps each instance's linear memory; 0 means the most
 	// a 32-bit memory can have. MemoryLimitSource says where it comes from.
 	MemoryLimitPages  uint32
@@ -119,7 +119,6 @@ type program struct {
 
 	runtime  wazero.Runtime
 	module   wazero.CompiledModule
-	mounts   []*confinedfs.FS
 	fsConfig wazero.FSConfig
 	// baseConfig is what every instance's configuration starts from. It
 	// holds no environment: wazero's configurations share their
@@ -227,13 +226,8 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 		return nil, executor.JobErrorf("module %s: entrypoint %q takes %d parameters, but it is called with none; export a function without parameters", spec.Module, spec.Entrypoint, n)
 	}
 	fsConfig := wazero.NewFSConfig()
-	for _, m := range spec.Mounts {
-		fsys, err := confinedfs.New(m.HostPath, m.ReadOnly)
-		if err != nil {
-			return nil, executor.NodeErrorf("mount %s: %v", m.GuestPath, err)
-		}
-		p.mounts = append(p.mounts, fsys)
-		fsConfig = fsConfig.(sysfs.FSConfig).WithSysFSMount(fsys, m.GuestPath)
+	for _, m := range spec.View {
+		fsConfig = fsConfig.(sysfs.FSConfig).WithSysFSMount(m.fs, m.GuestPath)
 	}
 	p.fsConfig = fsConfig
 	p.baseConfig = wazero.NewModuleConfig().
@@ -250,7 +244,7 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 
 // firstListenerFD is the guest's file descriptor of the first granted
 // listener: wazero preopens stdio, then the mounts, then the listeners.
-func (p *program) firstListenerFD() int { return 3 + len(p.spec.Mounts) }
+func (p *program) firstListenerFD() int { return 3 + len(p.spec.View) }
 
 // isBindError says whether err is a failure to bind a listener.
 func isBindError(err error) bool {
@@ -283,9 +277,9 @@ func (p *program) stoppedBy() int32 {
 	return p.stopSignal
 }
 
-// close releases the runtime (and with it every instance) and the mounts;
-// not for a stuck program, whose guest still runs in them: the process's
-// end releases those.
+// close releases the runtime (and with it every instance); not for a
+// stuck program, whose guest still runs in it: the process's end releases
+// that. The view is the task's, closed once every program is.
 func (p *program) close() {
 	p.cancel()
 	if p.stuck.Load() {
@@ -294,21 +288,6 @@ func (p *program) close() {
 	if p.runtime != nil {
 		_ = p.runtime.Close(context.Background())
 	}
-	for _, m := range p.mounts {
-		_ = m.Close()
-	}
-}
-
-// readModule reads the module at guestPath through the mount that holds it,
-// so that a symlink cannot lead outside the task's view, and returns it
-// with its SHA-256.
-// A module larger than maxBytes (when positive) is refused.
-func readModule(mounts []executor.Mount, guestPath string, maxBytes int64) ([]byte, string, error) {
-	b, err := readFromView(mounts, guestPath, maxBytes)
-	if err != nil {
-		return nil, "", err
-	}
-	return b, moduleDigest(b), nil
 }
 
 // checkModuleSize refuses a module file larger than maxBytes (when
@@ -328,50 +307,6 @@ func checkModuleSize(f *os.File, module string, maxBytes int64) error {
 func moduleDigest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-func readFromView(mounts []executor.Mount, guestPath string, maxBytes int64) ([]byte, error) {
-	f, err := openFromView(mounts, guestPath)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if err := checkModuleSize(f, guestPath, maxBytes); err != nil {
-		return nil, err
-	}
-	b, err := readAll(f)
-	if err != nil {
-		return nil, executor.NodeErrorf("read module %s: %v", guestPath, err)
-	}
-	return b, nil
-}
-
-// openFromView opens the module at guestPath through the mount that holds
-// it, so that a symlink cannot lead outside the task's view.
-func openFromView(mounts []executor.Mount, guestPath string) (*os.File, error) {
-	m, rel, err := executor.ResolveGuestPath(mounts, guestPath)
-	if err != nil {
-		return nil, executor.NotFoundErrorf("module: %v", err)
-	}
-	root, err := os.OpenRoot(m.HostPath)
-	if err != nil {
-		return nil, executor.NodeErrorf("open %s: %v", m.GuestPath, err)
-	}
-	defer root.Close()
-	f, err := root.Open(rel)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, executor.NotFoundErrorf("module %s does not exist in the task's view: check the module path and the artifact block that should download it (for an artifact, destination defaults to local/)", guestPath)
-	case err != nil && strings.Contains(err.Error(), "escapes from parent"):
-		return nil, executor.NotFoundErrorf("module %s resolves outside the task's view through a symlink; the module must be a file inside %s", guestPath, m.GuestPath)
-	case err != nil:
-		return nil, executor.JobErrorf("module %s cannot be opened: %v", guestPath, err)
-	}
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		_ = f.Close()
-		return nil, executor.JobErrorf("module %s is a directory, not a .wasm file", guestPath)
-	}
-	return f, nil
 }
 
 // checkImports lists every import the node does not provide.

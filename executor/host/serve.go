@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -56,11 +57,24 @@ func Serve(args []string) {
 			s.drivers = 1 // the launcher, until its pipe closes
 		}
 		if opts.sharedLog != "" {
-			if err := out.toFile(opts.sharedLog); err != nil {
+			if err := out.toPath(opts.sharedLog); err != nil {
 				logger.Warn("cannot open the shared executor's log; logging to stderr", "path", opts.sharedLog, "error", err)
 			}
 		}
 		if opts.runAs != nil {
+			// Its tasks' files come from the driver, over the handoff
+			// socket, made while the executor may still make it there.
+			if opts.sharedLog == "" {
+				logger.Error("a shared executor that runs as a user needs its directory (-shared-log) for its handoff socket")
+				out.close()
+				return
+			}
+			socket := executor.HandoffSocket(filepath.Dir(opts.sharedLog), os.Getpid())
+			if err := s.listenHandoff(socket); err != nil {
+				logger.Error("cannot make the handoff socket", "path", socket, "error", err)
+				out.close()
+				return
+			}
 			// Before any task: the shared executor runs all its tasks as
 			// this user, and writes nothing to the compiled-module cache.
 			if err := becomeUser(opts.runAs); err != nil {
@@ -151,15 +165,24 @@ func (o *logOutput) Write(p []byte) (int, error) {
 	return o.w.Write(p)
 }
 
-func (o *logOutput) toFile(path string) error {
+// toPath switches to the file at path, which it opens.
+func (o *logOutput) toPath(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return err
 	}
+	o.toFile(f)
+	return nil
+}
+
+// toFile switches to f, which it owns from then on.
+func (o *logOutput) toFile(f *os.File) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.file != nil {
+		_ = o.file.Close()
+	}
 	o.w, o.file = f, f
-	return nil
 }
 
 func (o *logOutput) close() {

@@ -106,6 +106,10 @@ type server struct {
 	// warm is what this executor prepared as a spare, or nil.
 	warm *warmSet
 
+	// handoff holds what drivers handed over for the tasks they start in
+	// a shared executor that runs as its user (see handoff.go).
+	handoff handoffs
+
 	// user is who the executor has become (see becomeUser), nil while it
 	// is still who it was started as: a shared executor becomes its user
 	// when it starts, an executor of its own as its task starts. From then
@@ -126,9 +130,11 @@ type server struct {
 
 // task is a task the executor runs.
 type task struct {
-	id   string
-	req  *proto.StartRequest
-	prog *program
+	id  string
+	req *proto.StartRequest
+	// files is what the task may reach, open; closed when it is released.
+	files *taskFiles
+	prog  *program
 	// main is the task's instance; in http mode it stands for the trigger
 	// (done once it has drained), which is then set.
 	main    *instance
@@ -136,13 +142,17 @@ type task struct {
 	// watchOnce starts watchStop once.
 	watchOnce sync.Once
 	// logger is the task's part of the executor log; in the shared
-	// executor it writes to logFile, the task's own.
-	logger  hclog.Logger
-	logFile *os.File
+	// executor it writes to files.logFile, the task's own.
+	logger hclog.Logger
 
 	execMu sync.Mutex
-	// execPrograms holds programs of other modules that exec ran, by digest.
+	// execPrograms holds programs of other modules that exec ran, by
+	// digest.
 	execPrograms map[string]*program
+	// execClosed: the task has been released and takes no exec; execs
+	// counts the execs that run.
+	execClosed bool
+	execs      sync.WaitGroup
 	// released is closed once the task has been released.
 	released    chan struct{}
 	releaseOnce sync.Once
@@ -209,6 +219,20 @@ func (s *server) close() {
 		if t.trigger != nil {
 			t.trigger.close()
 		}
+	}
+	// Each guest that can end records its exit status before the process
+	// exits; one that cannot (without the per-loop check, in its own
+	// code) is ended by the exit, after releaseWait.
+	deadline := time.NewTimer(releaseWait)
+	defer deadline.Stop()
+	for _, t := range tasks {
+		select {
+		case <-t.main.done:
+			continue
+		case <-deadline.C:
+		}
+		s.logger.Warn("a stopped guest did not end; the executor exits without its exit status", "task_id", t.id)
+		break
 	}
 	for _, c := range closers {
 		c()
@@ -313,30 +337,48 @@ func (s *server) admit(req *proto.StartRequest) (int, error) {
 	return s.startGen, nil
 }
 
-// start makes the task's program and starts its main instance. What this
-// executor prepared as a spare is released when it returns, whatever
-// happened: only the program it made may keep a prepared module.
-func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, error) {
+// start makes the task's program and starts its main instance, in the
+// order that keeps every step within what the task may do: open what the
+// task may reach (openFiles), join its cgroups (so that compiling its
+// module counts against its memory), load the program, then bind its
+// sockets and become its user as its instance starts. What this executor
+// prepared as a spare is released when it returns, whatever happened:
+// only the program it made may keep a prepared module.
+func (s *server) start(ctx context.Context, req *proto.StartRequest) (_ *task, err error) {
 	defer s.warm.take(nil, "", false)
-	t := &task{id: req.TaskId, req: req, logger: s.logger, execPrograms: map[string]*program{}, released: make(chan struct{})}
-	if s.shared {
-		t.logger, t.logFile = s.taskLogger(req)
-	} else {
-		if req.LogFile != "" {
-			if err := s.logOutput.toFile(req.LogFile); err != nil {
-				s.logger.Warn("cannot open the executor log; logging to stderr", "path", req.LogFile, "error", err)
-			}
-		}
-		if req.LogLevel != "" {
-			s.logger.SetLevel(hclog.LevelFromString(req.LogLevel))
-		}
+	files, err := s.openFiles(req)
+	if err != nil {
+		return nil, err
 	}
-	started := false
+	t := &task{id: req.TaskId, req: req, files: files, logger: s.logger, execPrograms: map[string]*program{}, released: make(chan struct{})}
 	defer func() {
-		if !started && t.logFile != nil {
-			_ = t.logFile.Close()
+		if err != nil {
+			if t.prog != nil {
+				t.prog.close()
+			}
+			files.close()
 		}
 	}()
+	level := s.logger.GetLevel()
+	if req.LogLevel != "" {
+		level = hclog.LevelFromString(req.LogLevel)
+	}
+	switch {
+	case s.shared && files.logFile != nil:
+		// The task's part of the shared executor's log: its own file.
+		t.logger = hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: level, JSONFormat: true, Output: files.logFile}).With("shared_executor_pid", os.Getpid())
+	case s.shared:
+		t.logger = s.logger.With("task_id", req.TaskId)
+	default:
+		if files.logFile != nil {
+			s.logOutput.toFile(files.logFile)
+			files.logFile = nil
+		}
+		s.logger.SetLevel(level)
+	}
+	if files.logFileErr != nil {
+		t.logger.Warn("cannot open the task's executor log; logging to the executor's own", "path", req.LogFile, "error", files.logFileErr)
+	}
 	engine, err := resolveEngine(req.Engine)
 	if err != nil {
 		return nil, executor.OperatorErrorf("%v", err)
@@ -352,36 +394,33 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 		// instance in an executor of its own has it to itself.
 		Interruptible:    interruptible(req.Http != nil || s.shared),
 		MemoryLimitPages: req.MemoryLimitPages, MemoryLimitSource: req.MemoryLimitSource,
-	}
-	for _, m := range req.Mounts {
-		spec.Mounts = append(spec.Mounts, executor.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
+		View: files.view,
 	}
 	// The task's logs are opened first: a logmon reading FIFOs then waits
 	// in a read, not in its open, when the guest first writes.
-	streams, err := taskStdio(req)
+	streams, err := taskStdio(req, files.logDir, t.logger)
 	if err != nil {
 		return nil, executor.NodeErrorf("open the task's log: %v", err)
 	}
+	if err := joinCgroups(req.Cgroups); err != nil {
+		closeStdio(streams)
+		return nil, executor.NodeErrorf("%v", err)
+	}
 	began := time.Now()
-	prog, read, err := s.load(ctx, t.logger, req, spec, engine)
+	prog, read, err := s.load(ctx, t.logger, req, spec, engine, files)
 	if err != nil {
 		closeStdio(streams)
 		return nil, err
 	}
 	loaded := time.Since(began)
 	t.prog = prog
-	if err := joinCgroups(req.Cgroups); err != nil {
-		closeStdio(streams)
-		prog.close()
-		return nil, executor.NodeErrorf("%v", err)
-	}
 	if req.Http != nil {
-		t.main, t.trigger, err = prog.serveHTTP(triggerHost{shared: s.shared, spawn: s.wg.Go}, req.Http, req.Args, req.NetworkNamespace, streams, req.StateDir, runAs)
+		t.main, t.trigger, err = prog.serveHTTP(triggerHost{shared: s.shared, spawn: s.wg.Go}, req.Http, req.Args, req.NetworkNamespace, streams, files.stateDir, runAs)
 	} else {
 		if !spec.Interruptible {
 			s.disableGC()
 		}
-		t.main, err = prog.start(runOptions{argv0: path.Base(req.Module), args: req.Args, streams: streams, stateDir: req.StateDir,
+		t.main, err = prog.start(runOptions{argv0: path.Base(req.Module), args: req.Args, streams: streams, stateDir: files.stateDir,
 			listeners: req.Listeners, netns: req.NetworkNamespace, instantiateTimeout: s.instantiateTimeout, ownThread: s.shared, runAs: runAs})
 	}
 	if runAs != nil && uint32(os.Geteuid()) == runAs.Uid {
@@ -390,32 +429,42 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (*task, err
 		s.user.Store(runAs)
 	}
 	if err != nil {
-		closeStdio(streams)
-		prog.close()
+		// The streams were the instance's (or the trigger's), which closed
+		// them.
 		return nil, err
 	}
-	started = true
 	t.logger.Info("guest started", "module", req.Module, "sha256", prog.digest, "cache_hit", prog.cacheHit, "prepared", prog.prepared,
 		"read", read, "loaded", loaded, "running", time.Since(began))
 	return t, nil
 }
 
+// openFiles opens what the task may reach: by path while the executor can
+// resolve the paths, else from what the driver handed over (a shared
+// executor that runs as its user from its start).
+func (s *server) openFiles(req *proto.StartRequest) (*taskFiles, error) {
+	if s.shared && s.user.Load() != nil {
+		handed, err := s.handoff.take(req.TaskId)
+		if err != nil {
+			return nil, err
+		}
+		return handedTaskFiles(req, handed)
+	}
+	return openTaskFiles(req)
+}
+
 // load reads the task's module through its view and makes its program: from
 // what this executor prepared as a spare when the content matches, else
 // through the node's cache. It also says how long reading took.
-func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.StartRequest, spec programSpec, engine string) (*program, time.Duration, error) {
+func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.StartRequest, spec programSpec, engine string, files *taskFiles) (*program, time.Duration, error) {
 	began := time.Now()
-	var f *os.File
-	var err error
-	if req.ModuleFile != "" {
-		// Fetched by the driver (from a registry), outside the view.
-		if f, err = os.Open(req.ModuleFile); err != nil {
-			return nil, 0, executor.NodeErrorf("open module %s, pulled to %s: %v", spec.Module, req.ModuleFile, err)
+	f := files.module
+	if f == nil {
+		var err error
+		if f, err = spec.View.open(spec.Module); err != nil {
+			return nil, 0, err
 		}
-	} else if f, err = openFromView(spec.Mounts, spec.Module); err != nil {
-		return nil, 0, err
+		defer f.Close()
 	}
-	defer f.Close()
 	if err := checkModuleSize(f, spec.Module, req.MaxModuleBytes); err != nil {
 		return nil, 0, err
 	}
@@ -549,13 +598,22 @@ func closeStdio(s stdio) {
 }
 
 // taskStdio opens the task's stdout and stderr: the executor's own
-// rotated files in the allocation's log directory (req.Logs), or Nomad's
-// logmon FIFOs. Writes go straight through, so output is in the logs
-// while the guest runs.
-func taskStdio(req *proto.StartRequest) (stdio, error) {
+// rotated files in the allocation's log directory (req.Logs, open as
+// logDir), or Nomad's logmon FIFOs. Writes go straight through, so output
+// is in the logs while the guest runs. A failure to rotate is the
+// logger's to report.
+func taskStdio(req *proto.StartRequest, logDir *os.Root, logger hclog.Logger) (stdio, error) {
 	open := func(stream, fifo string) (io.WriteCloser, error) {
 		if l := req.Logs; l != nil {
-			return openLogFile(l.Dir, l.Name+"."+stream, int(l.MaxFiles), l.MaxFileBytes)
+			name := l.Name + "." + stream
+			f, err := openLogFile(logDir, name, int(l.MaxFiles), l.MaxFileBytes)
+			if err != nil {
+				return nil, err
+			}
+			f.onRotateError = func(err error) {
+				logger.Error("cannot start the task's next log file: the guest's output goes on into the current one, past its size", "dir", l.Dir, "stream", name, "error", err)
+			}
+			return f, nil
 		}
 		return openLog(fifo)
 	}
@@ -825,10 +883,31 @@ func (s *server) Exec(stream proto.Executor_ExecServer) error {
 }
 
 // execProgram returns the program that runs module for exec, and a
-// function to call when the exec is done with it.
+// function to call when the exec is done with it. A released task takes no
+// exec; one that comes before is counted (task.execs), so that release
+// waits for it before it closes what the exec uses.
 func (s *server) execProgram(ctx context.Context, t *task, module string) (*program, func(), error) {
+	t.execMu.Lock()
+	if t.execClosed {
+		t.execMu.Unlock()
+		return nil, nil, executor.NodeErrorf("the task has been released: it takes no exec")
+	}
+	t.execs.Add(1)
+	t.execMu.Unlock()
+	p, done, err := s.execProgramOf(ctx, t, module)
+	if err != nil {
+		t.execs.Done()
+		return nil, nil, err
+	}
+	return p, func() {
+		done()
+		t.execs.Done()
+	}, nil
+}
+
+func (s *server) execProgramOf(ctx context.Context, t *task, module string) (*program, func(), error) {
 	spec := t.prog.spec
-	b, digest, err := readModule(spec.Mounts, module, t.req.MaxModuleBytes)
+	b, digest, err := spec.View.read(module, t.req.MaxModuleBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -838,22 +917,35 @@ func (s *server) execProgram(ctx context.Context, t *task, module string) (*prog
 		return t.prog, func() {}, nil
 	}
 	t.execMu.Lock()
-	defer t.execMu.Unlock()
-	if p, ok := t.execPrograms[digest]; ok {
+	p, ok := t.execPrograms[digest]
+	t.execMu.Unlock()
+	if ok {
 		return p, func() {}, nil
 	}
 	spec.Module, spec.Sha256, spec.Entrypoint, spec.Interruptible = module, "", "_start", interruptible(true)
-	p, err := loadProgram(ctx, t.logger.Named("exec"), s.moduleCache(t.req.CacheDir, t.logger), spec, b, digest, nil)
+	p, err = loadProgram(ctx, t.logger.Named("exec"), s.moduleCache(t.req.CacheDir, t.logger), spec, b, digest, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	// A task stopped while the program loaded must stop this one too.
-	context.AfterFunc(t.prog.ctx, func() { p.stop(t.prog.stoppedBy()) })
-	if len(t.execPrograms) < maxExecPrograms {
+	// A task stopped while the program loaded, or later, stops this one
+	// too; the hook goes with the program.
+	unhook := context.AfterFunc(t.prog.ctx, func() { p.stop(t.prog.stoppedBy()) })
+	closeProgram := func() {
+		unhook()
+		p.close()
+	}
+	t.execMu.Lock()
+	defer t.execMu.Unlock()
+	if prior, ok := t.execPrograms[digest]; ok {
+		// Another exec of the module loaded it meanwhile.
+		closeProgram()
+		return prior, func() {}, nil
+	}
+	if !t.execClosed && len(t.execPrograms) < maxExecPrograms {
 		t.execPrograms[digest] = p
 		return p, func() {}, nil
 	}
-	return p, p.close, nil
+	return p, closeProgram, nil
 }
 
 // execOutput sends an exec'd guest's output; gRPC streams take one sender

@@ -5,12 +5,9 @@ package host
 
 import (
 	"context"
-	"os"
 	"runtime/debug"
 	"syscall"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
@@ -45,24 +42,6 @@ const releaseWait = 5 * time.Second
 // trimDelay is how long the shared executor waits after a start before it
 // hands back memory, so that a burst of starts pays for one collection.
 const trimDelay = time.Second
-
-// taskLogger is the task's part of the shared executor's log: its own file
-// in its task directory (req.LogFile), or the process's log when that
-// cannot be opened.
-func (s *server) taskLogger(req *proto.StartRequest) (hclog.Logger, *os.File) {
-	level := s.logger.GetLevel()
-	if req.LogLevel != "" {
-		level = hclog.LevelFromString(req.LogLevel)
-	}
-	if req.LogFile != "" {
-		f, err := os.OpenFile(req.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-		if err == nil {
-			return hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: level, JSONFormat: true, Output: f}).With("shared_executor_pid", os.Getpid()), f
-		}
-		s.logger.Warn("cannot open the task's executor log; logging to the shared executor's", "task_id", req.TaskId, "path", req.LogFile, "error", err)
-	}
-	return s.logger.With("task_id", req.TaskId), nil
-}
 
 // trimSoon hands memory back to the system trimDelay from now, once for
 // all the starts until then.
@@ -122,40 +101,60 @@ func (s *server) Release(_ context.Context, req *proto.ReleaseRequest) (*proto.R
 	return &proto.ReleaseResponse{}, nil
 }
 
-// release stops a task's guest if it still runs, closes what the task
-// holds and removes it; the shared executor then exits if it holds nothing
-// and no driver holds it.
+// release stops a task's guest and its execs if they still run, closes
+// what the task holds and removes it; the shared executor then exits if it
+// holds nothing and no driver holds it. An exec that comes after it is
+// refused (execProgram); one that came before is waited for, as the guest
+// is, up to releaseWait: what has not ended by then keeps its programs and
+// files until the process exits.
 func (s *server) release(t *task) {
 	t.releaseOnce.Do(func() {
 		close(t.released)
+		t.execMu.Lock()
+		t.execClosed = true
+		programs := t.execPrograms
+		t.execPrograms = nil
+		t.execMu.Unlock()
 		t.prog.stop(int32(syscall.SIGKILL))
+		for _, p := range programs {
+			p.stop(int32(syscall.SIGKILL))
+		}
 		if t.trigger != nil {
 			t.trigger.close()
 		}
+		execsDone := make(chan struct{})
+		s.wg.Go(func() {
+			t.execs.Wait()
+			close(execsDone)
+		})
+		deadline := time.NewTimer(releaseWait)
+		defer deadline.Stop()
 		ended := true
-		select {
-		case <-t.main.done:
-		case <-time.After(releaseWait):
-			ended = false
-			t.logger.Warn("the guest did not end after its stop; leaving its program to the process's exit", "waited", releaseWait)
+		for _, done := range []<-chan struct{}{t.main.done, execsDone} {
+			select {
+			case <-done:
+			case <-deadline.C:
+				ended = false
+			}
+			if !ended {
+				t.logger.Warn("the guest or an exec did not end after its stop; leaving its programs to the process's exit", "waited", releaseWait)
+				break
+			}
 		}
 		if ended {
+			for _, p := range programs {
+				p.close()
+			}
 			t.prog.close()
 		}
-		t.execMu.Lock()
-		for _, p := range t.execPrograms {
-			p.close()
-		}
-		t.execPrograms = nil
-		t.execMu.Unlock()
 		s.mu.Lock()
 		if s.tasks[t.id] == t {
 			delete(s.tasks, t.id)
 		}
 		s.mu.Unlock()
 		t.logger.Info("task released")
-		if t.logFile != nil {
-			_ = t.logFile.Close()
+		if ended {
+			t.files.close()
 		}
 		s.exitIfIdle()
 	})

@@ -6,7 +6,10 @@ package host
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -76,7 +79,8 @@ func asUserOnThread[T any](u *proto.RunAs, netns string, guestCodeFirst bool, in
 		var r result
 		defer func() { done <- r }()
 		if netns != "" {
-			if r.err = enterNetNS(netns); r.err != nil {
+			if err := enterNetNS(netns); err != nil {
+				r.err = errNetNS{err}
 				return
 			}
 		}
@@ -97,4 +101,37 @@ func asUserOnThread[T any](u *proto.RunAs, netns string, guestCodeFirst bool, in
 	}()
 	r := <-done
 	return r.v, r.err
+}
+
+// rootOf makes the open directory d an os.Root of its own, through
+// /proc/self/fd: the kernel follows that link to the directory itself,
+// without resolving the path it was opened by, which a process that has
+// become a task's user may not be able to (only the directory's own
+// permissions apply). d stays the caller's.
+func rootOf(d *os.File) (*os.Root, error) {
+	return os.OpenRoot("/proc/self/fd/" + strconv.Itoa(int(d.Fd())))
+}
+
+// peerMayHandOver checks that the process at the other end of conn may
+// hand a task's descriptors over: root (the driver) or the executor's own
+// user.
+func peerMayHandOver(conn *net.UnixConn) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if credErr != nil {
+		return credErr
+	}
+	if cred.Uid != 0 && int(cred.Uid) != os.Geteuid() {
+		return fmt.Errorf("uid %d (pid %d) may not hand over a task's descriptors: only root and the executor's own user may", cred.Uid, cred.Pid)
+	}
+	return nil
 }

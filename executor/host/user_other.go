@@ -7,6 +7,8 @@ package host
 
 import (
 	"errors"
+	"net"
+	"os"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
@@ -21,3 +23,10 @@ func asUserOnThread[T any](_ *proto.RunAs, _ string, _ bool, _ func() (T, error)
 	var zero T
 	return zero, errDrop{errNoDrop}
 }
+
+// rootOf is Linux-only: only there does an executor give up the
+// privileges that reach a task's directories by path.
+func rootOf(*os.File) (*os.Root, error) { return nil, errNoDrop }
+
+// peerMayHandOver is Linux-only, as handoffs are.
+func peerMayHandOver(*net.UnixConn) error { return errNoDrop }

@@ -55,7 +55,8 @@ func (s *server) warmUp(w executor.Warm) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.warm = &warmSet{engine: engine, cancel: cancel, entries: map[string]*warmEntry{}}
-	cache := ModuleCache{Dir: w.CacheDir, Logger: s.logger}
+	// Only what tasks compiled, within their memory, is prepared.
+	cache := ModuleCache{Dir: w.CacheDir, Logger: s.logger, CachedOnly: true}
 	s.wg.Go(func() {
 		defer cancel()
 		// Collected once everything is prepared, so that the heap goal is

@@ -650,8 +650,8 @@ type StartRequest struct {
 	// Modules larger than this are refused (0: no bound).
 	MaxModuleBytes int64 `protobuf:"varint,22,opt,name=max_module_bytes,json=maxModuleBytes,proto3" json:"max_module_bytes,omitempty"`
 	// Cgroup directories (made and limited by the driver) the executor
-	// joins, all its threads, once it has loaded the program and before
-	// the guest runs: compiling a module is the node's work, not the task's.
+	// joins, all its threads, before it loads the program, so that
+	// compiling the module counts against the task's memory.
 	Cgroups []string `protobuf:"bytes,23,rep,name=cgroups,proto3" json:"cgroups,omitempty"`
 	// The user the executor becomes before the guest runs (after it has
 	// loaded the program, joined the cgroups and bound the task's sockets),

@@ -136,7 +136,16 @@ func New(dir string, readOnly bool) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("confinedfs: opening mount %q: %w", dir, err)
 	}
-	fsys := &FS{dir: dir, root: root, readOnly: readOnly}
+	return NewRoot(root, dir, readOnly), nil
+}
+
+// NewRoot makes the directory root, already open, a confined mount; name
+// names it in messages. The FS owns root from then on (Close closes it).
+// A process that can no longer resolve the directory's path (it has given
+// up the privileges that let it) mounts it this way, from a descriptor
+// opened while it could.
+func NewRoot(root *os.Root, name string, readOnly bool) *FS {
+	fsys := &FS{dir: name, root: root, readOnly: readOnly}
 
 	// A lone ".." is refused lexically, before any file is looked at, so this
 	// yields os.Root's escape error without side effects. Keeping the value
@@ -146,7 +155,21 @@ func New(dir string, readOnly bool) (*FS, error) {
 			fsys.escapeErr = inner
 		}
 	}
-	return fsys, nil
+	return fsys
+}
+
+// Open opens the file p of the mount for reading, for the host's own use
+// (the executor reads a module the guest's view holds); like every path
+// here it cannot resolve outside the mount. Escapes tells an error that
+// says it tried.
+func (f *FS) Open(p string) (*os.File, error) {
+	return f.root.Open(mountRel(p))
+}
+
+// Escapes says whether err, from this FS, is a refusal to resolve a path
+// outside the mount.
+func (f *FS) Escapes(err error) bool {
+	return f.isEscape(err)
 }
 
 // Close releases the underlying os.Root.
