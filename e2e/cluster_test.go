@@ -164,6 +164,9 @@ type Cluster struct {
 	CacheDir string
 	// ArtifactURL serves the built example modules to artifact blocks.
 	ArtifactURL string
+	// ArtifactDir is the directory ArtifactURL serves: a test may add
+	// modules of its own.
+	ArtifactDir string
 
 	// seen holds the IDs of the allocations the tests waited on: a job
 	// deregistered with purge is gone from the server, and its directories
@@ -201,7 +204,7 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 	must.NoError(t, os.Chmod(dir, 0o711))
 	c := &Cluster{t: t, dir: dir, plugins: plugins, CacheDir: filepath.Join(dir, "wasm-cache")}
 	t.Cleanup(c.teardown)
-	c.ArtifactURL = serveArtifacts(t)
+	c.ArtifactURL, c.ArtifactDir = serveArtifacts(t)
 
 	consulHTTP := freePort(t, "127.0.0.1")
 	c.consul = &agent{name: "consul", bin: agentBinary(t, "consul"), dir: filepath.Join(dir, "consul"), logFile: filepath.Join(dir, "consul.log"),
@@ -644,8 +647,9 @@ func (c *Cluster) dumpLogs() {
 }
 
 // serveArtifacts builds the example modules and serves them, with the
-// probe test module, over HTTP on loopback for artifact blocks.
-func serveArtifacts(t testing.TB) string {
+// probe test module, over HTTP on loopback for artifact blocks; it returns
+// the URL and the directory served.
+func serveArtifacts(t testing.TB) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	examples := exampleModules(t)
@@ -667,7 +671,7 @@ func serveArtifacts(t testing.TB) string {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	return "http://" + l.Addr().String()
+	return "http://" + l.Addr().String(), dir
 }
 
 var (
