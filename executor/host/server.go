@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/logfile"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -606,12 +607,12 @@ func taskStdio(req *proto.StartRequest, logDir *os.Root, logger hclog.Logger) (s
 	open := func(stream, fifo string) (io.WriteCloser, error) {
 		if l := req.Logs; l != nil {
 			name := l.Name + "." + stream
-			f, err := openLogFile(logDir, name, int(l.MaxFiles), l.MaxFileBytes)
+			f, err := logfile.Open(logDir, name, logfile.Options{MaxFiles: int(l.MaxFiles), MaxBytes: l.MaxFileBytes,
+				OnRotateError: func(err error) {
+					logger.Error("cannot start the task's next log file: the guest's output goes on into the current one, past its size", "dir", l.Dir, "stream", name, "error", err)
+				}})
 			if err != nil {
 				return nil, err
-			}
-			f.onRotateError = func(err error) {
-				logger.Error("cannot start the task's next log file: the guest's output goes on into the current one, past its size", "dir", l.Dir, "stream", name, "error", err)
 			}
 			return f, nil
 		}

@@ -1,7 +1,18 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+// Package logfile writes a task's output streams into Nomad's rotated log
+// files (<dir>/<base>.<index>), as logmon would, from a descriptor of the
+// log directory.
+//
+// It is the executor's: the driver declares DisableLogCollection, so Nomad
+// starts no logmon per task, and the executor writes the guest's stdout and
+// stderr itself. It must not resolve the log directory's path (an executor
+// that has become the task's user cannot: a Nomad client's data_dir is
+// 0700), must not buffer what a guest wrote (nothing may be lost when the
+// executor is killed), and uses the standard library only: it knows
+// neither wazero nor the executor's protocol.
+package logfile
 
 import (
 	"bytes"
@@ -13,11 +24,10 @@ import (
 	"sync"
 )
 
-// logFile is one of a task's output streams written by the executor itself
-// (the driver declares DisableLogCollection, so Nomad starts no logmon per
-// task), in Nomad's naming and rotation: <dir>/<base>.<index>, the highest
-// index the current file, a new file once the current one holds maxBytes,
-// at most maxFiles files (the oldest removed). nomad alloc logs, alloc fs
+// Writer is one of a task's output streams, in Nomad's naming and
+// rotation: <dir>/<base>.<index>, the highest index the current file, a
+// new file once the current one holds Options.MaxBytes, at most
+// Options.MaxFiles files (the oldest removed). nomad alloc logs, alloc fs
 // and the UI read these files as they read logmon's.
 //
 // It is not Nomad's FileRotator (client/logmon/logging), which imports
@@ -37,7 +47,7 @@ import (
 // an executor that has become the task's user cannot resolve the path (a
 // Nomad client's data_dir is 0700), but the directory itself (alloc/logs,
 // 0777) takes its new files.
-type logFile struct {
+type Writer struct {
 	dir      *os.Root
 	base     string
 	maxFiles int
@@ -56,7 +66,7 @@ type logFile struct {
 }
 
 // rotateFailed reports the first failure to rotate.
-func (l *logFile) rotateFailed(err error) {
+func (l *Writer) rotateFailed(err error) {
 	if l.rotateErr {
 		return
 	}
@@ -66,12 +76,26 @@ func (l *logFile) rotateFailed(err error) {
 	}
 }
 
-// openLogFile opens the stream base (e.g. "web.stdout") in the directory
-// dir, continuing its highest-numbered file. The log file holds a
-// descriptor of its own of the directory; the caller keeps dir.
-func openLogFile(dir *os.Root, base string, maxFiles int, maxBytes int64) (_ *logFile, err error) {
-	if maxFiles < 1 || maxBytes < 1 {
-		return nil, fmt.Errorf("log rotation needs at least one file of at least one byte (max_files = %d, max_file_size = %d bytes)", maxFiles, maxBytes)
+// Options says how a stream's files rotate: Nomad's logs block.
+type Options struct {
+	// MaxFiles is how many files of the stream are kept (Nomad's
+	// max_files): at least one.
+	MaxFiles int
+	// MaxBytes is the size of a full file (Nomad's max_file_size, in
+	// bytes): at least one.
+	MaxBytes int64
+	// OnRotateError, when set, hears of the first failure to start the
+	// next file; output then goes on into the current one, past its size,
+	// rather than being lost.
+	OnRotateError func(error)
+}
+
+// Open opens the stream base (e.g. "web.stdout") in the directory dir,
+// continuing its highest-numbered file. The writer holds a descriptor of
+// its own of the directory; the caller keeps dir.
+func Open(dir *os.Root, base string, opts Options) (_ *Writer, err error) {
+	if opts.MaxFiles < 1 || opts.MaxBytes < 1 {
+		return nil, fmt.Errorf("log rotation needs at least one file of at least one byte (max_files = %d, max_file_size = %d bytes)", opts.MaxFiles, opts.MaxBytes)
 	}
 	own, err := dir.OpenRoot(".")
 	if err != nil {
@@ -82,7 +106,7 @@ func openLogFile(dir *os.Root, base string, maxFiles int, maxBytes int64) (_ *lo
 			_ = own.Close()
 		}
 	}()
-	l := &logFile{dir: own, base: base, maxFiles: maxFiles, maxBytes: maxBytes}
+	l := &Writer{dir: own, base: base, maxFiles: opts.MaxFiles, maxBytes: opts.MaxBytes, onRotateError: opts.OnRotateError}
 	indexes, err := l.indexes()
 	if err != nil {
 		return nil, err
@@ -97,7 +121,7 @@ func openLogFile(dir *os.Root, base string, maxFiles int, maxBytes int64) (_ *lo
 }
 
 // indexes lists the indexes of the stream's files, in order.
-func (l *logFile) indexes() ([]int, error) {
+func (l *Writer) indexes() ([]int, error) {
 	d, err := l.dir.Open(".")
 	if err != nil {
 		return nil, err
@@ -122,9 +146,9 @@ func (l *logFile) indexes() ([]int, error) {
 }
 
 // name is the name of the stream's file number index.
-func (l *logFile) name(index int) string { return l.base + "." + strconv.Itoa(index) }
+func (l *Writer) name(index int) string { return l.base + "." + strconv.Itoa(index) }
 
-func (l *logFile) open() error {
+func (l *Writer) open() error {
 	f, err := l.dir.OpenFile(l.name(l.index), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -141,8 +165,8 @@ func (l *logFile) open() error {
 // rotate moves to the next file and removes the files beyond maxFiles.
 // The next file is opened before the current one is closed: when it
 // cannot be, output goes on into the current file, past its size, and the
-// failure is reported once (onRotateError), rather than lost.
-func (l *logFile) rotate() error {
+// failure is reported once (Options.OnRotateError), rather than lost.
+func (l *Writer) rotate() error {
 	next, err := l.dir.OpenFile(l.name(l.index+1), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -164,7 +188,7 @@ func (l *logFile) rotate() error {
 // Write writes p through to the current file, moving to the next file
 // when the current one is full: at the last line break that fits, when p
 // has one, else where the current file is full.
-func (l *logFile) Write(p []byte) (int, error) {
+func (l *Writer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -196,7 +220,7 @@ func (l *logFile) Write(p []byte) (int, error) {
 // fits; else up to the last line break that fits; else nothing when the
 // first line fits a file of its own (it starts the next file); else what
 // fits. Nothing also when the current file is full.
-func (l *logFile) fits(p []byte) int {
+func (l *Writer) fits(p []byte) int {
 	room := l.maxBytes - l.size
 	if int64(len(p)) <= room {
 		return len(p)
@@ -216,7 +240,7 @@ func (l *logFile) fits(p []byte) int {
 
 // Close closes the current file; later writes fail. It may be called more
 // than once.
-func (l *logFile) Close() error {
+func (l *Writer) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

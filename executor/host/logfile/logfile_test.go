@@ -1,7 +1,7 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+package logfile
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ func readStream(t *testing.T, dir, base string) map[int]string {
 	root, err := os.OpenRoot(dir)
 	must.NoError(t, err)
 	defer root.Close()
-	l := &logFile{dir: root, base: base}
+	l := &Writer{dir: root, base: base}
 	indexes, err := l.indexes()
 	must.NoError(t, err)
 	out := map[int]string{}
@@ -38,7 +38,7 @@ func readStream(t *testing.T, dir, base string) map[int]string {
 func TestLogFileRotates(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l, err := openTestLog(t, dir, "web.stdout", 3, 20)
+	l, err := openTestLog(t, dir, "web.stdout", Options{MaxFiles: 3, MaxBytes: 20})
 	must.NoError(t, err)
 	_, err = l.Write([]byte("line one\nline two\n")) // 18 bytes
 	must.NoError(t, err)
@@ -59,7 +59,7 @@ func TestLogFileRotates(t *testing.T) {
 
 	// Reopened (a restarted executor), it continues the last file; a
 	// line that fits a file of its own is not split.
-	l, err = openTestLog(t, dir, "web.stdout", 3, 20)
+	l, err = openTestLog(t, dir, "web.stdout", Options{MaxFiles: 3, MaxBytes: 20})
 	must.NoError(t, err)
 	_, err = l.Write([]byte("ok\n"))
 	must.NoError(t, err)
@@ -73,7 +73,7 @@ func TestLogFileRotates(t *testing.T) {
 	// left alone.
 	must.NoError(t, os.WriteFile(filepath.Join(dir, "web.stderr.0"), []byte("e"), 0o644))
 	must.NoError(t, os.WriteFile(filepath.Join(dir, "web.stdout.fifo"), nil, 0o644))
-	l, err = openTestLog(t, dir, "web.stdout", 1, 20)
+	l, err = openTestLog(t, dir, "web.stdout", Options{MaxFiles: 1, MaxBytes: 20})
 	must.NoError(t, err)
 	_, err = l.Write([]byte(strings.Repeat("y\n", 20)))
 	must.NoError(t, err)
@@ -88,7 +88,7 @@ func TestLogFileRotates(t *testing.T) {
 func TestLogFileConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l, err := openTestLog(t, dir, "web.stderr", 1000, 4096)
+	l, err := openTestLog(t, dir, "web.stderr", Options{MaxFiles: 1000, MaxBytes: 4096})
 	must.NoError(t, err)
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -113,18 +113,18 @@ func TestLogFileConcurrentWriters(t *testing.T) {
 
 func TestLogFileRefusesNoRoom(t *testing.T) {
 	t.Parallel()
-	_, err := openTestLog(t, t.TempDir(), "web.stdout", 0, 10)
+	_, err := openTestLog(t, t.TempDir(), "web.stdout", Options{MaxFiles: 0, MaxBytes: 10})
 	must.ErrorContains(t, err, "at least one file")
 }
 
 // openTestLog opens a log stream in dir through a root of its own, closed
 // when the test ends.
-func openTestLog(t *testing.T, dir, base string, maxFiles int, maxBytes int64) (*logFile, error) {
+func openTestLog(t *testing.T, dir, base string, opts Options) (*Writer, error) {
 	t.Helper()
 	root, err := os.OpenRoot(dir)
 	must.NoError(t, err)
 	t.Cleanup(func() { _ = root.Close() })
-	return openLogFile(root, base, maxFiles, maxBytes)
+	return Open(root, base, opts)
 }
 
 // TestLogFileRotatesByDescriptor: rotation creates the next file and
@@ -137,7 +137,7 @@ func TestLogFileRotatesByDescriptor(t *testing.T) {
 	top := t.TempDir()
 	dir := filepath.Join(top, "logs")
 	must.NoError(t, os.Mkdir(dir, 0o777))
-	l, err := openTestLog(t, dir, "web.stdout", 2, 10)
+	l, err := openTestLog(t, dir, "web.stdout", Options{MaxFiles: 2, MaxBytes: 10})
 	must.NoError(t, err)
 	moved := filepath.Join(top, "elsewhere")
 	must.NoError(t, os.Rename(dir, moved))
@@ -156,10 +156,9 @@ func TestLogFileKeepsOutputWhenRotationFails(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	must.NoError(t, os.Mkdir(filepath.Join(dir, "web.stdout.1"), 0o755))
-	l, err := openTestLog(t, dir, "web.stdout", 2, 10)
-	must.NoError(t, err)
 	var reported []error
-	l.onRotateError = func(err error) { reported = append(reported, err) }
+	l, err := openTestLog(t, dir, "web.stdout", Options{MaxFiles: 2, MaxBytes: 10, OnRotateError: func(err error) { reported = append(reported, err) }})
+	must.NoError(t, err)
 	for _, line := range []string{"one 4567\n", "two 4567\n", "three 67\n"} {
 		_, err := l.Write([]byte(line))
 		must.NoError(t, err)
