@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/cgi"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
@@ -67,8 +68,8 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 					b.Fatal(err)
 				}
 				<-in.done
-				resp, err := parseCGIResponse(out.Bytes())
-				if err != nil || in.status.ExitCode != 0 || resp.status != 200 {
+				resp, err := cgi.ParseResponse(out.Bytes())
+				if err != nil || in.status.ExitCode != 0 || resp.Status != 200 {
 					b.Fatalf("exit %v, %v: %q", in.status, err, out.String())
 				}
 				took = append(took, time.Since(began))

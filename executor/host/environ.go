@@ -58,7 +58,7 @@ func envName(kv string) string {
 
 // instanceEnviron is the program's environment with extra's entries after
 // it, which win. extra's names must be unique and its entries fit for a
-// guest (envOf, cgiEnv). Built per HTTP request, so without a map of its
+// guest (envOf, cgi.Env). Built per HTTP request, so without a map of its
 // own or a sort: only a clash with the program's names (rare) costs a
 // filter.
 func (p *program) instanceEnviron(extra environ) environ {

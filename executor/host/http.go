@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/cgi"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -32,6 +33,13 @@ const queueWait = time.Second
 // maxRequestStderr bounds what one request's instance writes on its stderr
 // that reaches the task's stderr log.
 const maxRequestStderr = 64 << 10
+
+// maxResponseBytes bounds a whole response (headers and body): it is
+// buffered, so that a module that fails half-way gets a clean 500.
+const maxResponseBytes = 16 << 20
+
+// serverSoftware is the CGI environment's SERVER_SOFTWARE.
+var serverSoftware = "nomad-driver-wasm/" + executor.Version
 
 // httpGCPercent is the GOGC of an executor of its own in http mode (see
 // serveHTTP).
@@ -346,7 +354,7 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 		in, err = t.prog.start(runOptions{
 			argv0: path.Base(t.prog.spec.Module), args: t.args, ctx: r.Context(), timeout: time.Duration(t.cfg.TimeoutNanos),
 			streams: stdio{stdin: bytes.NewReader(body), stdout: out, stderr: errOut},
-			env:     cgiEnv(r, len(body), t.port), budget: t.budget, pool: t.pool, quiet: true, sync: true,
+			env:     cgi.Env(r, len(body), t.port, serverSoftware), budget: t.budget, pool: t.pool, quiet: true, sync: true,
 		})
 		if err == nil {
 			stopKill := context.AfterFunc(t.killCtx, in.cancel)
@@ -379,19 +387,19 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 	case out.overflow:
 		return t.fail(w, r, http.StatusBadGateway, errOut, "the response is larger than %d MiB", maxResponseBytes>>20)
 	}
-	resp, err := parseCGIResponse(out.Bytes())
+	resp, err := cgi.ParseResponse(out.Bytes())
 	if err != nil {
 		return t.fail(w, r, http.StatusBadGateway, errOut, "%v", err)
 	}
 	t.writeStderr(r, errOut, "")
 	h := w.Header()
-	for k, v := range resp.header {
+	for k, v := range resp.Header {
 		h[k] = v
 	}
-	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
-	w.WriteHeader(resp.status)
-	n, _ := w.Write(resp.body)
-	return result{status: resp.status, bytes: n}
+	h.Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	w.WriteHeader(resp.Status)
+	n, _ := w.Write(resp.Body)
+	return result{status: resp.Status, bytes: n}
 }
 
 func errSuffix(st *proto.ExitStatus) string {

@@ -109,7 +109,7 @@ type runOptions struct {
 	// then ends with context.DeadlineExceeded.
 	timeout time.Duration
 	// env is added to the program's environment (it wins on a clash):
-	// entries fit for a guest, with unique names (envOf, cgiEnv).
+	// entries fit for a guest, with unique names (envOf, cgi.Env).
 	env environ
 	// listeners are bound (in netns, when set) and preopened after the
 	// mounts; only the task's main instance gets them.

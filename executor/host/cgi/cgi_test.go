@@ -1,7 +1,7 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+package cgi
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ func TestParseCGIResponse(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, err := parseCGIResponse([]byte(c.out))
+			resp, err := ParseResponse([]byte(c.out))
 			if c.err != "" {
 				must.Error(t, err)
 				must.True(t, errors.Is(err, errResponse))
@@ -63,12 +63,12 @@ func TestParseCGIResponse(t *testing.T) {
 				return
 			}
 			must.NoError(t, err)
-			must.Eq(t, c.status, resp.status)
-			must.Eq(t, c.body, string(resp.body))
+			must.Eq(t, c.status, resp.Status)
+			must.Eq(t, c.body, string(resp.Body))
 			for k, v := range c.header {
-				must.Eq(t, v, resp.header.Get(k), must.Sprintf("header %s", k))
+				must.Eq(t, v, resp.Header.Get(k), must.Sprintf("header %s", k))
 			}
-			must.SliceEmpty(t, resp.header.Values("Status"))
+			must.SliceEmpty(t, resp.Header.Values("Status"))
 		})
 	}
 }
@@ -100,27 +100,27 @@ func FuzzParseCGIResponse(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, out []byte) {
-		resp, err := parseCGIResponse(out)
+		resp, err := ParseResponse(out)
 		if err != nil {
 			if !errors.Is(err, errResponse) {
 				t.Fatalf("error does not wrap errResponse: %v", err)
 			}
 			return
 		}
-		if resp.status < 200 || resp.status > 599 {
-			t.Fatalf("status %d", resp.status)
+		if resp.Status < 200 || resp.Status > 599 {
+			t.Fatalf("status %d", resp.Status)
 		}
-		if !bytes.HasSuffix(out, resp.body) {
+		if !bytes.HasSuffix(out, resp.Body) {
 			t.Fatalf("body is not the tail of the output")
 		}
 		w := httptest.NewRecorder()
-		for k, v := range resp.header {
+		for k, v := range resp.Header {
 			w.Header()[k] = v
 		}
-		w.WriteHeader(resp.status)
-		_, _ = w.Write(resp.body)
-		if w.Code != resp.status {
-			t.Fatalf("recorded %d, want %d", w.Code, resp.status)
+		w.WriteHeader(resp.Status)
+		_, _ = w.Write(resp.Body)
+		if w.Code != resp.Status {
+			t.Fatalf("recorded %d, want %d", w.Code, resp.Status)
 		}
 	})
 }
@@ -135,7 +135,7 @@ func TestCGIEnv(t *testing.T) {
 	r.Header.Set("Proxy", "http://evil")
 	r.Header.Set("X-Dup", "dash")
 	r.Header["X_dup"] = []string{"underscore"}
-	list := cgiEnv(r, 4, "8080")
+	list := Env(r, 4, "8080", "nomad-driver-wasm/test")
 	env := map[string]string{}
 	for _, kv := range list {
 		k, v, _ := strings.Cut(kv, "=")
@@ -162,6 +162,7 @@ func TestCGIEnv(t *testing.T) {
 		"HTTP_HOST":         "example.com:8080",
 		"X_FULL_URL":        "http://example.com:8080/a/b%20c?x=1&y=2",
 		"REQUEST_URI":       "/a/b%20c?x=1&y=2",
+		"SERVER_SOFTWARE":   "nomad-driver-wasm/test",
 	} {
 		must.Eq(t, v, env[k], must.Sprintf("%s", k))
 	}
@@ -175,7 +176,7 @@ func TestCGIEnv(t *testing.T) {
 	// left out, the others stay.
 	r = httptest.NewRequest("GET", "http://example.com/a%00b", nil)
 	env = map[string]string{}
-	for _, kv := range cgiEnv(r, 0, "80") {
+	for _, kv := range Env(r, 0, "80", "nomad-driver-wasm/test") {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}

@@ -1,7 +1,17 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+// Package cgi is the CGI (RFC 3875) of the HTTP trigger, as WAGI speaks
+// it: the request goes into a guest's environment (Env) and on its stdin;
+// the guest writes header lines, a blank line and the body on its stdout
+// (ParseResponse).
+//
+// It turns a request into variables and a guest's output into a response,
+// and nothing more: it must not run guests, know instances or wazero, or
+// write to the client; the trigger in its parent package does. It uses
+// the standard library and x/net's httpguts (the header checks net/http
+// itself makes) only.
+package cgi
 
 import (
 	"bytes"
@@ -14,32 +24,23 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
-
-	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
-
-// The HTTP trigger speaks CGI (RFC 3875) as WAGI does: the request is in
-// the instance's environment and on its stdin; the instance writes header
-// lines, a blank line and the body on its stdout.
 
 // Limits on what a module may write as its response.
 const (
 	maxResponseHeaderBytes = 64 << 10
 	maxResponseHeaders     = 100
-	// maxResponseBytes bounds a whole response (headers and body): it is
-	// buffered, so that a module that fails half-way gets a clean 500.
-	maxResponseBytes = 16 << 20
 )
 
-// cgiEnv is the CGI/WAGI environment of request r, whose body has n bytes,
-// served on serverPort: the server's variables, then the request's
-// headers as HTTP_* sorted by name. Built per request, so as a list
-// rather than a map (see instanceEnviron), its entries written into one
-// buffer that they are then cut from: two allocations per request, not
-// two per variable. A variable whose value a guest cannot take (a NUL,
-// from a path's %00) is left out; of two headers with one HTTP_* name
-// ("X-A" and "X_A"), the first in sorted order stays.
-func cgiEnv(r *http.Request, n int, serverPort string) environ {
+// Env is the CGI/WAGI environment of request r, whose body has n bytes,
+// served on serverPort by serverSoftware (SERVER_SOFTWARE): the server's
+// variables, then the request's headers as HTTP_* sorted by name, as
+// "NAME=value" entries. Built per request, so as a list rather than a map,
+// its entries written into one buffer that they are then cut from: two
+// allocations per request, not two per variable. A variable whose value a
+// guest cannot take (a NUL, from a path's %00) is left out; of two headers
+// with one HTTP_* name ("X-A" and "X_A"), the first in sorted order stays.
+func Env(r *http.Request, n int, serverPort, serverSoftware string) []string {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -58,7 +59,7 @@ func cgiEnv(r *http.Request, n int, serverPort string) environ {
 	// The names are the server's or a header's (a token: never empty,
 	// never '=' or NUL); only a value can be unfit for a guest.
 	b.add("GATEWAY_INTERFACE", "CGI/1.1")
-	b.add("SERVER_SOFTWARE", "nomad-driver-wasm/", executor.Version)
+	b.add("SERVER_SOFTWARE", serverSoftware)
 	b.add("SERVER_PROTOCOL", r.Proto)
 	b.add("SERVER_NAME", host)
 	b.add("SERVER_PORT", serverPort)
@@ -94,6 +95,12 @@ func cgiEnv(r *http.Request, n int, serverPort string) environ {
 	// Sorted, entries of one name are side by side: the first stays.
 	slices.Sort(env[headers:])
 	return slices.CompactFunc(env, func(a, b string) bool { return envName(a) == envName(b) })
+}
+
+// envName is the name of an entry "NAME=value".
+func envName(kv string) string {
+	k, _, _ := strings.Cut(kv, "=")
+	return k
 }
 
 // envBuilder writes "NAME=value" entries one after another into buf; ends
@@ -158,9 +165,9 @@ func (b *envBuilder) header(k string, v []string) {
 }
 
 // environ cuts the entries from one string of the whole buffer.
-func (b *envBuilder) environ() environ {
+func (b *envBuilder) environ() []string {
 	all := string(b.buf)
-	env := make(environ, len(b.ends))
+	env := make([]string, len(b.ends))
 	start := 0
 	for i, end := range b.ends {
 		env[i] = all[start:end]
@@ -169,29 +176,36 @@ func (b *envBuilder) environ() environ {
 	return env
 }
 
-// cgiResponse is a module's response, parsed.
-type cgiResponse struct {
-	status int
-	header http.Header
-	body   []byte
+// Response is a module's response, parsed.
+type Response struct {
+	// Status is the HTTP status: 200 to 599.
+	Status int
+	// Header holds the module's headers, canonical, without Status and
+	// without the headers that frame a response (Content-Length,
+	// Transfer-Encoding, Connection and the like): the server frames the
+	// response itself.
+	Header http.Header
+	// Body is what follows the blank line: the tail of the module's
+	// output, not a copy.
+	Body []byte
 }
 
 // errResponse marks a response the module got wrong: the client gets 502.
 var errResponse = errors.New("malformed CGI response")
 
-// parseCGIResponse parses what a module wrote on its stdout: header lines
+// ParseResponse parses what a module wrote on its stdout: header lines
 // ("Name: value", ending in LF or CRLF), a blank line, the body. A Status
 // header ("404 Not Found") sets the status; a Location header without one
 // makes it 302; else it is 200. A response with neither Content-Type,
 // Location nor Status is refused, as are invalid names, values and
-// statuses, more than maxResponseHeaders headers or maxResponseHeaderBytes
-// of them. Errors wrap errResponse and say what is wrong, for the task's
+// statuses, more than maxResponseHeaders (100) headers or
+// maxResponseHeaderBytes (64 KiB) of them. Errors wrap errResponse and say what is wrong, for the task's
 // stderr log.
-func parseCGIResponse(out []byte) (*cgiResponse, error) {
+func ParseResponse(out []byte) (*Response, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: the module wrote nothing on stdout; a response is header lines (at least Content-Type), a blank line and the body", errResponse)
 	}
-	resp := &cgiResponse{header: http.Header{}}
+	resp := &Response{Header: http.Header{}}
 	rest := out
 	for n := 0; ; n++ {
 		i := bytes.IndexByte(rest, '\n')
@@ -228,7 +242,7 @@ func parseCGIResponse(out []byte) (*cgiResponse, error) {
 		k = http.CanonicalHeaderKey(k)
 		switch k {
 		case "Status":
-			if resp.status != 0 {
+			if resp.Status != 0 {
 				return nil, fmt.Errorf("%w: more than one Status header", errResponse)
 			}
 			code, _, _ := strings.Cut(v, " ")
@@ -236,25 +250,25 @@ func parseCGIResponse(out []byte) (*cgiResponse, error) {
 			if err != nil || len(code) != 3 || s < 200 || s > 599 {
 				return nil, fmt.Errorf("%w: Status %q is not a final HTTP status: write e.g. \"Status: 404 Not Found\" (200 to 599)", errResponse, truncate([]byte(v)))
 			}
-			resp.status = s
+			resp.Status = s
 			continue
 		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "Trailer", "Te":
 			// The server frames the response itself.
 			continue
 		}
-		resp.header.Add(k, v)
+		resp.Header.Add(k, v)
 	}
-	if resp.status == 0 {
+	if resp.Status == 0 {
 		switch {
-		case resp.header.Get("Location") != "":
-			resp.status = http.StatusFound
-		case resp.header.Get("Content-Type") != "":
-			resp.status = http.StatusOK
+		case resp.Header.Get("Location") != "":
+			resp.Status = http.StatusFound
+		case resp.Header.Get("Content-Type") != "":
+			resp.Status = http.StatusOK
 		default:
 			return nil, fmt.Errorf("%w: no Content-Type, Location or Status header", errResponse)
 		}
 	}
-	resp.body = rest
+	resp.Body = rest
 	return resp, nil
 }
 
