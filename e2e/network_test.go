@@ -394,7 +394,10 @@ job "mixed-net" {
       config {
         image      = "wasm-e2e/sidecar:1"
         force_pull = false
-        args       = ["get", "http://${WASM_ADDR}/from-docker"]
+        # The agents advertise loopback addresses (network_interface =
+        # "lo"), which a container reaches only from the host's network.
+        network_mode = "host"
+        args         = ["get", "http://${WASM_ADDR}/from-docker"]
       }
       resources {
         cpu    = 50
