@@ -18,6 +18,7 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/cgi"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
@@ -53,9 +54,9 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(p.close)
-			budget := &memBudget{limit: 64 << 20}
-			pool := &memPool{max: 8, size: 64 << 20, keep: p.minBytes}
-			b.Cleanup(pool.close)
+			budget := &memory.Budget{Limit: 64 << 20}
+			pool := &memory.Pool{Max: 8, Size: 64 << 20, Keep: p.minBytes}
+			b.Cleanup(pool.Close)
 			env := envOf(map[string]string{"REQUEST_METHOD": "GET", "PATH_INFO": "/hello", "QUERY_STRING": "x=1", "SERVER_PORT": "8080",
 				"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "bench", "CONTENT_LENGTH": "0", "GATEWAY_INTERFACE": "CGI/1.1"})
 			var took []time.Duration

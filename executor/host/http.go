@@ -23,6 +23,7 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/cgi"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -46,7 +47,7 @@ var serverSoftware = "nomad-driver-wasm/" + executor.Version
 const httpGCPercent = 400
 
 // maxPooledMemories bounds the linear memories the trigger keeps for the
-// next requests (see memPool): as many as instances may run at once, up to
+// next requests (see memory.Pool): as many as instances may run at once, up to
 // this. Each keeps its module's initial memory resident (at most
 // maxPooledResident): what nearly every instance touches.
 const (
@@ -92,8 +93,8 @@ type httpTrigger struct {
 	srv, metricsSrv *http.Server
 	// slots holds a token per running instance (max_concurrency).
 	slots  chan struct{}
-	budget *memBudget
-	pool   *memPool
+	budget *memory.Budget
+	pool   *memory.Pool
 	// stderr is the task's stderr log; each request's stderr is written
 	// to it in one piece when the request ends.
 	stderr io.WriteCloser
@@ -148,10 +149,10 @@ func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []str
 		return fail(executor.JobErrorf("http mode needs a port to serve on"))
 	}
 	t := &httpTrigger{prog: p, cfg: cfg, args: args, logger: p.logger.Named("http"),
-		slots: make(chan struct{}, max(cfg.MaxConcurrency, 1)), budget: &memBudget{limit: uint64(p.limit) * executor.PageSize},
+		slots: make(chan struct{}, max(cfg.MaxConcurrency, 1)), budget: &memory.Budget{Limit: uint64(p.limit) * executor.PageSize},
 		stderr: streams.stderr, stats: newHTTPMetrics(),
-		pool: &memPool{max: int(min(max(cfg.MaxConcurrency, 1), maxPooledMemories)), size: int(uint64(p.limit) * executor.PageSize),
-			keep: min(p.minBytes, maxPooledResident)}}
+		pool: &memory.Pool{Max: int(min(max(cfg.MaxConcurrency, 1), maxPooledMemories)), Size: int(uint64(p.limit) * executor.PageSize),
+			Keep: min(p.minBytes, maxPooledResident)}}
 	var ln, mln net.Listener
 	err := inNetNS(netns, func() error {
 		var err error
@@ -241,7 +242,7 @@ func (t *httpTrigger) drainWhenStopped(stateDir *os.Root) {
 	if t.access != nil {
 		t.access.close()
 	}
-	t.pool.close()
+	t.pool.Close()
 	if t.setGC {
 		debug.SetGCPercent(t.gcPercent)
 	}

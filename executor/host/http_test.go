@@ -222,11 +222,11 @@ func TestHTTPTriggerLimits(t *testing.T) {
 	// second one beside it finds no memory.
 	big := startHTTPTask(t, "wagi", nil)
 	wg.Go(func() { must.Eq(t, "grew 40\n", big.do(t, "GET", "/grow?mb=40&hold_ms=3000", "").body) })
-	waitUntil(t, func() bool { return big.tk.trigger.budget.used.Load() > 40<<20 }, "the first request never grew")
+	waitUntil(t, func() bool { return big.tk.trigger.budget.Used() > 40<<20 }, "the first request never grew")
 	r := big.do(t, "GET", "/grow?mb=40", "")
 	must.Eq(t, 507, r.status, must.Sprintf("a module that handles its own out-of-memory answers as it likes: %s", r.body))
 	wg.Wait()
-	must.Eq(t, uint64(0), big.tk.trigger.budget.used.Load())
+	must.Eq(t, uint64(0), big.tk.trigger.budget.Used())
 
 	// A module whose initial memory does not fit beside the instances in
 	// flight is not instantiated: 503.

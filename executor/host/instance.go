@@ -22,6 +22,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -78,11 +79,11 @@ type instance struct {
 	// budget is shared with the instances beside this one, or nil; held is
 	// what this instance took from it before its memory existed, and
 	// budgetDenied says the budget refused it memory.
-	budget       *memBudget
+	budget       *memory.Budget
 	held         uint64
 	budgetDenied atomic.Bool
 	quiet        bool
-	pool         *memPool
+	pool         *memory.Pool
 	// environ is the guest's environment.
 	environ environ
 	// runNow runs the entrypoint, for an instance started with sync.
@@ -117,10 +118,10 @@ type runOptions struct {
 	netns     string
 	// budget, when set, is shared by instances that run side by side (the
 	// HTTP trigger's): their linear memories together stay within it.
-	budget *memBudget
+	budget *memory.Budget
 	// pool, when set, lends the instance a mapping for its memory that an
 	// instance before it used (zeroed).
-	pool *memPool
+	pool *memory.Pool
 	// quiet: no log line per instance (one per HTTP request would be a
 	// synchronous write per request).
 	quiet bool
@@ -142,6 +143,9 @@ type runOptions struct {
 	// another user than the executor's.
 	runAs *proto.RunAs
 }
+
+// errNoMemory: an instance could not get its initial memory from its budget.
+var errNoMemory = errors.New("the task's memory is taken by the instances already running")
 
 // start instantiates the program as opts says and runs its entrypoint in
 // the background, or, with opts.sync, leaves that to the caller (runNow).
@@ -165,7 +169,7 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 	if in.budget != nil {
 		// The initial memory is taken from the budget before wazero asks
 		// for it: wazero cannot take a refusal of the initial memory.
-		if !in.budget.reserve(p.minBytes) {
+		if !in.budget.Reserve(p.minBytes) {
 			in.budgetDenied.Store(true)
 			return nil, errNoMemory
 		}
@@ -339,13 +343,13 @@ func (in *instance) sleep(ns int64) {
 // cap, and the budget when the instance has one: a grow past either fails
 // inside the guest (memory.grow returns -1).
 //
-// The memory is mapped outside the Go heap (see mapMemory): it costs the
+// The memory is mapped outside the Go heap (see memory.Linear): it costs the
 // garbage collector nothing, and the pages it reserves up to the cap are
 // committed by the kernel only as the guest touches them.
 func (in *instance) allocate(_, limit uint64) experimental.LinearMemory {
-	m := newLinearMemory(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes, in.pool)
+	m := memory.NewLinear(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes, in.pool)
 	if in.budget != nil {
-		m.budget, m.held, m.denied = in.budget, in.held, &in.budgetDenied
+		m.ChargeTo(in.budget, in.held, &in.budgetDenied)
 		in.held = 0 // the memory holds it now, and gives it back when freed
 	}
 	return m
@@ -479,7 +483,7 @@ func (in *instance) release() {
 	in.cancel()
 	if in.held > 0 {
 		// Taken for a memory that was never made.
-		in.budget.release(in.held)
+		in.budget.Release(in.held)
 		in.held = 0
 	}
 	if in.module != nil {

@@ -79,5 +79,5 @@ func (t *httpTrigger) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "wasm_http_instance_failures_total %d\n", m.failures.Load())
 	fmt.Fprintln(w, "# HELP wasm_linear_memory_bytes Linear memory of the instances in flight.")
 	fmt.Fprintln(w, "# TYPE wasm_linear_memory_bytes gauge")
-	fmt.Fprintf(w, "wasm_linear_memory_bytes %d\n", t.budget.used.Load())
+	fmt.Fprintf(w, "wasm_linear_memory_bytes %d\n", t.budget.Used())
 }

@@ -162,7 +162,7 @@ type task struct {
 // linearMemory is the linear memory of the task's instances.
 func (t *task) linearMemory() uint64 {
 	if t.trigger != nil {
-		return t.trigger.budget.used.Load()
+		return t.trigger.budget.Used()
 	}
 	return t.main.memBytes.Load()
 }

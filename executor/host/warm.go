@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
 )
 
 // warmSet is what a spare executor prepares while it waits for a task:
@@ -126,7 +127,7 @@ func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModu
 func rehearse(ctx context.Context, comp *compiled) {
 	var size atomic.Uint64
 	alloc := experimental.MemoryAllocatorFunc(func(_, limit uint64) experimental.LinearMemory {
-		return newLinearMemory(limit, &size, nil)
+		return memory.NewLinear(limit, &size, nil)
 	})
 	config := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	if mod, err := comp.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), comp.module, config); err == nil {

@@ -1,7 +1,7 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+package memory
 
 import (
 	"bytes"
@@ -9,17 +9,21 @@ import (
 	"testing"
 
 	"github.com/shoenig/test/must"
+	"github.com/tetratelabs/wazero/experimental"
 )
+
+// Linear is a wazero linear memory; the package itself links no wazero.
+var _ experimental.LinearMemory = (*Linear)(nil)
 
 // TestMemPoolZeroes: a pooled mapping comes back to the next instance all
 // zero, below and above what it keeps resident, and the pool keeps at most max.
 func TestMemPoolZeroes(t *testing.T) {
 	t.Parallel()
-	pool := &memPool{max: 1, size: 8 << 20, keep: 1 << 20}
-	defer pool.close()
+	pool := &Pool{Max: 1, Size: 8 << 20, Keep: 1 << 20}
+	defer pool.Close()
 	var size atomic.Uint64
 	for round := range 3 {
-		m := newLinearMemory(8<<20, &size, pool)
+		m := NewLinear(8<<20, &size, pool)
 		b := m.Reallocate(3 << 20)
 		must.NotNil(t, b)
 		must.True(t, bytes.Count(b, []byte{0}) == len(b), must.Sprintf("round %d: memory from the pool is not zero", round))
@@ -29,8 +33,8 @@ func TestMemPoolZeroes(t *testing.T) {
 		m.Free()
 		must.Len(t, 1, pool.free)
 	}
-	extra := newLinearMemory(8<<20, &size, pool)
-	other := newLinearMemory(8<<20, &size, pool) // the pool is empty now: a fresh mapping
+	extra := NewLinear(8<<20, &size, pool)
+	other := NewLinear(8<<20, &size, pool) // the pool is empty now: a fresh mapping
 	must.NotNil(t, other.Reallocate(1))
 	extra.Free()
 	other.Free() // the pool is full: unmapped

@@ -1,7 +1,7 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+package memory
 
 import (
 	"syscall"
@@ -14,9 +14,6 @@ import (
 func mapMemory(n int) ([]byte, error) {
 	return syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
 }
-
-// mapPopulate maps a file's pages at once rather than one fault at a time.
-const mapPopulate = syscall.MAP_POPULATE
 
 // madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault a range in,
 // writable, in one call.

@@ -3,7 +3,7 @@
 
 //go:build !linux
 
-package host
+package memory
 
 import "syscall"
 
@@ -12,9 +12,6 @@ import "syscall"
 func mapMemory(n int) ([]byte, error) {
 	return syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
 }
-
-// mapPopulate: only Linux can map a file's pages at once.
-const mapPopulate = 0
 
 // populate does nothing here: pages are faulted in as they are touched.
 func populate([]byte) {}

@@ -1,0 +1,216 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+// Package memory is the linear memory of WebAssembly guests, kept off the
+// Go heap: one anonymous mapping of a guest's whole cap (Linear), a pool
+// of mappings that instances which have ended hand on, zeroed, to the next
+// (Pool), and a budget that instances running side by side share (Budget).
+// Linear is what wazero's experimental.LinearMemory asks for (Reallocate,
+// Free), without this package importing wazero.
+//
+// It must not know instances, programs or wazero, and must never hand a
+// guest memory that another guest has written: a pooled mapping comes back
+// zeroed. It uses the standard library only.
+package memory
+
+import (
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// Linear is a guest's linear memory: one anonymous mapping of its whole
+// cap, made when the instance starts and unmapped when it ends. Growing
+// never moves or copies it, nothing of it is on the Go heap (so a large
+// guest memory neither triggers nor slows garbage collection), and only
+// the pages the guest touches use memory.
+type Linear struct {
+	mapped []byte // the whole reservation, nil once freed or if mapping failed
+	max    uint64 // the cap
+	size   *atomic.Uint64
+
+	// budget, when set, is shared with other instances; held is what this
+	// memory has taken from it, and denied is set when it refused a grow.
+	budget *Budget
+	held   uint64
+	denied *atomic.Bool
+
+	// pool, when set, takes the mapping back when the memory is freed;
+	// resident is how much of it is known to be faulted in and zero.
+	pool     *Pool
+	resident uint64
+	used     uint64
+}
+
+// Pool keeps the mappings of instances that have ended for the next
+// ones (the HTTP trigger's, one per request): mapping a fresh cap and
+// faulting its first pages in cost more than the rest of a small
+// instance's life. A mapping comes back zeroed: the first keep bytes are
+// cleared and stay faulted in, the rest is handed back to the kernel
+// (MADV_DONTNEED), which makes it read as zero. Nothing an instance leaves
+// in its memory reaches the next. The pool holds at most Max mappings, so
+// it keeps at most Max × Keep bytes resident.
+//
+// Its fields are set before it is first used, and not changed after.
+type Pool struct {
+	// Max is how many mappings the pool keeps.
+	Max int
+	// Size is the size of every mapping: the program's cap. A memory whose
+	// cap is larger maps its own.
+	Size int
+	// Keep is how much of a pooled mapping stays faulted in.
+	Keep uint64
+
+	mu   sync.Mutex
+	free [][]byte
+}
+
+func (p *Pool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		m := p.free[n-1]
+		p.free = p.free[:n-1]
+		return m
+	}
+	return nil
+}
+
+// put zeroes the first used bytes of mapped and keeps it, or says it is
+// full.
+func (p *Pool) put(mapped []byte, used uint64) bool {
+	if len(mapped) != p.Size {
+		return false
+	}
+	p.mu.Lock()
+	full := len(p.free) >= p.Max
+	p.mu.Unlock()
+	if full {
+		return false
+	}
+	clear(mapped[:min(used, p.Keep)])
+	if used > p.Keep {
+		if err := discard(mapped[p.Keep:used]); err != nil {
+			return false
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) >= p.Max {
+		return false
+	}
+	p.free = append(p.free, mapped)
+	return true
+}
+
+// Close unmaps the pooled mappings.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.free {
+		_ = syscall.Munmap(m)
+	}
+	p.free = nil
+}
+
+// Budget bounds the linear memory of instances that run side by side
+// (the HTTP trigger's, one per request): together they stay within the
+// task's memory.
+type Budget struct {
+	// Limit is the bytes the memories may hold together; it is set before
+	// the budget is first used.
+	Limit uint64
+	used  atomic.Uint64
+}
+
+// Reserve takes n bytes from the budget, or nothing if they do not fit.
+func (b *Budget) Reserve(n uint64) bool {
+	for {
+		used := b.used.Load()
+		if used+n > b.Limit {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+// Release gives n bytes that Reserve took back to the budget.
+func (b *Budget) Release(n uint64) { b.used.Add(-n) }
+
+// Used is how many bytes the memories hold together.
+func (b *Budget) Used() uint64 { return b.used.Load() }
+
+// maxPopulate is how much of a guest's memory is faulted in as it is
+// allocated (see populate), rather than a page at a time as the guest
+// first touches it: the initial memory, where data segments are copied,
+// and the first grows. Beyond it, pages are committed on first touch, so
+// that a guest that grows much and touches little does not hold it all.
+const maxPopulate = 32 << 20
+
+// NewLinear maps a memory capped at max bytes, or takes a mapping of
+// pool's when pool is set. It keeps its current size in size, for whoever
+// reports it.
+func NewLinear(max uint64, size *atomic.Uint64, pool *Pool) *Linear {
+	m := &Linear{max: max, size: size}
+	if pool != nil && max <= uint64(pool.Size) {
+		m.pool = pool
+		if m.mapped = pool.get(); m.mapped != nil {
+			m.resident = pool.Keep
+			return m
+		}
+		m.mapped, _ = mapMemory(pool.Size)
+		return m
+	}
+	if max > 0 {
+		// A failed mapping leaves mapped nil: every allocation then fails
+		// inside the guest, as an allocation past the cap does.
+		m.mapped, _ = mapMemory(int(max))
+	}
+	return m
+}
+
+// ChargeTo makes the memory take what it grows to from budget: held is
+// what was taken from budget for it before it existed (its initial size),
+// which it gives back, with the rest, when it is freed; denied is set when
+// budget refuses it a grow. It is called before the memory is first used.
+func (m *Linear) ChargeTo(budget *Budget, held uint64, denied *atomic.Bool) {
+	m.budget, m.held, m.denied = budget, held, denied
+}
+
+// Reallocate grows the memory to size bytes and returns them, or returns
+// nil (a failed memory.grow inside the guest) past the cap, the mapping or
+// the budget. The bytes never move: wazero's experimental.LinearMemory.
+func (m *Linear) Reallocate(size uint64) []byte {
+	if size > m.max || size > uint64(len(m.mapped)) {
+		return nil
+	}
+	if m.budget != nil && size > m.held {
+		if !m.budget.Reserve(size - m.held) {
+			m.denied.Store(true)
+			return nil
+		}
+		m.held = size
+	}
+	if from := max(m.size.Load(), m.resident); size > from && from < maxPopulate {
+		populate(m.mapped[from:min(size, maxPopulate)])
+	}
+	m.size.Store(size)
+	m.used = max(m.used, size)
+	return m.mapped[:size:size]
+}
+
+// Free gives the mapping back to the pool, or unmaps it, and what the
+// memory took back to the budget. The memory is empty after.
+func (m *Linear) Free() {
+	if m.mapped != nil && (m.pool == nil || !m.pool.put(m.mapped, m.used)) {
+		_ = syscall.Munmap(m.mapped)
+	}
+	m.mapped = nil
+	m.size.Store(0)
+	if m.budget != nil {
+		m.budget.Release(m.held)
+		m.held = 0
+	}
+}
