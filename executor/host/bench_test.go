@@ -68,7 +68,7 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				<-in.done
+				<-in.ended
 				resp, err := cgi.ParseResponse(out.Bytes())
 				if err != nil || in.status.ExitCode != 0 || resp.Status != 200 {
 					b.Fatalf("exit %v, %v: %q", in.status, err, out.String())
@@ -96,7 +96,7 @@ func BenchmarkTriggerRequest(b *testing.B) {
 		req.Header.Set("User-Agent", "bench")
 		req.Header.Set("Accept", "*/*")
 		rec := httptest.NewRecorder()
-		h.tk.trigger.ServeHTTP(rec, req)
+		h.tk.trigger().ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}

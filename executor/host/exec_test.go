@@ -48,7 +48,7 @@ func TestExecReusesPrograms(t *testing.T) {
 	t.Cleanup(func() {
 		tk.prog.stop(int32(syscall.SIGTERM))
 		select {
-		case <-tk.main.done:
+		case <-tk.run.done():
 		case <-time.After(10 * time.Second):
 			t.Error("the task did not stop")
 		}
@@ -91,11 +91,11 @@ func TestExecReusesPrograms(t *testing.T) {
 	out := &collect{}
 	in, err := tk.prog.start(runOptions{argv0: "probe.wasm", args: []string{"hello"}, streams: stdio{stdout: out, stderr: out}})
 	must.NoError(t, err)
-	<-in.done
+	<-in.ended
 	must.Zero(t, in.status.ExitCode)
 	must.StrContains(t, out.String(), "hello from wasm")
 	select {
-	case <-tk.main.done:
+	case <-tk.run.done():
 		t.Fatal("the task's own instance ended with the exec'd one")
 	default:
 	}

@@ -104,7 +104,7 @@ func (s *server) collectWhileBlocked(in *instance) {
 	seq, inside := in.hostSeq.Load(), in.hostCalls.Load() > 0
 	for {
 		select {
-		case <-in.done:
+		case <-in.ended:
 			if in.abandoned.Load() {
 				return // it still runs, until the executor exits
 			}

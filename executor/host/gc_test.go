@@ -63,7 +63,7 @@ func TestHTTPTriggerGCPercent(t *testing.T) {
 	must.Eq(t, httpGCPercent, gogc())
 	own.prog.stop(int32(syscall.SIGTERM))
 	select {
-	case <-own.main.done:
+	case <-own.run.done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the trigger did not drain")
 	}

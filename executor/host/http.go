@@ -101,12 +101,14 @@ type httpTrigger struct {
 	access *accessLog
 	stats  *httpMetrics
 
-	// killCtx ends every instance in flight: when a drain runs out of time,
-	// or the executor closes.
-	killCtx context.Context
-	kill    context.CancelFunc
-	// svc stands for the task: it is done once serving has ended.
-	svc *instance
+	// killCtx ends every instance in flight (cancelRequests): when a
+	// drain runs out of time, or the executor closes.
+	killCtx        context.Context
+	cancelRequests context.CancelFunc
+	// ended is closed once serving has ended (the drain), and status then
+	// says how the task ended.
+	ended  chan struct{}
+	status *proto.ExitStatus
 	// wg holds the servers; requests holds the handlers in flight.
 	wg       sync.WaitGroup
 	requests sync.WaitGroup
@@ -128,8 +130,8 @@ type httpTrigger struct {
 
 // serveHTTP binds the trigger's listeners (in the allocation's network
 // namespace when there is one) and serves until the program is stopped.
-// The returned instance is the task's: it is done when the trigger has
-// drained, and its exit status says how the task ended.
+// The trigger is the task's runner: it is done when it has drained, and
+// its exit status says how the task ended.
 //
 // With runAs, the executor becomes that user once the ports are bound,
 // before any request is served.
@@ -137,13 +139,13 @@ type httpTrigger struct {
 // The trigger's goroutines are started with host.spawn: the executor waits
 // for them, so that the task's exit status and access log are written
 // before it exits.
-func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir *os.Root, runAs *proto.RunAs) (*instance, *httpTrigger, error) {
+func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []string, netns string, streams stdio, stateDir *os.Root, runAs *proto.RunAs) (*httpTrigger, error) {
 	// The trigger owns streams from here, as an instance owns its own:
 	// on a failure they are closed here, never by the caller.
-	fail := func(err error) (*instance, *httpTrigger, error) {
+	fail := func(err error) (*httpTrigger, error) {
 		_ = streams.stdout.Close()
 		_ = streams.stderr.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	if cfg.Listener == nil {
 		return fail(executor.JobErrorf("http mode needs a port to serve on"))
@@ -192,8 +194,8 @@ func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []str
 	} else {
 		_ = streams.stdout.Close()
 	}
-	t.killCtx, t.kill = context.WithCancel(context.Background())
-	t.svc = &instance{prog: p, done: make(chan struct{}), stdout: nopCloser{io.Discard}, stderr: streams.stderr}
+	t.killCtx, t.cancelRequests = context.WithCancel(context.Background())
+	t.ended = make(chan struct{})
 	t.srv = &http.Server{Handler: t, ReadHeaderTimeout: 10 * time.Second, ErrorLog: t.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
 	t.wg.Go(func() {
 		if err := t.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -217,7 +219,7 @@ func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []str
 	}
 	host.spawn(func() { t.drainWhenStopped(stateDir) })
 	t.logger.Info("serving HTTP", "address", ln.Addr().String(), "max_concurrency", cap(t.slots), "timeout", time.Duration(cfg.TimeoutNanos), "metrics", cfg.Metrics != nil)
-	return t.svc, t, nil
+	return t, nil
 }
 
 // drainWhenStopped waits for the program's stop, then stops taking
@@ -252,12 +254,9 @@ func (t *httpTrigger) drainWhenStopped(stateDir *os.Root) {
 	if err := executor.WriteExitStatus(stateDir, status); err != nil {
 		t.logger.Error("cannot record exit status", "error", err)
 	}
-	t.svc.status = status
-	close(t.svc.done)
+	t.status = status
+	close(t.ended)
 }
-
-// close ends every request in flight; the drain then completes.
-func (t *httpTrigger) close() { t.kill() }
 
 // result is how one request ended, for the metrics and the access log.
 type result struct {
@@ -347,19 +346,20 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 	// timeout passes, or the drain runs out of time.
 	out := &cappedBuffer{max: maxResponseBytes}
 	errOut := &cappedBuffer{max: maxRequestStderr}
-	var in *instance
+	var o outcome
 	var err error
 	// Its instantiation and its run are the task's CPU time (cpu, in the
 	// shared executor).
 	t.cpu.run(func() {
-		in, err = t.prog.start(runOptions{
+		var in *instance
+		in, err = t.prog.instantiate(runOptions{
 			argv0: path.Base(t.prog.spec.Module), args: t.args, ctx: r.Context(), timeout: time.Duration(t.cfg.TimeoutNanos),
 			streams: stdio{stdin: bytes.NewReader(body), stdout: out, stderr: errOut},
-			env:     cgi.Env(r, len(body), t.port, serverSoftware), budget: t.budget, pool: t.pool, quiet: true, sync: true,
+			env:     cgi.Env(r, len(body), t.port, serverSoftware), budget: t.budget, pool: t.pool, quiet: true,
 		})
 		if err == nil {
-			stopKill := context.AfterFunc(t.killCtx, in.cancel)
-			in.runNow()
+			stopKill := context.AfterFunc(t.killCtx, in.interrupt)
+			o = in.run()
 			stopKill()
 		}
 	})
@@ -373,13 +373,13 @@ func (t *httpTrigger) serve(w http.ResponseWriter, r *http.Request) result {
 		t.writeStderr(r, errOut, "the client went away; the instance was stopped")
 		return result{status: 499, failed: true}
 	}
-	st := in.status
+	st := o.status
 	switch {
-	case errors.Is(in.ctx.Err(), context.DeadlineExceeded):
+	case o.timedOut:
 		return t.fail(w, r, http.StatusGatewayTimeout, errOut, "no response within timeout = %s; the instance was stopped", time.Duration(t.cfg.TimeoutNanos))
 	case t.killCtx.Err() != nil:
 		return t.fail(w, r, http.StatusServiceUnavailable, errOut, "the task stopped before the instance finished")
-	case in.budgetDenied.Load() && (st.ExitCode != 0 || st.Error != ""):
+	case o.memoryDenied && (st.ExitCode != 0 || st.Error != ""):
 		return t.fail(w, r, http.StatusServiceUnavailable, errOut, "the instance could not grow its memory: the task's memory is taken by the instances in flight (exit code %d%s)", st.ExitCode, errSuffix(st))
 	case st.Error != "":
 		return t.fail(w, r, http.StatusInternalServerError, errOut, "%s", st.Error)

@@ -98,7 +98,7 @@ func TestHTTPTriggerSharedStatsCountRequestCPU(t *testing.T) {
 	defer wg.Wait()
 	stopTask := func() {
 		tk.prog.stop(int32(syscall.SIGKILL))
-		tk.trigger.close()
+		tk.run.kill()
 	}
 	defer stopTask()
 	defer cancel()
@@ -108,7 +108,7 @@ func TestHTTPTriggerSharedStatsCountRequestCPU(t *testing.T) {
 	// A request whose instance spins until the task stops.
 	answered := make(chan int, 1)
 	wg.Go(func() {
-		resp, err := http.Get("http://" + tk.trigger.addr.String() + "/spin")
+		resp, err := http.Get("http://" + tk.trigger().addr.String() + "/spin")
 		if err != nil {
 			answered <- 0
 			return
@@ -131,7 +131,7 @@ func TestHTTPTriggerSharedStatsCountRequestCPU(t *testing.T) {
 			t.Fatalf("the task's stats never counted its request's CPU while it ran: %.3f s", last)
 		}
 	}
-	must.Eq(t, int64(1), tk.trigger.stats.inFlight.Load(), must.Sprint("counted only once the request had ended"))
+	must.Eq(t, int64(1), tk.trigger().stats.inFlight.Load(), must.Sprint("counted only once the request had ended"))
 
 	stopTask()
 	select {
@@ -141,7 +141,7 @@ func TestHTTPTriggerSharedStatsCountRequestCPU(t *testing.T) {
 		t.Fatal("the spinning request did not end with its task")
 	}
 	// Ended, its instance's CPU stays counted.
-	must.GreaterEq(t, time.Duration(last*float64(time.Second)), tk.trigger.sampleCPU().user)
+	must.GreaterEq(t, time.Duration(last*float64(time.Second)), tk.trigger().sampleCPU().user)
 }
 
 // TestHTTPTriggerCloseWaitsForDrain: the executor's close (its exit) waits
@@ -151,15 +151,15 @@ func TestHTTPTriggerCloseWaitsForDrain(t *testing.T) {
 	t.Parallel()
 	st := startServedHTTPTask(t, false, bigBodies)
 	tk, req := st.tk, st.req
-	h := &httpTask{tk: tk, url: "http://" + tk.trigger.addr.String()}
+	h := &httpTask{tk: tk, url: "http://" + tk.trigger().addr.String()}
 	must.Eq(t, http.StatusOK, h.do(t, "GET", "/hello", "").status)
 	// And one in flight as the executor closes, which the drain waits for
 	// (killWriteGrace: its client does not read its response).
-	deafRequest(t, tk.trigger)
+	deafRequest(t, tk.trigger())
 
 	st.close()
 	select {
-	case <-tk.main.done:
+	case <-tk.run.done():
 	default:
 		t.Fatal("the executor's close returned before the trigger had drained")
 	}
@@ -205,7 +205,7 @@ func deafRequest(t *testing.T, tr *httpTrigger) net.Conn {
 func TestHTTPTriggerRefusesRequestsOnceDraining(t *testing.T) {
 	t.Parallel()
 	h := startHTTPTask(t, "wagi", nil)
-	tr := h.tk.trigger
+	tr := h.tk.trigger()
 	serve := func() int {
 		rec := httptest.NewRecorder()
 		tr.ServeHTTP(rec, httptest.NewRequest("GET", "/hello", nil))
@@ -217,7 +217,7 @@ func TestHTTPTriggerRefusesRequestsOnceDraining(t *testing.T) {
 		wg.Go(func() {
 			for serve() != http.StatusServiceUnavailable {
 				select {
-				case <-h.tk.main.done:
+				case <-h.tk.run.done():
 					return
 				default:
 				}
@@ -227,7 +227,7 @@ func TestHTTPTriggerRefusesRequestsOnceDraining(t *testing.T) {
 	waitUntil(t, func() bool { return tr.stats.inFlight.Load() > 0 }, "no request ran")
 	h.tk.prog.stop(int32(syscall.SIGTERM))
 	select {
-	case <-h.tk.main.done:
+	case <-h.tk.run.done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the trigger did not drain")
 	}
@@ -245,7 +245,7 @@ func TestHTTPTriggerRefusesRequestsOnceDraining(t *testing.T) {
 func TestHTTPTriggerCloseNotHeldByClients(t *testing.T) {
 	t.Parallel()
 	st := startServedHTTPTask(t, false, bigBodies)
-	tr := st.tk.trigger
+	tr := st.tk.trigger()
 	// A body that stops coming.
 	slow, err := net.Dial("tcp", tr.addr.String())
 	must.NoError(t, err)

@@ -43,11 +43,11 @@ func startHTTPTask(t testing.TB, module string, adjust func(*proto.StartRequest)
 	must.NoError(t, err)
 	t.Cleanup(func() {
 		tk.prog.stop(int32(syscall.SIGKILL))
-		tk.trigger.close()
-		<-tk.main.done
+		tk.run.kill()
+		<-tk.run.done()
 		tk.prog.close()
 	})
-	return &httpTask{tk: tk, url: "http://" + tk.trigger.addr.String(), stderr: req.StderrPath, stdout: req.StdoutPath}
+	return &httpTask{tk: tk, url: "http://" + tk.trigger().addr.String(), stderr: req.StderrPath, stdout: req.StdoutPath}
 }
 
 // httpStartRequest is the start request of an http-mode task that serves
@@ -133,7 +133,7 @@ func TestHTTPTrigger(t *testing.T) {
 	must.Eq(t, "application/x-test", r.header.Get("Content-Type"))
 
 	r = h.do(t, "GET", "/env", "")
-	for _, want := range []string{"TASK_ENV=from-the-task\n", "REQUEST_METHOD=GET\n", "HTTP_X_TRACE_ID=t-1\n", "SERVER_PORT=" + h.tk.trigger.port + "\n", "REMOTE_ADDR=127.0.0.1\n"} {
+	for _, want := range []string{"TASK_ENV=from-the-task\n", "REQUEST_METHOD=GET\n", "HTTP_X_TRACE_ID=t-1\n", "SERVER_PORT=" + h.tk.trigger().port + "\n", "REMOTE_ADDR=127.0.0.1\n"} {
 		must.StrContains(t, r.body, want)
 	}
 
@@ -187,7 +187,7 @@ func TestHTTPTriggerMetrics(t *testing.T) {
 	h.do(t, "GET", "/hello", "")
 	h.do(t, "GET", "/status", "")
 	h.do(t, "GET", "/trap", "")
-	resp, err := http.Get("http://" + h.tk.trigger.metricsAddr.String() + "/metrics")
+	resp, err := http.Get("http://" + h.tk.trigger().metricsAddr.String() + "/metrics")
 	must.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -213,7 +213,7 @@ func TestHTTPTriggerLimits(t *testing.T) {
 	h := startHTTPTask(t, "wagi", func(r *proto.StartRequest) { r.Http.MaxConcurrency = 1 })
 	var wg sync.WaitGroup
 	wg.Go(func() { must.Eq(t, 200, h.do(t, "GET", "/sleep?ms=3000", "").status) })
-	waitUntil(t, func() bool { return h.tk.trigger.stats.inFlight.Load() == 1 }, "the first request never ran")
+	waitUntil(t, func() bool { return h.tk.trigger().stats.inFlight.Load() == 1 }, "the first request never ran")
 	must.Eq(t, 503, h.do(t, "GET", "/hello", "").status)
 	must.StrContains(t, readFile(t, h.stderr), "all 1 instances are busy")
 	wg.Wait()
@@ -222,17 +222,17 @@ func TestHTTPTriggerLimits(t *testing.T) {
 	// second one beside it finds no memory.
 	big := startHTTPTask(t, "wagi", nil)
 	wg.Go(func() { must.Eq(t, "grew 40\n", big.do(t, "GET", "/grow?mb=40&hold_ms=3000", "").body) })
-	waitUntil(t, func() bool { return big.tk.trigger.budget.Used() > 40<<20 }, "the first request never grew")
+	waitUntil(t, func() bool { return big.tk.trigger().budget.Used() > 40<<20 }, "the first request never grew")
 	r := big.do(t, "GET", "/grow?mb=40", "")
 	must.Eq(t, 507, r.status, must.Sprintf("a module that handles its own out-of-memory answers as it likes: %s", r.body))
 	wg.Wait()
-	must.Eq(t, uint64(0), big.tk.trigger.budget.Used())
+	must.Eq(t, uint64(0), big.tk.trigger().budget.Used())
 
 	// A module whose initial memory does not fit beside the instances in
 	// flight is not instantiated: 503.
 	bigmem := startHTTPTask(t, "wagi-bigmem", nil)
 	wg.Go(func() { must.Eq(t, 200, bigmem.do(t, "GET", "/sleep?ms=3000", "").status) })
-	waitUntil(t, func() bool { return bigmem.tk.trigger.stats.inFlight.Load() == 1 }, "the first request never ran")
+	waitUntil(t, func() bool { return bigmem.tk.trigger().stats.inFlight.Load() == 1 }, "the first request never ran")
 	r = bigmem.do(t, "GET", "/hello", "")
 	must.Eq(t, 503, r.status)
 	must.StrContains(t, readFile(t, bigmem.stderr), "no memory for another instance")
@@ -264,20 +264,20 @@ func TestHTTPTriggerDrain(t *testing.T) {
 		must.Eq(t, 200, r.status)
 		must.Eq(t, "slept\n", r.body)
 	})
-	waitUntil(t, func() bool { return h.tk.trigger.stats.inFlight.Load() == 1 }, "the request never ran")
+	waitUntil(t, func() bool { return h.tk.trigger().stats.inFlight.Load() == 1 }, "the request never ran")
 	resp, err := s.Stop(context.Background(), &proto.StopRequest{Signal: int32(syscall.SIGTERM), TimeoutNanos: int64(10 * time.Second)})
 	must.NoError(t, err)
 	must.True(t, resp.Exited)
 	wg.Wait()
-	must.Eq(t, int32(syscall.SIGTERM), h.tk.main.status.Signal)
-	_, err = net.DialTimeout("tcp", h.tk.trigger.addr.String(), time.Second)
+	must.Eq(t, int32(syscall.SIGTERM), h.tk.run.exitStatus().Signal)
+	_, err = net.DialTimeout("tcp", h.tk.trigger().addr.String(), time.Second)
 	must.Error(t, err, must.Sprint("a drained trigger still accepts connections"))
 	must.StrContains(t, readFile(t, h.stdout), `"GET /sleep?ms=1000 HTTP/1.1" 200 6 `)
 
 	spin := startHTTPTask(t, "wagi", nil)
 	s = &server{tasks: map[string]*task{"": spin.tk}, quit: make(chan struct{})}
 	wg.Go(func() { must.Eq(t, 503, spin.do(t, "GET", "/spin", "").status) })
-	waitUntil(t, func() bool { return spin.tk.trigger.stats.inFlight.Load() == 1 }, "the request never ran")
+	waitUntil(t, func() bool { return spin.tk.trigger().stats.inFlight.Load() == 1 }, "the request never ran")
 	began := time.Now()
 	resp, err = s.Stop(context.Background(), &proto.StopRequest{Signal: int32(syscall.SIGTERM), TimeoutNanos: int64(200 * time.Millisecond)})
 	must.NoError(t, err)
@@ -296,4 +296,10 @@ func TestHTTPTriggerGoHandler(t *testing.T) {
 	must.Eq(t, "hello from go GET /x y=1\n", r.body)
 	r = h.do(t, "POST", "/echo", "a body")
 	must.Eq(t, "a body", r.body)
+}
+
+// trigger is the task's HTTP trigger (http mode), or nil.
+func (t *task) trigger() *httpTrigger {
+	tr, _ := t.run.(*httpTrigger)
+	return tr
 }

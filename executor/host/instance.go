@@ -67,8 +67,8 @@ type instance struct {
 	stopOnce   sync.Once
 	stopSignal atomic.Int32
 
-	done       chan struct{}
-	status     *proto.ExitStatus // set before done is closed
+	ended      chan struct{}
+	status     *proto.ExitStatus // set before ended is closed
 	finishOnce sync.Once
 	// stateDir, when set, is where the exit status is recorded.
 	stateDir *os.Root
@@ -86,8 +86,10 @@ type instance struct {
 	pool         *memory.Pool
 	// environ is the guest's environment.
 	environ environ
-	// runNow runs the entrypoint, for an instance started with sync.
-	runNow func()
+	// call is the instance's call context; init and entry its
+	// initialiser (reactors') and entrypoint (see run).
+	call        context.Context
+	init, entry api.Function
 	// listeners are the sockets the instance was granted.
 	listeners []*proto.Listener
 	// ownThread: the guest runs on an OS thread of its own, tid, whose
@@ -102,7 +104,7 @@ type runOptions struct {
 	args    []string
 	streams stdio
 	// stateDir, when set, is where the exit status is recorded
-	// (executor.WriteExitStatus) before done closes.
+	// (executor.WriteExitStatus) before ended closes.
 	stateDir *os.Root
 	// ctx bounds the instance; nil means the program's stop context.
 	ctx context.Context
@@ -131,10 +133,6 @@ type runOptions struct {
 	// error, and the caller must end the process, where it still runs (see
 	// server.instantiateTimeout).
 	instantiateTimeout time.Duration
-	// sync: start does not run the entrypoint; the caller runs it with
-	// runNow, on its own goroutine (an HTTP handler's, whose stack has
-	// already grown to what the guest needs).
-	sync bool
 	// ownThread: run the guest on an OS thread of its own, so that its CPU
 	// time can be told apart from its neighbours' (instance.sampleCPU).
 	ownThread bool
@@ -148,9 +146,22 @@ type runOptions struct {
 var errNoMemory = errors.New("the task's memory is taken by the instances already running")
 
 // start instantiates the program as opts says and runs its entrypoint in
-// the background, or, with opts.sync, leaves that to the caller (runNow).
-func (p *program) start(opts runOptions) (_ *instance, err error) {
-	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, done: make(chan struct{}), budget: opts.budget, quiet: opts.quiet,
+// the background (run): the task's command instance, an exec's.
+func (p *program) start(opts runOptions) (*instance, error) {
+	in, err := p.instantiate(opts)
+	if err != nil {
+		return nil, err
+	}
+	go in.run()
+	return in, nil
+}
+
+// instantiate makes an instance of the program as opts says, ready to run
+// (run), on whatever goroutine the caller chooses: an HTTP handler runs it
+// on its own, whose stack has already grown to what the guest needs. On a
+// failure the instance's streams are closed, as run closes them.
+func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
+	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, ended: make(chan struct{}), budget: opts.budget, quiet: opts.quiet,
 		listeners: opts.listeners, pool: opts.pool, stateDir: opts.stateDir, ownThread: opts.ownThread}
 	parent := opts.ctx
 	if parent == nil {
@@ -262,22 +273,17 @@ func (p *program) start(opts runOptions) (_ *instance, err error) {
 		// cancelled context: its sockets are shut down under it.
 		context.AfterFunc(in.ctx, func() {
 			select {
-			case <-in.done:
+			case <-in.ended:
 			default:
 				shutdownGuestSockets(opts.listeners)
 			}
 		})
 	}
-	fn := in.module.ExportedFunction(p.spec.Entrypoint)
-	var init api.Function
+	in.call = ctx
+	in.entry = in.module.ExportedFunction(p.spec.Entrypoint)
 	if p.spec.Entrypoint != "_start" {
 		// A reactor is initialised before any other export is called.
-		init = in.module.ExportedFunction("_initialize")
-	}
-	if opts.sync {
-		in.runNow = func() { in.run(ctx, init, fn) }
-	} else {
-		go in.run(ctx, init, fn)
+		in.init = in.module.ExportedFunction("_initialize")
 	}
 	return in, nil
 }
@@ -355,8 +361,18 @@ func (in *instance) allocate(_, limit uint64) experimental.LinearMemory {
 	return m
 }
 
-// run calls the entrypoint, records how the instance ended and releases it.
-func (in *instance) run(ctx context.Context, init, fn api.Function) {
+// outcome is how one run of an instance ended, as whoever ran it reads it.
+type outcome struct {
+	status *proto.ExitStatus
+	// timedOut: the instance's own timeout (runOptions.timeout) ended it.
+	timedOut bool
+	// memoryDenied: its budget refused it memory at some point.
+	memoryDenied bool
+}
+
+// run calls the entrypoint, records how the instance ended, releases it
+// and says how it ended.
+func (in *instance) run() outcome {
 	if in.ownThread {
 		// Never unlocked: the thread ends with the goroutine, and with it
 		// the count of its CPU time.
@@ -364,13 +380,13 @@ func (in *instance) run(ctx context.Context, init, fn api.Function) {
 		in.tid.Store(int32(threadID()))
 	}
 	var err error
-	if init != nil {
-		_, err = init.Call(ctx)
+	if in.init != nil {
+		_, err = in.init.Call(in.call)
 	}
 	if err == nil {
-		_, err = fn.Call(ctx)
+		_, err = in.entry.Call(in.call)
 	}
-	status, detail := in.exitStatus(err)
+	status, detail := in.statusOf(err)
 	if detail != "" {
 		// The whole trap, stack trace included, goes to the guest's stderr;
 		// the status carries its first line.
@@ -379,9 +395,15 @@ func (in *instance) run(ctx context.Context, init, fn api.Function) {
 	if !in.quiet {
 		in.prog.logger.Info("guest exited", "exit_code", status.ExitCode, "signal", status.Signal, "error", status.Error)
 	}
+	timedOut := errors.Is(in.ctx.Err(), context.DeadlineExceeded)
 	in.release()
 	in.finish(status)
+	return outcome{status: in.status, timedOut: timedOut, memoryDenied: in.budgetDenied.Load()}
 }
+
+// interrupt ends the instance where it runs, as its context's end does,
+// recording no signal: its caller (the HTTP trigger) says why it ended.
+func (in *instance) interrupt() { in.cancel() }
 
 // finish records how the instance ended, once: by run, or by abandon
 // before it.
@@ -391,7 +413,7 @@ func (in *instance) finish(status *proto.ExitStatus) {
 			in.prog.logger.Error("cannot record exit status", "error", err)
 		}
 		in.status = status
-		close(in.done)
+		close(in.ended)
 	})
 }
 
@@ -411,9 +433,9 @@ func (in *instance) abandon() {
 	in.finish(&proto.ExitStatus{ExitCode: 128 + sig, Signal: sig, ExitedAtUnixNano: time.Now().UnixNano()})
 }
 
-// exitStatus maps how the entrypoint returned to a process-like exit
+// statusOf maps how the entrypoint returned to a process-like exit
 // status, and for a trap the whole message with wazero's stack trace.
-func (in *instance) exitStatus(err error) (*proto.ExitStatus, string) {
+func (in *instance) statusOf(err error) (*proto.ExitStatus, string) {
 	s := &proto.ExitStatus{ExitedAtUnixNano: time.Now().UnixNano()}
 	var exit *sys.ExitError
 	stopSig := in.stopSignal.Load()

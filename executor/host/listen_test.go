@@ -69,7 +69,7 @@ func startListenerTask(t *testing.T, module, address string, port int, netns str
 	must.NoError(t, err)
 	t.Cleanup(func() {
 		tk.prog.stop(int32(syscall.SIGKILL))
-		<-tk.main.done
+		<-tk.run.done()
 		tk.prog.close()
 	})
 	return tk, req.StderrPath
@@ -102,8 +102,8 @@ func TestGrantedListeners(t *testing.T) {
 				must.Eq(t, greeting+" "+path+"\n", body)
 			}
 			select {
-			case <-tk.main.done:
-				t.Fatalf("the guest exited: %v", tk.main.status)
+			case <-tk.run.done():
+				t.Fatalf("the guest exited: %v", tk.run.exitStatus())
 			default:
 			}
 		})

@@ -29,9 +29,10 @@ import (
 //   - Each task's part of the executor log goes to its own file in its
 //     task directory; the process's own log is the file it was launched
 //     with.
-//   - Stats: linear memory per task is exact; CPU is the task's guest's
-//     own (its main instance runs on a thread of its own: instance.tid);
-//     RSS is the whole process's, shared by all its tasks, and says so.
+//   - Stats: linear memory per task is exact; CPU is the task's own: its
+//     command instance's guest runs on a thread of its own (instance.tid),
+//     and an http task's request instances are metered (cpuMeter); RSS
+//     is the whole process's, shared by all its tasks, and says so.
 //   - If the process dies, every task in it is lost: the driver reports
 //     each as a node failure.
 
@@ -69,7 +70,7 @@ func (s *server) trimSoon() {
 // its guest exited, unless its driver released it before.
 func (s *server) forgetAfter(t *task) {
 	select {
-	case <-t.main.done:
+	case <-t.run.done():
 	case <-t.released:
 		return
 	case <-s.quit:
@@ -119,9 +120,7 @@ func (s *server) release(t *task) {
 		for _, p := range programs {
 			p.stop(int32(syscall.SIGKILL))
 		}
-		if t.trigger != nil {
-			t.trigger.close()
-		}
+		t.run.kill()
 		execsDone := make(chan struct{})
 		s.wg.Go(func() {
 			t.execs.Wait()
@@ -130,7 +129,7 @@ func (s *server) release(t *task) {
 		deadline := time.NewTimer(releaseWait)
 		defer deadline.Stop()
 		ended := true
-		for _, done := range []<-chan struct{}{t.main.done, execsDone} {
+		for _, done := range []<-chan struct{}{t.run.done(), execsDone} {
 			select {
 			case <-done:
 			case <-deadline.C:

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // cpuSample is the executor's CPU time at one instant.
@@ -60,9 +62,14 @@ func residentBytes() uint64 {
 }
 
 // sampleCPU is the CPU time of the instance's guest: of the thread it runs
-// on (ownThread), or nothing until that thread is known. A thread's clock
-// does not tell user from system time: both are counted as user.
+// on where it has one of its own (ownThread: in the shared executor), or
+// nothing until that thread is known; else the process's, which is the
+// guest's. A thread's clock does not tell user from system time: both are
+// counted as user.
 func (in *instance) sampleCPU() cpuSample {
+	if !in.ownThread {
+		return sampleCPU()
+	}
 	return cpuSample{at: time.Now(), user: threadCPU(int(in.tid.Load()))}
 }
 
@@ -137,4 +144,62 @@ func (r *sharedRSS) get(maxAge time.Duration) uint64 {
 		r.at, r.bytes = now, residentBytes()
 	}
 	return r.bytes
+}
+
+func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServer) error {
+	t, err := s.current(req.TaskId)
+	if err != nil {
+		return err
+	}
+	interval := time.Duration(req.IntervalNanos)
+	if interval <= 0 {
+		interval = time.Second
+	}
+	// Samples are sent on the interval's boundaries of the wall clock, so
+	// that the streams of the shared executor's many tasks send together
+	// and their messages share writes to the driver's connection.
+	untilNext := func() time.Duration {
+		now := time.Now()
+		return now.Truncate(interval).Add(interval).Sub(now)
+	}
+	tick := time.NewTimer(untilNext())
+	defer tick.Stop()
+	// The task's CPU is its runner's (its guest's thread or its requests'
+	// instances' in the shared executor, the process's in one of its own);
+	// the shared executor's RSS is the process's, read once for all tasks.
+	sample, rss := t.run.sampleCPU, residentBytes
+	if s.shared {
+		rss = func() uint64 { return s.rss.get(interval / 2) }
+	}
+	prev := sample()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case <-t.run.done():
+			return nil
+		case <-s.quit:
+			return nil
+		case <-tick.C:
+			tick.Reset(untilNext())
+		}
+		cur := sample()
+		user, system, total := cur.percent(prev)
+		prev = cur
+		err := stream.Send(&proto.StatsResponse{
+			TimestampUnixNano: cur.at.UnixNano(),
+			Pid:               int32(os.Getpid()),
+			RssBytes:          rss(),
+			CpuUserPercent:    user,
+			CpuSystemPercent:  system,
+			CpuPercent:        total,
+			CpuUserSeconds:    cur.user.Seconds(),
+			CpuSystemSeconds:  cur.system.Seconds(),
+			LinearMemoryBytes: t.run.linearMemory(),
+			Shared:            s.shared,
+		})
+		if err != nil {
+			return err
+		}
+	}
 }

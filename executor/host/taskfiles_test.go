@@ -82,13 +82,13 @@ func TestNothingByPathOnceStarted(t *testing.T) {
 	out := &collect{}
 	in, err := p.start(runOptions{argv0: "tool.wasm", args: []string{"hello"}, streams: stdio{stdout: out, stderr: out}})
 	must.NoError(t, err)
-	<-in.done
+	<-in.ended
 	done()
 	must.StrContains(t, out.String(), "hello from wasm")
 
 	// Output past a file's size goes into the next file, made through the
 	// log directory's descriptor.
-	w := tk.main.stdout
+	w := tk.command.stdout
 	line := strings.Repeat("x", 99) + "\n"
 	for range 150 {
 		_, err := w.Write([]byte(line))
@@ -106,7 +106,7 @@ func TestNothingByPathOnceStarted(t *testing.T) {
 	// descriptor.
 	tk.prog.stop(int32(syscall.SIGTERM))
 	select {
-	case <-tk.main.done:
+	case <-tk.run.done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the guest did not stop")
 	}
@@ -161,8 +161,8 @@ func TestSharedStartFromHandoff(t *testing.T) {
 	tk, err := s.start(context.Background(), req)
 	must.NoError(t, err)
 	defer s.release(tk)
-	<-tk.main.done
-	must.Zero(t, tk.main.status.ExitCode)
+	<-tk.run.done()
+	must.Zero(t, tk.run.exitStatus().ExitCode)
 	b, err := os.ReadFile(filepath.Join(moved, "alloc/logs/web.stdout.0"))
 	must.NoError(t, err)
 	must.StrContains(t, string(b), "hello from wasm")
@@ -240,7 +240,7 @@ func TestExecRacesRelease(t *testing.T) {
 					}
 					defer done()
 					if in, err := p.start(runOptions{argv0: "tool.wasm", streams: stdio{stdout: &collect{}, stderr: &collect{}}}); err == nil {
-						<-in.done
+						<-in.ended
 					}
 				})
 			}

@@ -1,0 +1,112 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+func (s *server) Wait(ctx context.Context, req *proto.WaitRequest) (*proto.WaitResponse, error) {
+	t, err := s.current(req.TaskId)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-t.run.done():
+		return &proto.WaitResponse{Status: t.run.exitStatus()}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *server) Stop(ctx context.Context, req *proto.StopRequest) (*proto.StopResponse, error) {
+	t, err := s.current(req.TaskId)
+	if err != nil {
+		return nil, err
+	}
+	s.stopMain(t, req.Signal)
+	timer := time.NewTimer(time.Duration(req.TimeoutNanos))
+	defer timer.Stop()
+	select {
+	case <-t.run.done():
+		return &proto.StopResponse{Exited: true}, nil
+	case <-timer.C:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// The stop ran out of time: what still runs is ended where the runner
+	// can (a trigger's requests in flight, whose instances share this
+	// process, end promptly); else the driver ends the executor.
+	if !t.run.kill() {
+		return &proto.StopResponse{Exited: false}, nil
+	}
+	select {
+	case <-t.run.done():
+		return &proto.StopResponse{Exited: true}, nil
+	case <-time.After(time.Second):
+		return &proto.StopResponse{Exited: false}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// stopMain stops the task's program with signal. A command instance
+// compiled without the per-loop check is then watched (watchStop).
+func (s *server) stopMain(t *task, signal int32) {
+	t.prog.stop(signal)
+	if t.command != nil && !t.prog.spec.Interruptible {
+		t.watchOnce.Do(func() { s.wg.Go(func() { s.watchStop(t.command) }) })
+	}
+}
+
+// watchStop follows a stopped instance that has no per-loop check. One
+// in a host call, or making one, ends there (guardHostCalls), as a guest
+// with the check would. One that is still running its own code after
+// computeGrace cannot be reached from inside the process: it is abandoned
+// (its exit status recorded as the stop's), and the executor exits soon
+// after (exitAfter), which ends it. One that stays inside a host call that
+// the stop cannot cut short (a kernel wait) is left to the driver, which
+// kills the executor once the stop's timeout has passed, as before.
+func (s *server) watchStop(in *instance) {
+	grace := time.NewTimer(computeGrace)
+	defer grace.Stop()
+	select {
+	case <-in.ended:
+		return
+	case <-s.quit:
+		return
+	case <-grace.C:
+	}
+	tick := time.NewTicker(computeGrace / 4)
+	defer tick.Stop()
+	for in.hostCalls.Load() != 0 {
+		select {
+		case <-in.ended:
+			return
+		case <-s.quit:
+			return
+		case <-tick.C:
+		}
+	}
+	s.logger.Warn("the guest was stopped while it ran its own code, which a stop cannot reach without wazero's per-loop check: recording its exit as the stop's and ending the executor")
+	in.abandon()
+}
+
+func (s *server) Signal(_ context.Context, req *proto.SignalRequest) (*proto.SignalResponse, error) {
+	t, err := s.current(req.TaskId)
+	if err != nil {
+		return nil, err
+	}
+	switch syscall.Signal(req.Signal) {
+	case syscall.SIGINT, syscall.SIGTERM:
+		s.stopMain(t, req.Signal)
+		return &proto.SignalResponse{}, nil
+	}
+	return nil, executor.JobErrorf("signal %d cannot be delivered: %s", req.Signal, executor.ErrSignalUnsupported)
+}
