@@ -67,27 +67,6 @@ job %q {
 }`, id, count, c.ArtifactURL, strings.Join(quoted, ", "), extra, memory), nil)
 }
 
-// tailLogs is the last bytes of a task's stdout, through the logs API.
-func (c *Cluster) tailLogs(alloc *nomadapi.Allocation, task string, bytes int64) (string, error) {
-	cancel := make(chan struct{})
-	defer close(cancel)
-	frames, errs := c.Nomad.AllocFS().Logs(alloc, false, task, "stdout", nomadapi.OriginEnd, bytes, cancel, nil)
-	var b strings.Builder
-	for {
-		select {
-		case f, ok := <-frames:
-			if !ok {
-				return b.String(), nil
-			}
-			b.Write(f.Data)
-		case err := <-errs:
-			return b.String(), err
-		case <-time.After(30 * time.Second):
-			return b.String(), fmt.Errorf("the tail of %s did not end", task)
-		}
-	}
-}
-
 var floodLine = regexp.MustCompile(`flood line (\d+):`)
 
 // lastFloodLine is the number of the last whole flood line in out, or -1.
@@ -143,7 +122,7 @@ func TestLogsRotateAsTheTasksUser(t *testing.T) {
 	// growing.
 	var before, last int
 	waitFor(t, func() bool {
-		out, err := c.tailLogs(alloc, "probe", 4096)
+		out, err := c.readLogsFrom(alloc, "probe", "stdout", nomadapi.OriginEnd, 4096)
 		if err != nil {
 			return false
 		}
@@ -151,7 +130,7 @@ func TestLogsRotateAsTheTasksUser(t *testing.T) {
 		return before > 0
 	})
 	waitFor(t, func() bool {
-		out, err := c.tailLogs(alloc, "probe", 4096)
+		out, err := c.readLogsFrom(alloc, "probe", "stdout", nomadapi.OriginEnd, 4096)
 		last = lastFloodLine(out)
 		return err == nil && last > before+1000
 	}, func() string { return fmt.Sprintf("the log's last line stays at %d (it was %d)", last, before) })

@@ -130,9 +130,16 @@ func (c *Cluster) logs(t *testing.T, alloc *nomadapi.Allocation, task, stream st
 // readLogs reads a task's stdout or stderr from its start through Nomad's
 // logs API (not following).
 func (c *Cluster) readLogs(alloc *nomadapi.Allocation, task, stream string) (string, error) {
+	return c.readLogsFrom(alloc, task, stream, nomadapi.OriginStart, 0)
+}
+
+// readLogsFrom reads a task's stdout or stderr from offset bytes after its
+// start or before its end (origin), through Nomad's logs API (not
+// following).
+func (c *Cluster) readLogsFrom(alloc *nomadapi.Allocation, task, stream, origin string, offset int64) (string, error) {
 	cancel := make(chan struct{})
 	defer close(cancel)
-	frames, errs := c.Nomad.AllocFS().Logs(alloc, false, task, stream, nomadapi.OriginStart, 0, cancel, nil)
+	frames, errs := c.Nomad.AllocFS().Logs(alloc, false, task, stream, origin, offset, cancel, nil)
 	var b strings.Builder
 	for {
 		select {
