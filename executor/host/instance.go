@@ -90,8 +90,9 @@ type instance struct {
 	// initialiser (reactors') and entrypoint (see run).
 	call        context.Context
 	init, entry api.Function
-	// listeners are the sockets the instance was granted.
-	listeners []*proto.Listener
+	// sockets are the listeners bound for the instance and what it
+	// accepted on them (nil: it was granted none).
+	sockets *guestSockets
 	// ownThread: the guest runs on an OS thread of its own, tid, whose
 	// CPU time is the guest's (the shared executor's main instances).
 	ownThread bool
@@ -162,7 +163,7 @@ func (p *program) start(opts runOptions) (*instance, error) {
 // failure the instance's streams are closed, as run closes them.
 func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 	in := &instance{prog: p, stdout: opts.streams.stdout, stderr: opts.streams.stderr, ended: make(chan struct{}), budget: opts.budget, quiet: opts.quiet,
-		listeners: opts.listeners, pool: opts.pool, stateDir: opts.stateDir, ownThread: opts.ownThread}
+		pool: opts.pool, stateDir: opts.stateDir, ownThread: opts.ownThread}
 	parent := opts.ctx
 	if parent == nil {
 		parent = p.ctx
@@ -211,7 +212,9 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 	in.environ = p.instanceEnviron(extra)
 	ctx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(in.allocate))
 	ctx = context.WithValue(ctx, instanceKey{}, in)
+	var before map[uint64]bool // the sockets open before its listeners
 	if len(opts.listeners) > 0 {
+		before = openSockets()
 		sc := sock.NewConfig()
 		for _, l := range opts.listeners {
 			sc = sc.WithTCPListener(l.Address, int(l.Port))
@@ -269,14 +272,16 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 		return nil, executor.JobErrorf("module %s failed to instantiate: %v", p.spec.Module, err)
 	}
 	if len(opts.listeners) > 0 {
+		in.sockets = recordListeners(before, opts.listeners)
 		// A guest waiting in accept or read is not reached by the stop's
 		// cancelled context: its sockets are shut down under it.
 		context.AfterFunc(in.ctx, func() {
 			select {
 			case <-in.ended:
 			default:
-				shutdownGuestSockets(opts.listeners)
+				in.sockets.shutdown()
 			}
+			in.sockets.release()
 		})
 	}
 	in.call = ctx

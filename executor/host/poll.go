@@ -73,8 +73,8 @@ var le = binary.LittleEndian
 // once, as if it were ready. A guest whose runtime polls its sockets (Go's
 // scheduler does, when it has nothing to run) then never blocks: an idle
 // Go server on a granted listener kept a core busy. Ours waits for the
-// guest's sockets (those bound to its granted listeners: the listeners and
-// the connections accepted on them) until one is ready or the clock
+// guest's sockets (guestSockets: the listeners bound for it and the
+// connections accepted on them) until one is ready or the clock
 // subscription's timeout passes. Readiness is the socket set's, not each
 // descriptor's: every descriptor subscribed is reported ready, and the
 // guest's next read or accept finds out which one was (EAGAIN for the
@@ -147,7 +147,7 @@ func pollOneoffErrno(ctx context.Context, mod api.Module, in, out, n, resultNeve
 	in0, _ := ctx.Value(instanceKey{}).(*instance)
 	ready := len(fds) > 0
 	switch {
-	case len(fds) > 0 && in0 != nil && len(in0.listeners) > 0:
+	case len(fds) > 0 && in0 != nil && in0.sockets != nil:
 		ready = in0.waitSockets(write, timeout)
 	case len(fds) == 0 && in0 != nil:
 		in0.sleep(int64(timeout))
@@ -193,7 +193,7 @@ func (in *instance) waitSockets(write bool, timeout time.Duration) bool {
 		if left <= 0 {
 			return false
 		}
-		if pollGuestSockets(in.listeners, write, min(left, pollSlice)) {
+		if in.sockets.poll(write, min(left, pollSlice)) {
 			return true
 		}
 	}
