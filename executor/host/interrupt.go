@@ -50,11 +50,16 @@ func (g closeGuard) After(ctx context.Context, mod api.Module, def api.FunctionD
 type hostCallGuard struct{}
 
 func (hostCallGuard) Before(ctx context.Context, _ api.Module, _ api.FunctionDefinition, _ []uint64, _ experimental.StackIterator) {
-	if in, ok := ctx.Value(instanceKey{}).(*instance); ok {
-		in.hostCalls.Add(1)
+	in, ok := ctx.Value(instanceKey{}).(*instance)
+	if ok {
 		in.hostSeq.Add(1)
 	}
+	// Ended before it is counted in: wazero's interpreter does not abort
+	// a call whose Before panics.
 	endIfStopped(ctx)
+	if ok {
+		in.hostCalls.Add(1)
+	}
 }
 
 func (hostCallGuard) After(ctx context.Context, _ api.Module, _ api.FunctionDefinition, _ []uint64) {
@@ -69,9 +74,17 @@ func (hostCallGuard) After(ctx context.Context, _ api.Module, _ api.FunctionDefi
 	endIfStopped(ctx)
 }
 
+// Abort counts out a host call that did not return (proc_exit, a trap)
+// unless After did: wazero's compiler also aborts a call whose After
+// panics. An instance's host calls do not nest, so it is inside one at
+// most.
 func (hostCallGuard) Abort(ctx context.Context, _ api.Module, _ api.FunctionDefinition, _ error) {
-	if in, ok := ctx.Value(instanceKey{}).(*instance); ok {
-		in.hostCalls.Add(-1)
+	in, ok := ctx.Value(instanceKey{}).(*instance)
+	for ok {
+		n := in.hostCalls.Load()
+		if n <= 0 || in.hostCalls.CompareAndSwap(n, n-1) {
+			return
+		}
 	}
 }
 

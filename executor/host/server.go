@@ -48,6 +48,8 @@ type server struct {
 	logOutput *logOutput
 	// failedLinger is failedStartLinger, but for tests.
 	failedLinger time.Duration
+	// forgetLinger is lingerAfterExit for forgetAfter, but for tests.
+	forgetLinger time.Duration
 	// instantiateTimeout bounds the instantiation of the task's command
 	// instance (its start function), instantiateTimeout but for tests.
 	instantiateTimeout time.Duration
@@ -139,7 +141,7 @@ type task struct {
 }
 
 func newServer(logger hclog.Logger, out *logOutput) *server {
-	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, instantiateTimeout: instantiateTimeout,
+	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, forgetLinger: lingerAfterExit, instantiateTimeout: instantiateTimeout,
 		quit: make(chan struct{}), tasks: map[string]*task{}, memCache: wazero.NewCompilationCache()}
 }
 

@@ -76,7 +76,7 @@ func (s *server) forgetAfter(t *task) {
 	case <-s.quit:
 		return
 	}
-	timer := time.NewTimer(lingerAfterExit)
+	timer := time.NewTimer(s.forgetLinger)
 	defer timer.Stop()
 	select {
 	case <-timer.C:

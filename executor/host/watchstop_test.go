@@ -1,0 +1,135 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"context"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+)
+
+// newStoppedInstance is an instance of a program of its own, without a
+// guest, stopped with signal as stopMain stops a program (or, with
+// instanceSignal, as an instance is stopped alone).
+func newStoppedInstance(t *testing.T, signal int32, instanceSignal bool) *instance {
+	t.Helper()
+	prog := &program{logger: hclog.NewNullLogger()}
+	prog.ctx, prog.cancel = context.WithCancel(context.Background())
+	t.Cleanup(prog.cancel)
+	in := &instance{prog: prog, ended: make(chan struct{})}
+	in.ctx, in.cancel = context.WithCancel(prog.ctx)
+	if instanceSignal {
+		in.stop(signal)
+	} else {
+		prog.stop(signal)
+	}
+	return in
+}
+
+// TestWatchStop: a stopped instance without the per-loop check is left to
+// end by itself while it does, or while it is inside a host call (where
+// the stop reaches it); one still in its own code after computeGrace is
+// abandoned: its exit recorded as the stop's. The watch ends with the
+// server.
+func TestWatchStop(t *testing.T) {
+	t.Parallel()
+	ended := &proto.ExitStatus{ExitCode: 128 + 15, Signal: 15}
+	for _, tc := range []struct {
+		name string
+		// signal stops the program, or the instance alone.
+		signal         int32
+		instanceSignal bool
+		inHost         bool // inside a host call at first
+		// then, once computeGrace has passed twice over (nil: nothing).
+		then      func(s *server, in *instance)
+		abandoned bool
+		want      *proto.ExitStatus // nil: no status
+	}{
+		{name: "in its own code", signal: 15, abandoned: true, want: ended},
+		{name: "in its own code, stopped alone", signal: 9, instanceSignal: true, abandoned: true, want: &proto.ExitStatus{ExitCode: 128 + 9, Signal: 9}},
+		{name: "inside a host call, then back in its own code", signal: 15, inHost: true,
+			then: func(_ *server, in *instance) { in.hostCalls.Add(-1) }, abandoned: true, want: ended},
+		{name: "inside a host call, where it ends", signal: 15, inHost: true,
+			then: func(_ *server, in *instance) { in.finish(&proto.ExitStatus{ExitCode: 3}) }, want: &proto.ExitStatus{ExitCode: 3}},
+		{name: "inside a host call when the server ends", signal: 15, inHost: true,
+			then: func(s *server, _ *instance) { close(s.quit) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+			in := newStoppedInstance(t, tc.signal, tc.instanceSignal)
+			if tc.inHost {
+				in.hostCalls.Add(1)
+			}
+			watched := make(chan struct{})
+			began := time.Now()
+			go func() {
+				defer close(watched)
+				s.watchStop(in)
+			}()
+			if tc.then != nil {
+				// Still watching: it waits as long as the guest is in a
+				// host call.
+				select {
+				case <-watched:
+					t.Fatal("the watch ended while the guest was inside a host call")
+				case <-time.After(2 * computeGrace):
+				}
+				must.False(t, in.abandoned.Load())
+				tc.then(s, in)
+			}
+			select {
+			case <-watched:
+			case <-time.After(10 * time.Second):
+				close(s.quit)
+				<-watched
+				t.Fatal("the watch did not end")
+			}
+			must.Eq(t, tc.abandoned, in.abandoned.Load())
+			if tc.abandoned {
+				must.GreaterEq(t, computeGrace, time.Since(began), must.Sprint("abandoned before its grace"))
+			}
+			if tc.want == nil {
+				select {
+				case <-in.ended:
+					t.Fatalf("an exit was recorded: %v", in.status)
+				default:
+				}
+				return
+			}
+			<-in.ended
+			must.Eq(t, tc.want.ExitCode, in.status.ExitCode)
+			must.Eq(t, tc.want.Signal, in.status.Signal)
+		})
+	}
+}
+
+// TestWatchStopEndsEarly: the watch ends at once, abandoning nothing, when
+// the instance ends or the server does within the grace.
+func TestWatchStopEndsEarly(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"instance", "server"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+			in := newStoppedInstance(t, int32(syscall.SIGTERM), false)
+			if end == "instance" {
+				in.finish(&proto.ExitStatus{})
+			} else {
+				close(s.quit)
+			}
+			began := time.Now()
+			s.watchStop(in)
+			must.Less(t, computeGrace, time.Since(began), must.Sprint("the watch waited out the grace"))
+			must.False(t, in.abandoned.Load())
+		})
+	}
+}
