@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/cgroups"
 )
 
 // requireCgroups returns the cgroup version the driver limits tasks
@@ -27,7 +30,7 @@ import (
 // must find (the cgroup v2 machine of make test-cgroup2 sets it to v2).
 func requireCgroups(t *testing.T) string {
 	t.Helper()
-	v, err := cgroupVersion()
+	v, err := cgroups.Version()
 	if want := os.Getenv("WASM_TEST_CGROUP"); want != "" && v != want {
 		t.Fatalf("WASM_TEST_CGROUP=%s, but the node's cgroups are %q (%v)", want, v, err)
 	}
@@ -81,23 +84,23 @@ func TestCgroupLimits(t *testing.T) {
 	pid := executorPid(t, h.start(t, tk))
 	tk.waitLog(t, "stdout", "sleeping")
 
-	name := cgroupName(tk.cfg)
+	name := cgroups.Name(tk.cfg.AllocID, tk.cfg.Name)
 	hard, soft := strconv.Itoa(96<<20+executorOverhead), strconv.Itoa(64<<20+executorOverhead)
 	var dirs []string
 	switch v {
 	case "v1":
 		for _, controller := range []string{"cpu", "memory"} {
-			must.Eq(t, "/"+cgroupRoot+"/"+name, procCgroups(t, pid)[controller])
-			dirs = append(dirs, filepath.Join(cgroupMount, controller, cgroupRoot, name))
+			must.Eq(t, "/"+cgroups.Root+"/"+name, procCgroups(t, pid)[controller])
+			dirs = append(dirs, filepath.Join(cgroups.Mount, controller, cgroups.Root, name))
 		}
 		must.Eq(t, "300", readCgroup(t, dirs[0], "cpu.shares"))
 		must.Eq(t, hard, readCgroup(t, dirs[1], "memory.limit_in_bytes"))
 		must.Eq(t, soft, readCgroup(t, dirs[1], "memory.soft_limit_in_bytes"))
 		must.Eq(t, "0", readCgroup(t, dirs[1], "memory.swappiness"))
 	case "v2":
-		must.Eq(t, "/"+cgroupRoot+"/"+name, procCgroups(t, pid)[""])
-		dirs = []string{filepath.Join(cgroupMount, cgroupRoot, name)}
-		must.Eq(t, strconv.FormatUint(cpuWeight(300), 10), readCgroup(t, dirs[0], "cpu.weight"))
+		must.Eq(t, "/"+cgroups.Root+"/"+name, procCgroups(t, pid)[""])
+		dirs = []string{filepath.Join(cgroups.Mount, cgroups.Root, name)}
+		must.Eq(t, "39", readCgroup(t, dirs[0], "cpu.weight")) // 300 shares on Nomad's curve
 		must.Eq(t, hard, readCgroup(t, dirs[0], "memory.max"))
 		must.Eq(t, soft, readCgroup(t, dirs[0], "memory.low"))
 		if _, err := os.Stat(filepath.Join(dirs[0], "memory.swap.max")); err == nil {
@@ -145,7 +148,7 @@ func TestCgroupNomadsOwn(t *testing.T) {
 	tk.waitLog(t, "stdout", "sleeping")
 
 	must.Eq(t, "0", readCgroup(t, scope, "cpuset.cpus"))
-	own := strings.TrimPrefix(scope, cgroupMount)
+	own := strings.TrimPrefix(scope, cgroups.Mount)
 	switch v {
 	case "v1":
 		cg := procCgroups(t, pid)
@@ -156,13 +159,13 @@ func TestCgroupNomadsOwn(t *testing.T) {
 		must.Eq(t, "500", readCgroup(t, nomads[1], "cpu.shares"))
 		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), readCgroup(t, nomads[2], "memory.limit_in_bytes"))
 		for _, controller := range []string{"cpu", "memory"} {
-			must.DirNotExists(t, filepath.Join(cgroupMount, controller, cgroupRoot, cgroupName(tk.cfg)))
+			must.DirNotExists(t, filepath.Join(cgroups.Mount, controller, cgroups.Root, cgroups.Name(tk.cfg.AllocID, tk.cfg.Name)))
 		}
 	case "v2":
 		must.Eq(t, own, procCgroups(t, pid)[""])
-		must.Eq(t, strconv.FormatUint(cpuWeight(500), 10), readCgroup(t, scope, "cpu.weight"))
+		must.Eq(t, "58", readCgroup(t, scope, "cpu.weight")) // 500 shares on Nomad's curve
 		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), readCgroup(t, scope, "memory.max"))
-		must.DirNotExists(t, filepath.Join(cgroupMount, cgroupRoot, cgroupName(tk.cfg)))
+		must.DirNotExists(t, filepath.Join(cgroups.Mount, cgroups.Root, cgroups.Name(tk.cfg.AllocID, tk.cfg.Name)))
 	}
 
 	must.NoError(t, h.StopTask(tk.cfg.ID, 10*time.Second, "SIGTERM"))
@@ -188,14 +191,14 @@ func TestCgroupWithoutNomads(t *testing.T) {
 	h := newHarness(t, "")
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
 	absent := fmt.Sprintf("nomad-absent-%d", os.Getpid())
-	want := "/" + cgroupRoot + "/" + cgroupName(tk.cfg)
+	want := "/" + cgroups.Root + "/" + cgroups.Name(tk.cfg.AllocID, tk.cfg.Name)
 	key := ""
 	switch v {
 	case "v1":
-		tk.cfg.Resources.LinuxResources.CpusetCgroupPath = filepath.Join(cgroupMount, "cpuset", absent, "share")
+		tk.cfg.Resources.LinuxResources.CpusetCgroupPath = filepath.Join(cgroups.Mount, "cpuset", absent, "share")
 		key = "memory"
 	case "v2":
-		tk.cfg.Resources.LinuxResources.CpusetCgroupPath = filepath.Join(cgroupMount, absent+".slice", "share.slice", tk.cfg.AllocID+"."+tk.cfg.Name+".scope")
+		tk.cfg.Resources.LinuxResources.CpusetCgroupPath = filepath.Join(cgroups.Mount, absent+".slice", "share.slice", tk.cfg.AllocID+"."+tk.cfg.Name+".scope")
 	}
 	pid := executorPid(t, h.start(t, tk))
 	tk.waitLog(t, "stdout", "sleeping")
@@ -217,23 +220,23 @@ func nomadCgroups(t *testing.T, v string, cfg *drivers.TaskConfig) (scope string
 	var top string
 	switch v {
 	case "v1":
-		top = filepath.Join(cgroupMount, "cpuset", slice)
-		must.NoError(t, ensureCpusetDir(top))
-		must.NoError(t, ensureCpusetDir(filepath.Join(top, "reserve")))
+		top = filepath.Join(cgroups.Mount, "cpuset", slice)
+		nomadCpuset(t, top)
+		nomadCpuset(t, filepath.Join(top, "reserve"))
 		scope = filepath.Join(top, "reserve", cfg.AllocID+"."+cfg.Name)
 		must.NoError(t, os.Mkdir(scope, 0o755))
 		for _, controller := range []string{"freezer", "cpu", "memory"} {
-			dir := filepath.Join(cgroupMount, controller, slice, cfg.AllocID+"."+cfg.Name)
+			dir := filepath.Join(cgroups.Mount, controller, slice, cfg.AllocID+"."+cfg.Name)
 			must.NoError(t, os.MkdirAll(dir, 0o755))
 			nomads = append(nomads, dir)
 		}
 	case "v2":
-		top = filepath.Join(cgroupMount, slice)
-		must.NoError(t, enableControllers(cgroupMount))
+		top = filepath.Join(cgroups.Mount, slice)
+		nomadSubtree(t, cgroups.Mount)
 		must.NoError(t, os.Mkdir(top, 0o755))
-		must.NoError(t, enableControllers(top))
+		nomadSubtree(t, top)
 		must.NoError(t, os.Mkdir(filepath.Join(top, "reserve.slice"), 0o755))
-		must.NoError(t, enableControllers(filepath.Join(top, "reserve.slice")))
+		nomadSubtree(t, filepath.Join(top, "reserve.slice"))
 		scope = filepath.Join(top, "reserve.slice", cfg.AllocID+"."+cfg.Name+".scope")
 		must.NoError(t, os.Mkdir(scope, 0o755))
 	}
@@ -248,6 +251,37 @@ func nomadCgroups(t *testing.T, v string, cfg *drivers.TaskConfig) (scope string
 		_ = syscall.Rmdir(top)
 	})
 	return scope, nomads, slice
+}
+
+// nomadCpuset makes dir a cpuset cgroup with its parent's cpus and mems,
+// as Nomad's client makes its own.
+func nomadCpuset(t *testing.T, dir string) {
+	t.Helper()
+	must.NoError(t, os.MkdirAll(dir, 0o755))
+	for _, f := range []string{"cpuset.mems", "cpuset.cpus"} {
+		if readCgroup(t, dir, f) != "" {
+			continue
+		}
+		must.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte(readCgroup(t, filepath.Dir(dir), f)), 0o644))
+	}
+}
+
+// nomadSubtree enables the cpu, memory and (where there is one) cpuset
+// controllers for the children of the v2 cgroup dir, as Nomad's client
+// does for its own.
+func nomadSubtree(t *testing.T, dir string) {
+	t.Helper()
+	have := strings.Fields(readCgroup(t, dir, "cgroup.controllers"))
+	var add []string
+	for _, c := range []string{"cpu", "memory", "cpuset"} {
+		if slices.Contains(have, c) {
+			add = append(add, "+"+c)
+		}
+	}
+	if len(add) == 0 {
+		return
+	}
+	must.NoError(t, os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte(strings.Join(add, " ")), 0o644))
 }
 
 // TestCgroupOOMKill: a guest that recurses without end makes wazero grow
@@ -297,13 +331,6 @@ func TestCgroupOOMKillOncePerRun(t *testing.T) {
 	res := h.wait(t, again.cfg.ID)
 	must.False(t, res.OOMKilled, must.Sprint(res))
 	must.ErrorContains(t, res.Err, "exited without recording")
-}
-
-// TestCPUWeight: cpu.weight from cpu.shares on Nomad's curve.
-func TestCPUWeight(t *testing.T) {
-	for shares, weight := range map[int64]uint64{0: 0, 2: 1, 100: 17, 1024: 100, 4096: 303, 262144: 10000, 1 << 20: 10000} {
-		must.Eq(t, weight, cpuWeight(shares), must.Sprintf("shares %d", shares))
-	}
 }
 
 // TestCgroupCPUShares: two CPU-bound guests on one core get it in the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/oci"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
@@ -414,8 +415,8 @@ func (c *TaskConfig) Validate() error {
 	if c.Module == "" {
 		return fmt.Errorf("module is required: set it to the module's path in the task, for example local/app.wasm")
 	}
-	if isOCI(c.Module) {
-		if _, err := parseOCI(c.Module); err != nil {
+	if oci.IsReference(c.Module) {
+		if _, err := oci.Parse(c.Module); err != nil {
 			return err
 		}
 	} else if c.Auth != (RegistryAuth{}) {

@@ -5,11 +5,8 @@ package driver
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/hashicorp/nomad/helper/pluginutils/hclspecutils"
 	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
@@ -75,44 +72,6 @@ func FuzzTaskConfig(f *testing.F) {
 		}
 		if tc.Logs.MaxFiles < 0 || tc.Logs.MaxFileSize < 0 {
 			t.Fatalf("valid logs limits below zero: %+v", tc.Logs)
-		}
-	})
-}
-
-// FuzzParseOCI: whatever follows oci://, parsing never panics, and a
-// reference it accepts names a registry and a tag or digest, and reads the
-// same when parsed again.
-func FuzzParseOCI(f *testing.F) {
-	for _, seed := range []string{
-		"oci://ghcr.io/acme/app:v1",
-		"oci://127.0.0.1:5000/wasm/probe@sha256:" + strings.Repeat("ab", 32),
-		"oci://localhost/app:latest",
-		"oci://localhost:5000/a/b/c:1.0-rc.1",
-		"oci://app:v1",
-		"oci://ghcr.io/acme/app",
-		"oci://ghcr.io/ACME/app:v1",
-		"oci://ghcr.io//app:v1",
-		"oci://ghcr.io/acme/app@sha256:short",
-		"oci://[::1]:5000/app:v1",
-		"oci://",
-	} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, module string) {
-		src, err := parseOCI(module)
-		if err != nil {
-			return
-		}
-		reg := src.ref.Context().RegistryStr()
-		if first, _, _ := strings.Cut(src.raw, "/"); reg != first && (first != "docker.io" || reg != name.DefaultRegistry) {
-			t.Fatalf("%q parsed with registry %q, not the %q it names", module, reg, first)
-		}
-		again, err := parseOCI(ociScheme + src.ref.String())
-		if err != nil {
-			t.Fatalf("%q parsed as %q, which does not parse: %v", module, src.ref, err)
-		}
-		if again.ref.String() != src.ref.String() {
-			t.Fatalf("%q parsed as %q, then as %q", module, src.ref, again.ref)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/cgroups"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
@@ -55,7 +56,7 @@ func (h *taskHandle) run() {
 	// The status is collected: the executor has nothing left to do for
 	// the task.
 	h.exec.End()
-	removeCgroups(h.state.Cgroups)
+	cgroups.Remove(h.state.Cgroups)
 }
 
 // finish records the exit. status is nil when err says why it is unknown.
@@ -81,7 +82,7 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 		result.ExitCode = 128 + 9
 		result.Signal = 9
 		result.Err = errors.New("the guest did not stop within the kill timeout, so its executor was killed")
-	case cgroupOOMKills(h.state.memoryCgroup()) > h.state.OOMKillsBefore:
+	case cgroups.OOMKills(h.state.memoryCgroup()) > h.state.OOMKillsBefore:
 		result.ExitCode = 128 + 9
 		result.Signal = 9
 		result.OOMKilled = true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoenig/test/must"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/cgroups"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
 
@@ -90,7 +91,7 @@ func TestHostileModules(t *testing.T) {
 	// executor does not run in the task's memory cgroup (there the kernel
 	// ends it first: TestCgroupOOMKill), and in the shared one, which runs
 	// on for the next task.
-	if _, err := cgroupVersion(); err != nil || os.Geteuid() != 0 {
+	if _, err := cgroups.Version(); err != nil || os.Geteuid() != 0 {
 		res = h.run(t, install(recursingModule))
 		must.Eq(t, executor.TrapExitCode, res.ExitCode)
 		must.ErrorContains(t, res.Err, "stack overflow")

@@ -54,34 +54,45 @@ func listener(cfg *drivers.TaskConfig, field, label string) (*proto.Listener, er
 	return nil, executor.JobErrorf("%s names port %q, which is not in the group's network block (its ports: %s): add port %q {} to it, or use one of those labels", field, label, strings.Join(slices.Compact(ports), ", "), label)
 }
 
-// networkRequest fills in what the executor needs for the task's
-// listeners or HTTP trigger.
-func networkRequest(cfg *drivers.TaskConfig, tc *TaskConfig, req *proto.StartRequest) error {
+// taskNetwork is where a task's guest serves: the listeners it is given
+// (command mode) or its HTTP trigger, and the network namespace they are
+// bound in.
+type taskNetwork struct {
+	listeners []*proto.Listener
+	http      *proto.HTTPTrigger
+	// namespace is the allocation's network namespace, or empty for the
+	// host's (or where the guest serves nothing).
+	namespace string
+}
+
+// networkFor resolves the task's listeners or HTTP trigger.
+func networkFor(cfg *drivers.TaskConfig, tc *TaskConfig) (taskNetwork, error) {
+	var n taskNetwork
 	for _, label := range tc.Listeners {
 		l, err := listener(cfg, "listeners", label)
 		if err != nil {
-			return err
+			return taskNetwork{}, err
 		}
-		req.Listeners = append(req.Listeners, l)
+		n.listeners = append(n.listeners, l)
 	}
 	if h := tc.HTTP; h.Port != "" {
 		l, err := listener(cfg, "http.port", h.Port)
 		if err != nil {
-			return err
+			return taskNetwork{}, err
 		}
 		timeout, _ := time.ParseDuration(h.Timeout) // checked by Validate
-		req.Http = &proto.HTTPTrigger{Listener: l, MaxConcurrency: int32(h.MaxConcurrency), TimeoutNanos: timeout.Nanoseconds(),
+		n.http = &proto.HTTPTrigger{Listener: l, MaxConcurrency: int32(h.MaxConcurrency), TimeoutNanos: timeout.Nanoseconds(),
 			MaxBodyBytes: h.MaxBodyBytes, AccessLog: h.AccessLog}
 		if h.MetricsPort != "" {
-			if req.Http.Metrics, err = listener(cfg, "http.metrics_port", h.MetricsPort); err != nil {
-				return err
+			if n.http.Metrics, err = listener(cfg, "http.metrics_port", h.MetricsPort); err != nil {
+				return taskNetwork{}, err
 			}
 		}
 	}
-	if len(req.Listeners) > 0 || req.Http != nil {
-		req.NetworkNamespace = networkNamespace(cfg)
+	if len(n.listeners) > 0 || n.http != nil {
+		n.namespace = networkNamespace(cfg)
 	}
-	return nil
+	return n, nil
 }
 
 // describeNetwork says where a task serves, for its task event.

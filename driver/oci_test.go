@@ -4,104 +4,24 @@
 package driver
 
 import (
-	"archive/tar"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
-	"log"
-	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/oci"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/oci/ocitest"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
-
-// testRegistry is a real OCI registry (go-containerregistry's) served
-// over loopback, optionally behind basic auth.
-type testRegistry struct {
-	srv  *httptest.Server
-	host string
-	user string
-	pass string
-}
-
-func newTestRegistry(t testing.TB, user, pass string) *testRegistry {
-	t.Helper()
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	r := &testRegistry{user: user, pass: pass}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if user != "" {
-			u, p, ok := req.BasicAuth()
-			if !ok || u != user || p != pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-		}
-		reg.ServeHTTP(w, req)
-	}))
-	t.Cleanup(r.srv.Close)
-	r.host = strings.TrimPrefix(r.srv.URL, "http://")
-	return r
-}
-
-// push writes img under repo:tag and returns its manifest digest.
-func (r *testRegistry) push(t testing.TB, repo, tag string, img v1.Image) string {
-	t.Helper()
-	ref, err := name.ParseReference(r.host+"/"+repo+":"+tag, name.Insecure)
-	must.NoError(t, err)
-	must.NoError(t, remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass})))
-	d, err := img.Digest()
-	must.NoError(t, err)
-	return d.String()
-}
-
-// wasmArtifact is module as a CNCF Wasm artifact.
-func wasmArtifact(t testing.TB, module []byte) v1.Image {
-	t.Helper()
-	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), static.NewLayer(module, wasmLayerMediaType))
-	must.NoError(t, err)
-	return mutate.ConfigMediaType(img, wasmConfigMediaType)
-}
-
-// tarImage is an image of one layer holding files.
-func tarImage(t *testing.T, files map[string][]byte) v1.Image {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		b := files[name]
-		must.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}))
-		_, err := tw.Write(b)
-		must.NoError(t, err)
-	}
-	must.NoError(t, tw.Close())
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	must.NoError(t, err)
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	must.NoError(t, err)
-	return img
-}
 
 func moduleBytes(t testing.TB, name string) []byte {
 	t.Helper()
@@ -121,11 +41,11 @@ func sha(b []byte) string {
 // once pulled starts with the registry down.
 func TestOCIModule(t *testing.T) {
 	t.Parallel()
-	reg := newTestRegistry(t, "", "")
-	h := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{reg.host}})
+	reg := ocitest.NewRegistry(t, "", "")
+	h := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{reg.Host}})
 	events := h.events(t)
 	probe, hello := moduleBytes(t, "probe"), moduleBytes(t, "hello-go")
-	manifest := reg.push(t, "wasm/probe", "v1", wasmArtifact(t, probe))
+	manifest := reg.Push(t, "wasm/probe", "v1", ocitest.WasmArtifact(t, probe))
 
 	run := func(module string, tc TaskConfig) (*task, *drivers.TaskHandle) {
 		t.Helper()
@@ -138,7 +58,7 @@ func TestOCIModule(t *testing.T) {
 		return tk, handle
 	}
 
-	tk, _ := run("oci://"+reg.host+"/wasm/probe:v1", TaskConfig{Args: []string{"hello"}})
+	tk, _ := run("oci://"+reg.Host+"/wasm/probe:v1", TaskConfig{Args: []string{"hello"}})
 	tk.waitLog(t, "stdout", "hello from wasm")
 	ev := waitEvent(t, events, tk.cfg.ID, "pulled from its registry")
 	must.Eq(t, manifest, ev.Annotations["manifest"])
@@ -149,31 +69,31 @@ func TestOCIModule(t *testing.T) {
 	must.Eq(t, manifest, status.DriverAttributes["module_manifest"])
 
 	// A one-layer image whose tar holds one .wasm file (and other files).
-	reg.push(t, "wasm/hello-image", "v1", tarImage(t, map[string][]byte{"app/hello.wasm": hello, "README": []byte("hi")}))
-	tk, _ = run("oci://"+reg.host+"/wasm/hello-image:v1", TaskConfig{})
+	reg.Push(t, "wasm/hello-image", "v1", ocitest.TarImage(t, map[string][]byte{"app/hello.wasm": hello, "README": []byte("hi")}))
+	tk, _ = run("oci://"+reg.Host+"/wasm/hello-image:v1", TaskConfig{})
 	tk.waitLog(t, "stdout", "hello from go wasm")
 
 	// Any manifest with one application/wasm layer (what oras push makes).
-	orasLike, err := mutate.AppendLayers(empty.Image, static.NewLayer(probe, wasmLayerMediaType))
+	orasLike, err := mutate.AppendLayers(empty.Image, static.NewLayer(probe, ocitest.WasmLayerMediaType))
 	must.NoError(t, err)
-	reg.push(t, "wasm/oras", "v1", orasLike)
-	tk, _ = run("oci://"+reg.host+"/wasm/oras:v1", TaskConfig{Args: []string{"hello"}})
+	reg.Push(t, "wasm/oras", "v1", orasLike)
+	tk, _ = run("oci://"+reg.Host+"/wasm/oras:v1", TaskConfig{Args: []string{"hello"}})
 	tk.waitLog(t, "stdout", "hello from wasm")
 	// Again: the tag is resolved, and nothing pulled.
-	tk, _ = run("oci://"+reg.host+"/wasm/oras:v1", TaskConfig{Args: []string{"hello"}})
+	tk, _ = run("oci://"+reg.Host+"/wasm/oras:v1", TaskConfig{Args: []string{"hello"}})
 	waitEvent(t, events, tk.cfg.ID, "whose module was on the node already")
 
 	// The tag moves: the next start runs what it names now.
-	moved := reg.push(t, "wasm/probe", "v1", wasmArtifact(t, hello))
+	moved := reg.Push(t, "wasm/probe", "v1", ocitest.WasmArtifact(t, hello))
 	must.NotEq(t, manifest, moved)
-	tk, _ = run("oci://"+reg.host+"/wasm/probe:v1", TaskConfig{})
+	tk, _ = run("oci://"+reg.Host+"/wasm/probe:v1", TaskConfig{})
 	tk.waitLog(t, "stdout", "hello from go wasm")
 
 	// By digest, pulled once; then the registry goes away, and the same
 	// digest still starts, from the node.
-	byDigest := "oci://" + reg.host + "/wasm/probe@" + manifest
+	byDigest := "oci://" + reg.Host + "/wasm/probe@" + manifest
 	run(byDigest, TaskConfig{Args: []string{"hello"}})
-	reg.srv.Close()
+	reg.Server.Close()
 	tk, _ = run(byDigest, TaskConfig{Args: []string{"hello"}, Sha256: sha(probe)})
 	tk.waitLog(t, "stdout", "hello from wasm")
 	waitEvent(t, events, tk.cfg.ID, "no registry was asked")
@@ -183,16 +103,16 @@ func TestOCIModule(t *testing.T) {
 // before anything runs, with an error of its class that says what to do.
 func TestOCIModuleRefused(t *testing.T) {
 	t.Parallel()
-	open := newTestRegistry(t, "", "")
-	locked := newTestRegistry(t, "alice", "s3cret")
-	down := newTestRegistry(t, "", "")
-	down.srv.Close()
+	open := ocitest.NewRegistry(t, "", "")
+	locked := ocitest.NewRegistry(t, "alice", "s3cret")
+	down := ocitest.NewRegistry(t, "", "")
+	down.Server.Close()
 	probe, hello := moduleBytes(t, "probe"), moduleBytes(t, "hello-go")
-	open.push(t, "wasm/probe", "v1", wasmArtifact(t, probe))
-	open.push(t, "wasm/two", "v1", tarImage(t, map[string][]byte{"a.wasm": probe, "b.wasm": hello}))
-	locked.push(t, "wasm/probe", "v1", wasmArtifact(t, probe))
+	open.Push(t, "wasm/probe", "v1", ocitest.WasmArtifact(t, probe))
+	open.Push(t, "wasm/two", "v1", ocitest.TarImage(t, map[string][]byte{"a.wasm": probe, "b.wasm": hello}))
+	locked.Push(t, "wasm/probe", "v1", ocitest.WasmArtifact(t, probe))
 
-	insecure := []string{open.host, locked.host, down.host}
+	insecure := []string{open.Host, locked.Host, down.Host}
 	h := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: insecure, MaxModuleBytes: 1 << 30})
 	// start returns the class the start's event gives its error, and the error
 	// (the class does not cross the plugin's gRPC).
@@ -202,7 +122,7 @@ func TestOCIModuleRefused(t *testing.T) {
 		tk := h.newTask(t, "", goModuleMemoryMB, tc)
 		err := h.startErr(t, tk)
 		must.Error(t, err)
-		ev := waitEvent(t, events, tk.cfg.ID, strings.TrimPrefix(module, ociScheme))
+		ev := waitEvent(t, events, tk.cfg.ID, strings.TrimPrefix(module, oci.Scheme))
 		return ev.Annotations["error_class"], err
 	}
 	for _, tc := range []struct {
@@ -211,13 +131,13 @@ func TestOCIModuleRefused(t *testing.T) {
 		class        executor.Class
 		err          string
 	}{
-		{"no such tag", "oci://" + open.host + "/wasm/probe:v9", TaskConfig{}, executor.ClassJob, "was not found"},
-		{"a digest that is not there", "oci://" + open.host + "/wasm/probe@sha256:" + strings.Repeat("0", 64), TaskConfig{}, executor.ClassJob, "was not found"},
-		{"two modules in the layer", "oci://" + open.host + "/wasm/two:v1", TaskConfig{}, executor.ClassJob, "holds 2 .wasm files (a.wasm, b.wasm)"},
-		{"a sha256 pin the module does not match", "oci://" + open.host + "/wasm/probe:v1", TaskConfig{Sha256: sha(hello)}, executor.ClassJob, "the reference and the pin disagree"},
-		{"no credentials", "oci://" + locked.host + "/wasm/probe:v1", TaskConfig{}, executor.ClassJob, "refused the credentials"},
-		{"wrong credentials", "oci://" + locked.host + "/wasm/probe:v1", TaskConfig{Auth: RegistryAuth{Username: "alice", Password: "wrong"}}, executor.ClassJob, "refused the credentials"},
-		{"the registry is down", "oci://" + down.host + "/wasm/probe:v1", TaskConfig{}, executor.ClassNode, "cannot be reached"},
+		{"no such tag", "oci://" + open.Host + "/wasm/probe:v9", TaskConfig{}, executor.ClassJob, "was not found"},
+		{"a digest that is not there", "oci://" + open.Host + "/wasm/probe@sha256:" + strings.Repeat("0", 64), TaskConfig{}, executor.ClassJob, "was not found"},
+		{"two modules in the layer", "oci://" + open.Host + "/wasm/two:v1", TaskConfig{}, executor.ClassJob, "holds 2 .wasm files (a.wasm, b.wasm)"},
+		{"a sha256 pin the module does not match", "oci://" + open.Host + "/wasm/probe:v1", TaskConfig{Sha256: sha(hello)}, executor.ClassJob, "the reference and the pin disagree"},
+		{"no credentials", "oci://" + locked.Host + "/wasm/probe:v1", TaskConfig{}, executor.ClassJob, "refused the credentials"},
+		{"wrong credentials", "oci://" + locked.Host + "/wasm/probe:v1", TaskConfig{Auth: RegistryAuth{Username: "alice", Password: "wrong"}}, executor.ClassJob, "refused the credentials"},
+		{"the registry is down", "oci://" + down.Host + "/wasm/probe:v1", TaskConfig{}, executor.ClassNode, "cannot be reached"},
 	} {
 		class, err := start(h, tc.module, tc.config)
 		must.ErrorContains(t, err, tc.err, must.Sprint(tc.what))
@@ -229,13 +149,13 @@ func TestOCIModuleRefused(t *testing.T) {
 	// A registry not listed in insecure_registries is not reached over
 	// plain HTTP: the operator must list it.
 	strict := newHarnessConfig(t, Config{Engine: EngineAuto})
-	class, err := start(strict, "oci://"+open.host+"/wasm/probe:v1", TaskConfig{})
+	class, err := start(strict, "oci://"+open.Host+"/wasm/probe:v1", TaskConfig{})
 	must.ErrorContains(t, err, "insecure_registries")
 	must.Eq(t, executor.ClassOperator.String(), class)
 
 	// A module beyond max_module_bytes is refused before it is pulled.
 	small := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: insecure, MaxModuleBytes: 1024})
-	class, err = start(small, "oci://"+open.host+"/wasm/probe:v1", TaskConfig{})
+	class, err = start(small, "oci://"+open.Host+"/wasm/probe:v1", TaskConfig{})
 	must.ErrorContains(t, err, "more than this node's max_module_bytes (1024)")
 	must.Eq(t, executor.ClassJob.String(), class)
 }
@@ -244,16 +164,16 @@ func TestOCIModuleRefused(t *testing.T) {
 // registry_auth for the registry, opens a registry that asks for them.
 func TestOCIModuleCredentials(t *testing.T) {
 	t.Parallel()
-	locked := newTestRegistry(t, "alice", "s3cret")
-	locked.push(t, "wasm/probe", "v1", wasmArtifact(t, moduleBytes(t, "probe")))
-	module := "oci://" + locked.host + "/wasm/probe:v1"
+	locked := ocitest.NewRegistry(t, "alice", "s3cret")
+	locked.Push(t, "wasm/probe", "v1", ocitest.WasmArtifact(t, moduleBytes(t, "probe")))
+	module := "oci://" + locked.Host + "/wasm/probe:v1"
 
-	h := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{locked.host}})
+	h := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{locked.Host}})
 	tk := h.newTask(t, "", 64, TaskConfig{Module: module, Args: []string{"hello"}, Auth: RegistryAuth{Username: "alice", Password: "s3cret"}})
 	must.Eq(t, 0, h.run(t, tk).ExitCode)
 
-	h = newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{locked.host},
-		RegistryAuth: []RegistryAuth{{Registry: locked.host, Username: "alice", Password: "s3cret"}}})
+	h = newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{locked.Host},
+		RegistryAuth: []RegistryAuth{{Registry: locked.Host, Username: "alice", Password: "s3cret"}}})
 	tk = h.newTask(t, "", 64, TaskConfig{Module: module, Args: []string{"hello"}})
 	must.Eq(t, 0, h.run(t, tk).ExitCode)
 }
@@ -288,12 +208,12 @@ func TestOCIConfig(t *testing.T) {
 // the next start pulls it again.
 func TestOCIModuleDamagedCopy(t *testing.T) {
 	t.Parallel()
-	reg := newTestRegistry(t, "", "")
-	h := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{reg.host}})
+	reg := ocitest.NewRegistry(t, "", "")
+	h := newHarnessConfig(t, Config{Engine: EngineAuto, InsecureRegistries: []string{reg.Host}})
 	events := h.events(t)
 	probe := moduleBytes(t, "probe")
-	manifest := reg.push(t, "wasm/probe", "v1", wasmArtifact(t, probe))
-	byDigest := "oci://" + reg.host + "/wasm/probe@" + manifest
+	manifest := reg.Push(t, "wasm/probe", "v1", ocitest.WasmArtifact(t, probe))
+	byDigest := "oci://" + reg.Host + "/wasm/probe@" + manifest
 	start := func() (*task, error) {
 		t.Helper()
 		tk := h.newTask(t, "", 64, TaskConfig{Module: byDigest, Args: []string{"hello"}})

@@ -320,3 +320,23 @@ func (s *sharedExecutor) writeState(dir string, rc *plugin.ReattachConfig) error
 	}
 	return writeFileAtomic(filepath.Join(dir, sharedStateFile), b)
 }
+
+// writeFileAtomic writes b to file through a temporary file and a rename.
+func writeFileAtomic(file string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/cgroups"
 )
 
 // taskHandleVersion is the version of TaskState. RecoverTask refuses a
@@ -52,7 +54,7 @@ func (s *TaskState) memoryCgroup() string {
 	if s.MemoryCgroup != "" {
 		return s.MemoryCgroup
 	}
-	return memoryCgroup(s.Cgroups)
+	return cgroups.MemoryAmong(s.Cgroups)
 }
 
 // taskStore holds the handles of the tasks this driver knows.

@@ -1,7 +1,7 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package driver
+package cgroups
 
 import (
 	"errors"
@@ -17,78 +17,86 @@ import (
 	"time"
 )
 
-// cgroupMount is where the cgroup hierarchies are mounted.
-var cgroupMount = "/sys/fs/cgroup"
-
-// cgroupVersion says which cgroups the node has: "v1", "v2", or "" with
-// the reason there are none the driver can use.
-func cgroupVersion() (string, error) {
-	if b, err := os.ReadFile(filepath.Join(cgroupMount, "cgroup.controllers")); err == nil {
+// Version says which cgroups the node has: "v1", "v2", or "" with the
+// reason there are none the driver can use.
+func Version() (string, error) {
+	if b, err := os.ReadFile(filepath.Join(Mount, "cgroup.controllers")); err == nil {
 		have := strings.Fields(string(b))
 		for _, c := range []string{"cpu", "memory"} {
 			if !slices.Contains(have, c) {
-				return "", fmt.Errorf("the cgroup v2 hierarchy at %s has no %s controller (it has %q)", cgroupMount, c, have)
+				return "", fmt.Errorf("the cgroup v2 hierarchy at %s has no %s controller (it has %q)", Mount, c, have)
 			}
 		}
 		return "v2", nil
 	}
 	for _, c := range []string{"cpu", "memory"} {
-		if _, err := os.Stat(filepath.Join(cgroupMount, c, "cgroup.procs")); err != nil {
-			return "", fmt.Errorf("no cgroup v1 %s controller at %s", c, filepath.Join(cgroupMount, c))
+		if _, err := os.Stat(filepath.Join(Mount, c, "cgroup.procs")); err != nil {
+			return "", fmt.Errorf("no cgroup v1 %s controller at %s", c, filepath.Join(Mount, c))
 		}
 	}
 	return "v1", nil
 }
 
-// makeCgroups makes or prepares the task's cgroups and sets l in them.
-func makeCgroups(name string, l cgroupLimits) (taskCgroups, error) {
-	cg, err := makeTaskCgroups(name, l)
-	cg.oomKillsBefore = cgroupOOMKills(cg.memory)
+// target is what Make makes: the limits, the task's allocation (which
+// tells the cpuset cgroup Nomad made for this task from its shared one),
+// the name of the v1 cgroups Nomad's client makes for it, and that of
+// the driver's own.
+type target struct {
+	Limits
+	allocID, nomadScope, name string
+}
+
+// Make makes the cgroups of task (of allocation allocID), or prepares
+// those Nomad made for it, and sets l in them. On error the Task is empty
+// and what Make made is removed again.
+func Make(allocID, task string, l Limits) (Task, error) {
+	cg, err := makeTask(target{Limits: l, allocID: allocID, nomadScope: nomadScope(allocID, task), name: Name(allocID, task)})
+	cg.OOMKillsBefore = OOMKills(cg.Memory)
 	return cg, err
 }
 
-func makeTaskCgroups(name string, l cgroupLimits) (taskCgroups, error) {
-	v, err := cgroupVersion()
+func makeTask(l target) (Task, error) {
+	v, err := Version()
 	if err != nil {
-		return taskCgroups{}, err
+		return Task{}, err
 	}
-	if l.cpusetPath != "" && !nomadMadeCgroup(l.cpusetPath, v) {
+	if l.CpusetPath != "" && !nomadMadeCgroup(l.CpusetPath, v) {
 		// Nomad passes the path whether or not it manages cgroups (it does
 		// not where its own needs are not met): without its cgroups, the
 		// driver's own.
-		l.cpusetPath = ""
+		l.CpusetPath = ""
 	}
 	if v == "v2" {
-		return makeCgroupV2(name, l)
+		return makeV2(l)
 	}
 	cg, err := nomadCgroupsV1(l)
 	if err != nil {
-		return taskCgroups{}, err
+		return Task{}, err
 	}
-	if cg.memory == "" {
-		made, err := makeCgroupDirs(name, l)
+	if cg.Memory == "" {
+		made, err := makeV1(l)
 		if err != nil {
-			return taskCgroups{}, err
+			return Task{}, err
 		}
-		cg = taskCgroups{join: append([]string(nil), made...), made: made, memory: memoryCgroup(made)}
+		cg = Task{Join: append([]string(nil), made...), Made: made, Memory: MemoryAmong(made)}
 	}
-	if l.cpusetPath != "" {
+	if l.CpusetPath != "" {
 		// Nomad makes the task's cpuset cgroup, but on v1 may not have set
 		// its cpus and mems yet, and a process cannot join a cpuset
 		// without them (ENOSPC): set what is empty, from the task's cores
 		// and the parent's memory nodes.
-		if err := fillCpuset(l.cpusetPath, l.cpus); err != nil {
-			removeCgroups(cg.made)
-			return taskCgroups{}, fmt.Errorf("prepare Nomad's cpuset cgroup %s: %w", l.cpusetPath, err)
+		if err := fillCpuset(l.CpusetPath, l.Cpus); err != nil {
+			Remove(cg.Made)
+			return Task{}, fmt.Errorf("prepare Nomad's cpuset cgroup %s: %w", l.CpusetPath, err)
 		}
-		cg.join = append(cg.join, l.cpusetPath)
+		cg.Join = append(cg.Join, l.CpusetPath)
 		// A cgroup of the task's own (its reserved cores; not Nomad's
 		// shared one, which every task without cores joins) the driver
 		// removes when the task is done, as Nomad's own drivers' container
 		// runtime does: Nomad cannot hand the cores back (shrink its
 		// reserve cpuset) while it exists.
-		if name := filepath.Base(l.cpusetPath); l.allocID != "" && strings.Contains(name, l.allocID) {
-			cg.made = append(cg.made, l.cpusetPath)
+		if name := filepath.Base(l.CpusetPath); l.allocID != "" && strings.Contains(name, l.allocID) {
+			cg.Made = append(cg.Made, l.CpusetPath)
 		}
 	}
 	return cg, nil
@@ -108,58 +116,58 @@ func nomadMadeCgroup(path, version string) bool {
 // nomadCgroupsV1 are the v1 cgroups Nomad's client made for the task
 // (its process wrangler, before the task starts: freezer, cpu and memory,
 // <controller>/<cgroup_parent>/<alloc>.<task>), with the limits set in
-// them; none (a zero taskCgroups) where Nomad made none. The cgroup
+// them; none (a zero Task) where Nomad made none. The cgroup
 // parent, a client setting, is read off the cpuset cgroup Nomad passes
 // (cpuset/<parent>/share or cpuset/<parent>/reserve/<alloc>.<task>).
-func nomadCgroupsV1(l cgroupLimits) (taskCgroups, error) {
-	rel, ok := strings.CutPrefix(l.cpusetPath, filepath.Join(cgroupMount, "cpuset")+"/")
+func nomadCgroupsV1(l target) (Task, error) {
+	rel, ok := strings.CutPrefix(l.CpusetPath, filepath.Join(Mount, "cpuset")+"/")
 	if !ok {
-		return taskCgroups{}, nil
+		return Task{}, nil
 	}
 	parent := filepath.Dir(rel)
 	if filepath.Base(parent) == "reserve" {
 		parent = filepath.Dir(parent)
 	}
-	var cg taskCgroups
+	var cg Task
 	for _, controller := range []string{"freezer", "cpu", "memory"} {
-		dir := filepath.Join(cgroupMount, controller, parent, l.nomadScope)
+		dir := filepath.Join(Mount, controller, parent, l.nomadScope)
 		if _, err := os.Stat(dir); err != nil {
 			if controller == "freezer" {
 				continue
 			}
-			return taskCgroups{}, nil
+			return Task{}, nil
 		}
-		cg.join = append(cg.join, dir)
+		cg.Join = append(cg.Join, dir)
 	}
-	cpu, memory := cg.join[len(cg.join)-2], cg.join[len(cg.join)-1]
+	cpu, memory := cg.Join[len(cg.Join)-2], cg.Join[len(cg.Join)-1]
 	if err := setLimitsV1(cpu, memory, l); err != nil {
-		return taskCgroups{}, err
+		return Task{}, err
 	}
-	cg.memory = memory
+	cg.Memory = memory
 	return cg, nil
 }
 
 // setLimitsV1 writes l into a task's v1 cpu and memory cgroups: the CPU
 // share, the hard and soft memory limits, and no swap.
-func setLimitsV1(cpu, memory string, l cgroupLimits) error {
+func setLimitsV1(cpu, memory string, l target) error {
 	set := func(dir, file string, v int64) error {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(v, 10)), 0o644); err != nil {
 			return fmt.Errorf("set %s of cgroup %s to %d: %w", file, dir, v, err)
 		}
 		return nil
 	}
-	if l.cpuShares > 0 {
-		if err := set(cpu, "cpu.shares", l.cpuShares); err != nil {
+	if l.CPUShares > 0 {
+		if err := set(cpu, "cpu.shares", l.CPUShares); err != nil {
 			return err
 		}
 	}
-	if l.memoryBytes > 0 {
-		if err := set(memory, "memory.limit_in_bytes", l.memoryBytes); err != nil {
+	if l.MemoryBytes > 0 {
+		if err := set(memory, "memory.limit_in_bytes", l.MemoryBytes); err != nil {
 			return err
 		}
 	}
-	if l.memoryLow > 0 {
-		if err := set(memory, "memory.soft_limit_in_bytes", l.memoryLow); err != nil {
+	if l.MemoryLow > 0 {
+		if err := set(memory, "memory.soft_limit_in_bytes", l.MemoryLow); err != nil {
 			return err
 		}
 	}
@@ -170,39 +178,39 @@ func setLimitsV1(cpu, memory string, l cgroupLimits) error {
 // v2Controllers are the controllers a task's v2 cgroup uses.
 var v2Controllers = []string{"cpu", "memory", "cpuset"}
 
-// makeCgroupV2 prepares the task's one v2 cgroup: the one Nomad made for
+// makeV2 prepares the task's one v2 cgroup: the one Nomad made for
 // it (nomad.slice/<partition>.slice/<alloc>.<task>.scope, passed as
 // CpusetCgroupPath, which Nomad removes after the task, killing what is
-// left in it), else one of the driver's own under cgroupRoot. It writes
+// left in it), else one of the driver's own under Root. It writes
 // cpu.weight, memory.max (memory.low under memory_max) and, for reserved
 // cores, cpuset.cpus, as Nomad's own executor does.
-func makeCgroupV2(name string, l cgroupLimits) (taskCgroups, error) {
-	dir, own := l.cpusetPath, l.cpusetPath == ""
+func makeV2(l target) (Task, error) {
+	dir, own := l.CpusetPath, l.CpusetPath == ""
 	if own {
-		parent := filepath.Join(cgroupMount, cgroupRoot)
-		if err := enableControllers(cgroupMount); err != nil {
-			return taskCgroups{}, err
+		parent := filepath.Join(Mount, Root)
+		if err := enableControllers(Mount); err != nil {
+			return Task{}, err
 		}
 		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return taskCgroups{}, fmt.Errorf("create cgroup %s: %w", parent, err)
+			return Task{}, fmt.Errorf("create cgroup %s: %w", parent, err)
 		}
 		if err := enableControllers(parent); err != nil {
-			return taskCgroups{}, err
+			return Task{}, err
 		}
-		dir = filepath.Join(parent, name)
+		dir = filepath.Join(parent, l.name)
 	}
-	var cg taskCgroups
+	var cg Task
 	err := os.Mkdir(dir, 0o755)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
-		return taskCgroups{}, fmt.Errorf("create cgroup %s: %w", dir, err)
+		return Task{}, fmt.Errorf("create cgroup %s: %w", dir, err)
 	}
 	if own || err == nil {
 		// Nomad makes its task's scope before the task starts; where it
-		// did not, or under cgroupRoot (one a task of the same name left
+		// did not, or under Root (one a task of the same name left
 		// included), the cgroup is the driver's to remove.
-		cg.made = []string{dir}
+		cg.Made = []string{dir}
 	}
-	cg.join, cg.memory = []string{dir}, dir
+	cg.Join, cg.Memory = []string{dir}, dir
 	set := func(file, v string) error {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(v), 0o644); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -213,18 +221,18 @@ func makeCgroupV2(name string, l cgroupLimits) (taskCgroups, error) {
 		return nil
 	}
 	err = func() error {
-		if w := cpuWeight(l.cpuShares); w > 0 {
+		if w := cpuWeight(l.CPUShares); w > 0 {
 			if err := set("cpu.weight", strconv.FormatUint(w, 10)); err != nil {
 				return err
 			}
 		}
-		if l.memoryBytes > 0 {
-			if err := set("memory.max", strconv.FormatInt(l.memoryBytes, 10)); err != nil {
+		if l.MemoryBytes > 0 {
+			if err := set("memory.max", strconv.FormatInt(l.MemoryBytes, 10)); err != nil {
 				return err
 			}
 		}
-		if l.memoryLow > 0 {
-			if err := set("memory.low", strconv.FormatInt(l.memoryLow, 10)); err != nil {
+		if l.MemoryLow > 0 {
+			if err := set("memory.low", strconv.FormatInt(l.MemoryLow, 10)); err != nil {
 				return err
 			}
 		}
@@ -234,14 +242,14 @@ func makeCgroupV2(name string, l cgroupLimits) (taskCgroups, error) {
 		if err := set("memory.swap.max", "0"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if l.cpus != "" {
-			return set("cpuset.cpus", l.cpus)
+		if l.Cpus != "" {
+			return set("cpuset.cpus", l.Cpus)
 		}
 		return nil
 	}()
 	if err != nil {
-		removeCgroups(cg.made)
-		return taskCgroups{}, err
+		Remove(cg.Made)
+		return Task{}, err
 	}
 	return cg, nil
 }
@@ -319,11 +327,11 @@ func fillCpuset(dir, cpus string) error {
 	return nil
 }
 
-// makeCgroupDirs makes the task's v1 cgroups.
-func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
+// makeV1 makes the task's v1 cgroups of the driver's own.
+func makeV1(l target) ([]string, error) {
 	var made []string
 	mkdir := func(controller string) (string, error) {
-		dir := filepath.Join(cgroupMount, controller, cgroupRoot, name)
+		dir := filepath.Join(Mount, controller, Root, l.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", fmt.Errorf("create cgroup %s: %w", dir, err)
 		}
@@ -331,17 +339,17 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 		return dir, nil
 	}
 	err := func() error {
-		if l.cpusetPath == "" && l.cpus != "" {
+		if l.CpusetPath == "" && l.Cpus != "" {
 			// cpuset.cpus and .mems must be set, in every cgroup down the
 			// path, before a process may join.
-			if err := ensureCpusetDir(filepath.Join(cgroupMount, "cpuset", cgroupRoot)); err != nil {
+			if err := ensureCpusetDir(filepath.Join(Mount, "cpuset", Root)); err != nil {
 				return err
 			}
 			dir, err := mkdir("cpuset")
 			if err != nil {
 				return err
 			}
-			if err := fillCpuset(dir, l.cpus); err != nil {
+			if err := fillCpuset(dir, l.Cpus); err != nil {
 				return err
 			}
 		}
@@ -356,7 +364,7 @@ func makeCgroupDirs(name string, l cgroupLimits) ([]string, error) {
 		return setLimitsV1(cpu, memory, l)
 	}()
 	if err != nil {
-		removeCgroups(made)
+		Remove(made)
 		return nil, err
 	}
 	return made, nil
@@ -380,10 +388,10 @@ func ensureCpusetDir(dir string) error {
 	return fillCpuset(dir, "")
 }
 
-// removeCgroups removes the task's cgroups once the executor has left
-// them (it exits): a cgroup with a process in it cannot be removed, so it
-// retries for a moment.
-func removeCgroups(dirs []string) {
+// Remove removes the task's cgroups (Task.Made) once the executor has
+// left them (it exits): a cgroup with a process in it cannot be removed,
+// so it retries for a moment.
+func Remove(dirs []string) {
 	for _, dir := range dirs {
 		for i := 0; ; i++ {
 			err := syscall.Rmdir(dir)
@@ -395,8 +403,8 @@ func removeCgroups(dirs []string) {
 	}
 }
 
-// memoryCgroup is the v1 memory cgroup among dirs, or "".
-func memoryCgroup(dirs []string) string {
+// MemoryAmong is the v1 memory cgroup among dirs, or "".
+func MemoryAmong(dirs []string) string {
 	for _, dir := range dirs {
 		if filepath.Base(filepath.Dir(filepath.Dir(dir))) == "memory" {
 			return dir
@@ -405,9 +413,9 @@ func memoryCgroup(dirs []string) string {
 	return ""
 }
 
-// cgroupMemoryUsage is the memory the task's memory cgroup dir accounts
-// (v2 memory.current, v1 memory.usage_in_bytes), or 0.
-func cgroupMemoryUsage(dir string) uint64 {
+// MemoryUsage is the memory the task's memory cgroup dir accounts (v2
+// memory.current, v1 memory.usage_in_bytes), or 0.
+func MemoryUsage(dir string) uint64 {
 	if dir == "" {
 		return 0
 	}
@@ -420,9 +428,9 @@ func cgroupMemoryUsage(dir string) uint64 {
 	return 0
 }
 
-// cgroupOOMKills is the count of OOM kills in the task's memory cgroup
-// dir: the oom_kill of v2 memory.events, of v1 memory.oom_control.
-func cgroupOOMKills(dir string) int {
+// OOMKills is the count of OOM kills in the task's memory cgroup dir: the
+// oom_kill of v2 memory.events, of v1 memory.oom_control.
+func OOMKills(dir string) int {
 	if dir == "" {
 		return 0
 	}

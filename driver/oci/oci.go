@@ -1,7 +1,34 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package driver
+// Package oci pulls WebAssembly modules from OCI registries into the
+// node's record: module = "oci://REGISTRY/REPOSITORY:TAG" or
+// "oci://REGISTRY/REPOSITORY@sha256:DIGEST". The driver hands the pulled
+// file to the executor, which reads it as it reads a module in the task's
+// view (github.com/google/go-containerregistry: a registry client and,
+// for the tests, a registry in-process).
+//
+// It must not import the driver: the plugin config's settings (cache
+// directory, insecure registries, credentials, size bound) arrive as a
+// Puller's fields, the task's credentials as Pull's. Nor does it run or
+// check a module: the executor hashes every module it loads and refuses
+// a pulled one that is no longer what was pulled. Its errors carry their
+// class (executor.Class): the job's, the operator's or the node's.
+//
+// What is pulled: the one layer of media type wasmLayerMediaType, the
+// module itself (a Wasm artifact, config media type wasmConfigMediaType,
+// or any manifest with such a layer, as oras push makes), or the one
+// .wasm file in the tar of an image of one layer (any other file is
+// ignored; two .wasm files are refused, since the driver cannot know
+// which is meant). An index is read for its wasm architecture manifest.
+//
+// The node's record, under Puller.Dir:
+//   - modules/<sha256>.wasm: a module, named by the SHA-256 of its bytes;
+//   - manifests/<algorithm>-<hex>: the module's SHA-256 for a manifest
+//     digest, so that a digest reference already pulled never reaches the
+//     network. A tag is resolved again at every start (a HEAD request), so
+//     a tag that moves is followed.
+package oci
 
 import (
 	"archive/tar"
@@ -32,88 +59,98 @@ import (
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
 
-// Modules from OCI registries: module = "oci://REGISTRY/REPOSITORY:TAG" or
-// "oci://REGISTRY/REPOSITORY@sha256:DIGEST". The driver pulls the module
-// (github.com/google/go-containerregistry: a registry client and, for the
-// tests, a registry in-process) into <cache_dir>/oci and hands the file to
-// the executor, which reads it as it reads a module in the task's view.
-//
-// What is pulled: the one layer of media type wasmLayerMediaType, the
-// module itself (a Wasm artifact, config media type wasmConfigMediaType,
-// or any manifest with such a layer, as oras push makes), or the one
-// .wasm file in the tar of an image of one layer (any other file is
-// ignored; two .wasm files are refused, since the driver cannot know
-// which is meant). An index is read for its wasm architecture manifest.
-//
-// The node's record, under <cache_dir>/oci:
-//   - modules/<sha256>.wasm: a module, named by the SHA-256 of its bytes;
-//   - manifests/<algorithm>-<hex>: the module's SHA-256 for a manifest
-//     digest, so that a digest reference already pulled never reaches the
-//     network. A tag is resolved again at every start (a HEAD request), so
-//     a tag that moves is followed.
+// Scheme is how a module setting names an OCI reference.
+const Scheme = "oci://"
+
 const (
-	ociScheme           = "oci://"
 	wasmConfigMediaType = types.MediaType("application/vnd.wasm.config.v0+json")
 	wasmLayerMediaType  = types.MediaType("application/wasm")
 )
 
-// ociPullTimeout bounds one pull.
-const ociPullTimeout = 5 * time.Minute
+// pullTimeout bounds one pull.
+const pullTimeout = 5 * time.Minute
 
-// ociSource is a module in an OCI registry, as a task config names it.
-type ociSource struct {
+// Reference is a module in an OCI registry, as a task config names it.
+type Reference struct {
 	ref name.Reference
 	// raw is the reference without the scheme.
 	raw string
 }
 
-// isOCI says whether a module setting names an OCI reference.
-func isOCI(module string) bool { return strings.HasPrefix(module, ociScheme) }
+// String is the reference without the scheme, as the registry client
+// reads it.
+func (r Reference) String() string { return r.ref.String() }
 
-// parseOCI parses module = "oci://…". The registry must be named: an OCI
+// IsReference says whether a module setting names an OCI reference.
+func IsReference(module string) bool { return strings.HasPrefix(module, Scheme) }
+
+// Parse parses module = "oci://…". The registry must be named: an OCI
 // reference without one would silently mean Docker Hub.
-func parseOCI(module string) (ociSource, error) {
-	s := strings.TrimPrefix(module, ociScheme)
+func Parse(module string) (Reference, error) {
+	s := strings.TrimPrefix(module, Scheme)
 	first, _, found := strings.Cut(s, "/")
 	if !found || !strings.ContainsAny(first, ".:") && first != "localhost" {
-		return ociSource{}, fmt.Errorf("module %q: an OCI reference names its registry, then the repository: oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:DIGEST", module)
+		return Reference{}, fmt.Errorf("module %q: an OCI reference names its registry, then the repository: oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:DIGEST", module)
 	}
 	ref, err := name.ParseReference(s, name.StrictValidation)
 	if err != nil {
 		// StrictValidation refuses a reference without a tag; say so.
 		if _, err2 := name.ParseReference(s); err2 == nil {
-			return ociSource{}, fmt.Errorf("module %q names no tag or digest: add :TAG or @sha256:DIGEST", module)
+			return Reference{}, fmt.Errorf("module %q names no tag or digest: add :TAG or @sha256:DIGEST", module)
 		}
-		return ociSource{}, fmt.Errorf("module %q is not an OCI reference: %w", module, err)
+		return Reference{}, fmt.Errorf("module %q is not an OCI reference: %w", module, err)
 	}
-	return ociSource{ref: ref, raw: s}, nil
+	return Reference{ref: ref, raw: s}, nil
 }
 
-// ociPuller pulls modules for the driver.
-type ociPuller struct {
-	dir      string
-	insecure []string
-	auth     []RegistryAuth
-	maxBytes int64
+// Puller pulls modules into the node's record.
+type Puller struct {
+	// Dir holds the node's record (<cache_dir>/oci).
+	Dir string
+	// Insecure are the registries (host:port) that may be reached over
+	// plain HTTP; any other must serve HTTPS.
+	Insecure []string
+	// Credentials are the node's, per registry, for a task that gives
+	// none.
+	Credentials []Credentials
+	// MaxBytes bounds a module's size; 0 means no bound.
+	MaxBytes int64
 }
 
-// pulled is a module pulled from a registry.
-type pulled struct {
-	// file holds the module; sha256 is the SHA-256 of its bytes, manifest
+// Credentials are a registry's username and password.
+type Credentials struct {
+	// Registry is the registry (host:port) they are for; unused in a
+	// task's own.
+	Registry, Username, Password string
+}
+
+// GoString keeps the password out of %#v.
+func (c Credentials) GoString() string {
+	return fmt.Sprintf("oci.Credentials{Registry: %q, Username: %q, Password: <redacted>}", c.Registry, c.Username)
+}
+
+// String keeps the password out of %v.
+func (c Credentials) String() string { return c.GoString() }
+
+// Module is a module pulled from a registry.
+type Module struct {
+	// File holds the module; Sha256 is the SHA-256 of its bytes, Manifest
 	// the digest of the manifest it came from.
-	file, sha256, manifest string
-	// cached: the module was on the node already; resolved: the registry
+	File, Sha256, Manifest string
+	// Cached: the module was on the node already; Resolved: the registry
 	// was asked what the reference names (a tag), though nothing was
 	// pulled.
-	cached, resolved bool
+	Cached, Resolved bool
 }
 
-// pull returns the module src names, from the node's record or the
-// registry. Its errors are classed: the job's (no such module, not a Wasm
-// artifact, refused credentials, too large), or the node's (the registry
-// cannot be reached, the disk).
-func (p *ociPuller) pull(ctx context.Context, src ociSource, auth *RegistryAuth) (*pulled, error) {
-	ctx, cancel := context.WithTimeout(ctx, ociPullTimeout)
+// Pull returns the module src names, from the node's record or the
+// registry, with the task's credentials where it gives some (else the
+// Puller's for the registry). Its errors are classed: the job's (no such
+// module, not a Wasm artifact, refused credentials, too large), the
+// operator's (plain HTTP to a registry not listed in Insecure), or the
+// node's (the registry cannot be reached, the disk).
+func (p *Puller) Pull(ctx context.Context, src Reference, task *Credentials) (*Module, error) {
+	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	if d, ok := src.ref.(name.Digest); ok {
 		if m, ok := p.recorded(d.DigestStr()); ok {
@@ -125,7 +162,7 @@ func (p *ociPuller) pull(ctx context.Context, src ociSource, auth *RegistryAuth)
 	// what the client would try on its own for loopback and private
 	// addresses).
 	reg := src.ref.Context().RegistryStr()
-	allowed := slices.Contains(p.insecure, reg)
+	allowed := slices.Contains(p.Insecure, reg)
 	if allowed {
 		ref, err := name.ParseReference(src.raw, name.StrictValidation, name.Insecure)
 		if err != nil {
@@ -134,7 +171,7 @@ func (p *ociPuller) pull(ctx context.Context, src ociSource, auth *RegistryAuth)
 		src.ref = ref
 	}
 	guard := &plainHTTPGuard{next: remote.DefaultTransport, allowed: allowed}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(p.authFor(src.ref, auth)), remote.WithTransport(guard)}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(p.authFor(src.ref, task)), remote.WithTransport(guard)}
 	desc, err := remote.Get(src.ref, opts...)
 	if guard.refused.Load() {
 		return nil, executor.OperatorErrorf("module %s: registry %s is reached over plain HTTP, which the node allows only for the registries in the plugin config's insecure_registries: list it there, or serve it over HTTPS", src.ref, reg)
@@ -144,7 +181,7 @@ func (p *ociPuller) pull(ctx context.Context, src ociSource, auth *RegistryAuth)
 	}
 	manifest := desc.Digest.String()
 	if m, ok := p.recorded(manifest); ok {
-		m.resolved = true
+		m.Resolved = true
 		return m, nil
 	}
 	img, err := p.image(src, desc)
@@ -163,7 +200,7 @@ func (p *ociPuller) pull(ctx context.Context, src ociSource, auth *RegistryAuth)
 }
 
 // image is the manifest desc describes, or the wasm one of an index.
-func (p *ociPuller) image(src ociSource, desc *remote.Descriptor) (v1.Image, error) {
+func (p *Puller) image(src Reference, desc *remote.Descriptor) (v1.Image, error) {
 	if !desc.MediaType.IsIndex() {
 		img, err := desc.Image()
 		if err != nil {
@@ -198,7 +235,7 @@ func (p *ociPuller) image(src ociSource, desc *remote.Descriptor) (v1.Image, err
 
 // moduleLayer reads the module out of img: the artifact's wasm layer, or
 // the one .wasm file in its one layer.
-func (p *ociPuller) moduleLayer(src ociSource, img v1.Image) (io.ReadCloser, error) {
+func (p *Puller) moduleLayer(src Reference, img v1.Image) (io.ReadCloser, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, p.classify(src, err)
@@ -244,7 +281,7 @@ func (p *ociPuller) moduleLayer(src ociSource, img v1.Image) (io.ReadCloser, err
 }
 
 // wasmInTar finds the one .wasm file of a layer's tar.
-func (p *ociPuller) wasmInTar(src ociSource, rc io.ReadCloser) (io.ReadCloser, error) {
+func (p *Puller) wasmInTar(src Reference, rc io.ReadCloser) (io.ReadCloser, error) {
 	tr := tar.NewReader(rc)
 	var found []string
 	var module []byte
@@ -283,25 +320,25 @@ func (p *ociPuller) wasmInTar(src ociSource, rc io.ReadCloser) (io.ReadCloser, e
 	return nil, executor.JobErrorf("module %s: its image's layer holds %d .wasm files (%s), and the driver cannot know which to run: push one, or the module alone as a Wasm artifact", src.ref, len(found), strings.Join(found, ", "))
 }
 
-func (p *ociPuller) limit() int64 {
-	if p.maxBytes > 0 {
-		return p.maxBytes + 1
+func (p *Puller) limit() int64 {
+	if p.MaxBytes > 0 {
+		return p.MaxBytes + 1
 	}
 	return 1 << 62
 }
 
-func (p *ociPuller) checkSize(src ociSource, size int64) error {
-	if p.maxBytes > 0 && size > p.maxBytes {
-		return executor.JobErrorf("module %s is %d bytes, more than this node's max_module_bytes (%d)", src.ref, size, p.maxBytes)
+func (p *Puller) checkSize(src Reference, size int64) error {
+	if p.MaxBytes > 0 && size > p.MaxBytes {
+		return executor.JobErrorf("module %s is %d bytes, more than this node's max_module_bytes (%d)", src.ref, size, p.MaxBytes)
 	}
 	return nil
 }
 
 // store writes the module to the node's record, named by its SHA-256, and
 // records the manifest it came from.
-func (p *ociPuller) store(src ociSource, r io.ReadCloser, manifest string) (*pulled, error) {
+func (p *Puller) store(src Reference, r io.ReadCloser, manifest string) (*Module, error) {
 	defer r.Close()
-	dir := filepath.Join(p.dir, "modules")
+	dir := filepath.Join(p.Dir, "modules")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, executor.NodeErrorf("module %s: create %s: %v", src.ref, dir, err)
 	}
@@ -332,58 +369,58 @@ func (p *ociPuller) store(src ociSource, r io.ReadCloser, manifest string) (*pul
 	if err := writeFileAtomic(p.manifestRecord(manifest), []byte(sum)); err != nil {
 		return nil, executor.NodeErrorf("module %s: record its manifest: %v", src.ref, err)
 	}
-	return &pulled{file: file, sha256: sum, manifest: manifest}, nil
+	return &Module{File: file, Sha256: sum, Manifest: manifest}, nil
 }
 
-func (p *ociPuller) manifestRecord(digest string) string {
-	return filepath.Join(p.dir, "manifests", strings.ReplaceAll(digest, ":", "-"))
+func (p *Puller) manifestRecord(digest string) string {
+	return filepath.Join(p.Dir, "manifests", strings.ReplaceAll(digest, ":", "-"))
 }
 
 // recorded is the module pulled before from the manifest digest, if the
 // node still has it. Its content is not hashed here: the executor hashes
 // every module it loads anyway and refuses one that is not the sha256
 // pulled (StartRequest.module_file_pulled), and the driver then removes the
-// damaged copy (forgetIfDamaged), so that a cached start costs no second
+// damaged copy (ForgetIfDamaged), so that a cached start costs no second
 // hash.
-func (p *ociPuller) recorded(digest string) (*pulled, bool) {
+func (p *Puller) recorded(digest string) (*Module, bool) {
 	b, err := os.ReadFile(p.manifestRecord(digest))
 	if err != nil {
 		return nil, false
 	}
 	sum := strings.TrimSpace(string(b))
-	file := filepath.Join(p.dir, "modules", sum+".wasm")
+	file := filepath.Join(p.Dir, "modules", sum+".wasm")
 	if st, err := os.Stat(file); err != nil || !st.Mode().IsRegular() {
 		return nil, false
 	}
-	return &pulled{file: file, sha256: sum, manifest: digest, cached: true}, true
+	return &Module{File: file, Sha256: sum, Manifest: digest, Cached: true}, true
 }
 
-// forgetIfDamaged removes the node's copy of m, and its manifest's record,
-// if the copy is no longer what was pulled; it reports whether it did. The
-// next start pulls the module again.
-func (p *ociPuller) forgetIfDamaged(m *pulled) bool {
-	f, err := os.Open(m.file)
+// ForgetIfDamaged removes the node's copy of m, and its manifest's
+// record, if the copy is no longer what was pulled; it reports whether it
+// did. The next start pulls the module again.
+func (p *Puller) ForgetIfDamaged(m *Module) bool {
+	f, err := os.Open(m.File)
 	if err == nil {
 		h := sha256.New()
 		_, err = io.Copy(h, f)
 		_ = f.Close()
-		if err == nil && hex.EncodeToString(h.Sum(nil)) == m.sha256 {
+		if err == nil && hex.EncodeToString(h.Sum(nil)) == m.Sha256 {
 			return false
 		}
 	}
-	_ = os.Remove(m.file)
-	_ = os.Remove(p.manifestRecord(m.manifest))
+	_ = os.Remove(m.File)
+	_ = os.Remove(p.manifestRecord(m.Manifest))
 	return true
 }
 
 // authFor is the task's credentials, else the plugin config's for the
 // reference's registry, else none.
-func (p *ociPuller) authFor(ref name.Reference, task *RegistryAuth) authn.Authenticator {
+func (p *Puller) authFor(ref name.Reference, task *Credentials) authn.Authenticator {
 	if task != nil && (task.Username != "" || task.Password != "") {
 		return authn.FromConfig(authn.AuthConfig{Username: task.Username, Password: task.Password})
 	}
 	reg := ref.Context().RegistryStr()
-	for _, a := range p.auth {
+	for _, a := range p.Credentials {
 		if a.Registry == reg {
 			return authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password})
 		}
@@ -409,7 +446,7 @@ func (g *plainHTTPGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // classify turns what the registry client returned into an error of its
 // class, without credentials (go-containerregistry's errors carry none).
-func (p *ociPuller) classify(src ociSource, err error) error {
+func (p *Puller) classify(src Reference, err error) error {
 	var terr *transport.Error
 	var nerr net.Error
 	switch {
