@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/internal/atomicfile"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
@@ -318,25 +319,5 @@ func (s *sharedExecutor) writeState(dir string, rc *plugin.ReattachConfig) error
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, sharedStateFile), b)
-}
-
-// writeFileAtomic writes b to file through a temporary file and a rename.
-func writeFileAtomic(file string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
+	return atomicfile.Write(filepath.Join(dir, sharedStateFile), b)
 }

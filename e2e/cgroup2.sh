@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 vm=$root/.tools/vm
-run=${CGROUP2_TESTS:-'^(TestCgroup|TestCPUWeight)'}
+run=${CGROUP2_TESTS:-'^TestCgroup'}
 
 for tool in qemu-system-x86_64 busybox apt-get dpkg-deb; do
 	command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (make deps-vm)" >&2; exit 1; }
@@ -68,6 +68,7 @@ done
 cp bin/nomad-driver-wasm "$rd/plugins/"
 echo "building the test binaries and the test modules"
 CGO_ENABLED=0 go test -c -o "$rd/driver.test" ./driver/
+CGO_ENABLED=0 go test -c -o "$rd/cgroups.test" ./driver/cgroups/
 CGO_ENABLED=0 go test -c -tags cgroup2vm -o "$rd/nomad.test" ./e2e/cgroup2vm/
 if ! WASM_TESTMODULE_EXPORT="$rd/modules" go test -count=1 -run '^TestExport$' ./executor/testmodule/ >"$work/export.log" 2>&1; then
 	cat "$work/export.log" >&2
@@ -96,6 +97,8 @@ cd /
 CI=${CI:-} WASM_TEST_CGROUP=v2 WASM_TESTMODULE_DIR=/modules /driver.test -test.v -test.count=${CGROUP2_COUNT:-1} -test.timeout=${CGROUP2_TIMEOUT:-5m} -test.run '$run' >/tmp/driver.out 2>&1
 status=\$?
 cat /tmp/driver.out
+CI=${CI:-} WASM_TEST_CGROUP=v2 /cgroups.test -test.v -test.count=${CGROUP2_COUNT:-1} -test.timeout=${CGROUP2_TIMEOUT:-5m} >/tmp/cgroups.out 2>&1 || status=\$?
+cat /tmp/cgroups.out
 /nomad.test -test.v -test.count=1 -test.timeout=10m >/tmp/nomad.out 2>&1 || status=\$?
 cat /tmp/nomad.out
 echo "cgroup2-vm: exit \$status"

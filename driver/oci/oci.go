@@ -56,6 +56,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/internal/atomicfile"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
 
@@ -366,7 +367,7 @@ func (p *Puller) store(src Reference, r io.ReadCloser, manifest string) (*Module
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return nil, executor.NodeErrorf("module %s: %v", src.ref, err)
 	}
-	if err := writeFileAtomic(p.manifestRecord(manifest), []byte(sum)); err != nil {
+	if err := atomicfile.Write(p.manifestRecord(manifest), []byte(sum)); err != nil {
 		return nil, executor.NodeErrorf("module %s: record its manifest: %v", src.ref, err)
 	}
 	return &Module{File: file, Sha256: sum, Manifest: manifest}, nil
@@ -462,24 +463,4 @@ func (p *Puller) classify(src Reference, err error) error {
 		return executor.NodeErrorf("module %s: the registry cannot be reached: %v", src.ref, err)
 	}
 	return executor.NodeErrorf("module %s: pull failed: %v", src.ref, err)
-}
-
-// writeFileAtomic writes b to file through a temporary file and a rename.
-func writeFileAtomic(file string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
 }
