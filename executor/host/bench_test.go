@@ -19,6 +19,7 @@ import (
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/cgi"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
@@ -48,7 +49,7 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 			}
 			spec := programSpec{Module: "/local/handler.wasm", Engine: engine, Entrypoint: "_start", View: files.view,
 				Env: map[string]string{"NOMAD_TASK_NAME": "bench"}, MemoryLimitPages: 64 << 20 / executor.PageSize}
-			cache := ModuleCache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger()}
+			cache := modcache.Cache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger(), Validate: validateConfig()}
 			p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, body, digest, nil)
 			if err != nil {
 				b.Fatal(err)

@@ -8,7 +8,7 @@
 // that knows wazero, and it must not know Nomad: what it needs from a task
 // arrives in the protocol's StartRequest.
 //
-// Lifetimes follow wazero's: the node's compiled-module cache (ModuleCache)
+// Lifetimes follow wazero's: the node's compiled-module cache (modcache.Cache)
 // outlives everything; a task's files (taskFiles: its view, log directory,
 // task directory), opened once before the executor becomes the task's
 // user, and its program (the compiled module, its runtime, WASI host,

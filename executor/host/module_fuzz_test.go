@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 )
 
 // FuzzInspectModule: inspectModule never panics, never refuses a module
@@ -77,7 +78,7 @@ func TestSectionOverrunIsRefusedFirst(t *testing.T) {
 	if !errors.Is(err, errSectionOverrun) {
 		t.Fatalf("inspectModule: %v", err)
 	}
-	_, err = loadProgram(context.Background(), nil, ModuleCache{}, programSpec{Module: "/local/x.wasm", Engine: executor.EngineInterpreter}, b, moduleDigest(b), nil)
+	_, err = loadProgram(context.Background(), nil, modcache.Cache{}, programSpec{Module: "/local/x.wasm", Engine: executor.EngineInterpreter}, b, moduleDigest(b), nil)
 	if executor.ClassOf(err) != executor.ClassJob || !strings.Contains(err.Error(), "section 7 at offset 13 declares 10 bytes but only 4 remain") {
 		t.Fatalf("loadProgram: %v (class %v)", err, executor.ClassOf(err))
 	}

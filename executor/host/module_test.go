@@ -5,45 +5,12 @@ package host
 
 import (
 	"os"
-	"runtime/debug"
 	"testing"
 
 	"github.com/shoenig/test/must"
-	"golang.org/x/mod/modfile"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
-
-// TestWazeroVersionMatchesGoMod: the fallback for binaries without module
-// information names the wazero version that go.mod requires.
-func TestWazeroVersionMatchesGoMod(t *testing.T) {
-	t.Parallel()
-	b, err := os.ReadFile("../../go.mod")
-	must.NoError(t, err)
-	f, err := modfile.Parse("go.mod", b, nil)
-	must.NoError(t, err)
-	for _, r := range f.Require {
-		if r.Mod.Path == "github.com/tetratelabs/wazero" {
-			must.Eq(t, r.Mod.Version, wazeroModuleVersion)
-			return
-		}
-	}
-	t.Fatal("wazero not in go.mod")
-}
-
-// TestWazeroVersionFromBuildInfo: the version comes from what the toolchain
-// recorded, a replacement's version when wazero is replaced, and the
-// fallback only without build information.
-func TestWazeroVersionFromBuildInfo(t *testing.T) {
-	t.Parallel()
-	dep := func(v string, r *debug.Module) *debug.Module {
-		return &debug.Module{Path: "github.com/tetratelabs/wazero", Version: v, Replace: r}
-	}
-	must.Eq(t, "v9.8.7", wazeroVersionFrom(&debug.BuildInfo{Deps: []*debug.Module{{Path: "x"}, dep("v9.8.7", nil)}}))
-	must.Eq(t, "v1.0.0-fork", wazeroVersionFrom(&debug.BuildInfo{Deps: []*debug.Module{dep("v9.8.7", &debug.Module{Version: "v1.0.0-fork"})}}))
-	must.Eq(t, wazeroModuleVersion, wazeroVersionFrom(nil))
-	must.Eq(t, wazeroModuleVersion, wazeroVersionFrom(&debug.BuildInfo{}))
-}
 
 func TestInspectModule(t *testing.T) {
 	t.Parallel()

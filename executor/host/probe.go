@@ -5,9 +5,7 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -96,14 +95,14 @@ var emptyModule = []byte("\x00asm\x01\x00\x00\x00")
 // names an engine and a cache directory, what tasks get on this node.
 //
 // readOnly: the executor runs as a task's user and only reads the cache
-// (see ModuleCache.ReadOnly), so the cache need only be readable by it.
+// (see modcache.Cache.ReadOnly), so the cache need only be readable by it.
 func version(ctx context.Context, req *proto.VersionRequest, readOnly bool) *proto.VersionResponse {
 	resp := &proto.VersionResponse{
 		Version:        executor.Version,
 		Protocol:       executor.ProtocolVersion,
 		Pid:            int32(os.Getpid()),
 		Runtime:        "wazero",
-		RuntimeVersion: WazeroVersion(),
+		RuntimeVersion: modcache.WazeroVersion(),
 		Wasi:           "preview1",
 		Features:       featureSet(coreFeatures),
 	}
@@ -122,11 +121,7 @@ func version(ctx context.Context, req *proto.VersionRequest, readOnly bool) *pro
 		}
 	}
 	if req.CacheDir != "" {
-		probe := probeCacheDir
-		if readOnly {
-			probe = probeCacheDirReadable
-		}
-		if err := probe(req.CacheDir); err != nil {
+		if err := (modcache.Cache{Dir: req.CacheDir, ReadOnly: readOnly}).Check(); err != nil {
 			resp.CacheError = err.Error()
 		}
 	}
@@ -140,35 +135,5 @@ func probeEngine(ctx context.Context, engine string) error {
 	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(engine, interruptible(true)))
 	defer rt.Close(ctx)
 	_, err := rt.Instantiate(ctx, emptyModule)
-	return err
-}
-
-// probeCacheDir checks that the cache directory exists or can be created,
-// and is writable.
-func probeCacheDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".probe-*")
-	if err != nil {
-		return err
-	}
-	name := f.Name()
-	_ = f.Close()
-	return os.Remove(name)
-}
-
-// probeCacheDirReadable checks that the cache directory can be read, by an
-// executor that writes nothing there.
-func probeCacheDirReadable(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = f.ReadDir(1)
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
 	return err
 }

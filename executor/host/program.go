@@ -28,6 +28,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -73,6 +74,48 @@ func runtimeConfig(engine string, interruptible bool) wazero.RuntimeConfig {
 		cfg = wazero.NewRuntimeConfigInterpreter()
 	}
 	return cfg.WithCloseOnContextDone(interruptible).WithCoreFeatures(coreFeatures)
+}
+
+// validateConfig is what a module that failed to compile is compiled
+// again with, to tell a module at fault from a node that is
+// (modcache.Cache.Validate): the interpreter, with the features guests get.
+func validateConfig() wazero.RuntimeConfig {
+	return runtimeConfig(executor.EngineInterpreter, false)
+}
+
+// compiled is a module compiled through the node's cache (or prepared by
+// a spare), with what the executor adds to it.
+type compiled struct {
+	modcache.Compiled
+	// interruptible: compiled with wazero's per-loop check.
+	interruptible bool
+	// wasi is the WASI host module in the runtime, once instantiated.
+	wasi api.Module
+}
+
+// compile compiles b (whose SHA-256 is digest; module names it in
+// messages) through cache for engine, with the per-loop check or not.
+// Its errors are classified (executor.Error).
+func compile(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
+	key := modcache.Key{Engine: engine, Interruptible: interruptible, Digest: digest}
+	c, err := cache.Compile(ctx, runtimeConfig(engine, interruptible), key, module, b)
+	if err != nil {
+		return nil, err
+	}
+	return &compiled{Compiled: *c, interruptible: interruptible}, nil
+}
+
+// instantiateWASI instantiates the WASI host module in c's runtime, once:
+// a spare does it ahead of the task, with the rest of its preparation.
+func (c *compiled) instantiateWASI(ctx context.Context) (api.Module, error) {
+	if c.wasi == nil {
+		m, err := instantiateWASIModule(ctx, c.Runtime, !c.interruptible)
+		if err != nil {
+			return nil, err
+		}
+		c.wasi = m.(api.Module)
+	}
+	return c.wasi, nil
 }
 
 // programSpec is what a program is made of.
@@ -158,12 +201,12 @@ type program struct {
 // already compiled (warm: prepared by a spare executor), and prepares its
 // WASI host and filesystem view. Its errors are classified
 // (executor.Error).
-func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, spec programSpec, b []byte, digest string, warm *compiled) (_ *program, err error) {
+func loadProgram(ctx context.Context, logger hclog.Logger, cache modcache.Cache, spec programSpec, b []byte, digest string, warm *compiled) (_ *program, err error) {
 	var p *program
 	defer func() {
 		// Once p exists, p.close releases the runtime.
 		if err != nil && p == nil && warm != nil {
-			_ = warm.runtime.Close(ctx)
+			_ = warm.Runtime.Close(ctx)
 		}
 	}()
 	if want := strings.ToLower(spec.Sha256); want != "" && want != digest {
@@ -190,12 +233,12 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache ModuleCache, sp
 
 	comp := warm
 	if comp == nil {
-		if comp, err = cache.compile(ctx, spec.Engine, spec.Interruptible, digest, spec.Module, b); err != nil {
+		if comp, err = compile(ctx, cache, spec.Engine, spec.Interruptible, digest, spec.Module, b); err != nil {
 			return nil, err
 		}
 	}
-	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, hasStart: header.hasStart, runtime: comp.runtime, module: comp.module,
-		cacheHit: comp.cacheHit, loadTook: comp.took, repaired: comp.repaired, prepared: warm != nil}
+	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, hasStart: header.hasStart, runtime: comp.Runtime, module: comp.Module,
+		cacheHit: comp.Hit, loadTook: comp.Took, repaired: comp.Repaired, prepared: warm != nil}
 	p.environ = sync.OnceValue(func() environ { return envOf(spec.Env) })
 	p.envNames = sync.OnceValue(func() map[string]bool {
 		names := make(map[string]bool, len(spec.Env))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/logfile"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -257,7 +258,7 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 	// then, and it reads the record to prepare this module. (Not by an
 	// executor that runs as a task's user: it writes nothing there.)
 	if !cache.ReadOnly {
-		if err := cache.remember(digest, b); err != nil {
+		if err := cache.Remember(digest, b); err != nil {
 			logger.Warn("cannot record the module as recently started", "error", err)
 		}
 	}
@@ -266,8 +267,8 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 
 // moduleCache is the node's compiled-module cache in dir as this executor
 // may use it: read-only once it runs as a task's user.
-func (s *server) moduleCache(dir string, logger hclog.Logger) ModuleCache {
-	c := ModuleCache{Dir: dir, Logger: logger}
+func (s *server) moduleCache(dir string, logger hclog.Logger) modcache.Cache {
+	c := modcache.Cache{Dir: dir, Logger: logger, Validate: validateConfig()}
 	if s.user.Load() != nil {
 		c.ReadOnly, c.Memory = true, s.memCache
 	}

@@ -6,7 +6,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -17,10 +16,11 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 )
 
 // warmSet is what a spare executor prepares while it waits for a task:
-// the modules started on this node most recently (ModuleCache.recent),
+// the modules started on this node most recently (modcache.Cache.Recent),
 // compiled through the node's cache. A task that starts one of them skips
 // decoding, validating and loading it, which is most of a repeated start of
 // a large module. The first Start takes what it needs and closes the rest.
@@ -57,7 +57,7 @@ func (s *server) warmUp(w executor.Warm) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.warm = &warmSet{engine: engine, cancel: cancel, entries: map[string]*warmEntry{}}
 	// Only what tasks compiled, within their memory, is prepared.
-	cache := ModuleCache{Dir: w.CacheDir, Logger: s.logger, CachedOnly: true}
+	cache := modcache.Cache{Dir: w.CacheDir, Logger: s.logger, CachedOnly: true, Validate: validateConfig()}
 	s.wg.Go(func() {
 		defer cancel()
 		// Collected once everything is prepared, so that the heap goal is
@@ -65,7 +65,7 @@ func (s *server) warmUp(w executor.Warm) {
 		// under it, and the start does not pay for marking the prepared
 		// modules. Not once a guest that a collection could stall runs.
 		defer s.collect(runtime.GC)
-		for _, m := range cache.recent(w.Modules, w.Digests) {
+		for _, m := range cache.Recent(w.Modules, w.Digests) {
 			select {
 			case <-ctx.Done():
 				return
@@ -73,47 +73,33 @@ func (s *server) warmUp(w executor.Warm) {
 				return
 			default:
 			}
-			b, err := readRecent(m)
+			b, err := m.Read()
 			if err != nil {
-				s.logger.Debug("cannot read a recent module", "sha256", m.digest, "error", err)
+				s.logger.Debug("cannot read a recent module", "sha256", m.Digest, "error", err)
 				continue
 			}
-			e := s.warm.add(m.digest, b)
+			e := s.warm.add(m.Digest, b)
 			if e == nil {
 				return
 			}
 			comp, err := prepare(ctx, cache, engine, m, b)
 			if err != nil {
-				s.logger.Debug("cannot prepare a recent module", "sha256", m.digest, "error", err)
+				s.logger.Debug("cannot prepare a recent module", "sha256", m.Digest, "error", err)
 			}
 			s.warm.finish(e, comp)
 		}
 	})
 }
 
-// readRecent reads a recent module and checks that it is what its name
-// says; one that is not is removed.
-func readRecent(m recentModule) ([]byte, error) {
-	b, err := os.ReadFile(m.path)
-	if err != nil {
-		return nil, err
-	}
-	if moduleDigest(b) != m.digest {
-		_ = os.Remove(m.path)
-		return nil, executor.NodeErrorf("recent module %s does not match its digest; removed", m.path)
-	}
-	return b, nil
-}
-
 // prepare compiles recent module m, whose content is b, instantiates its
 // WASI host and rehearses its instantiation.
-func prepare(ctx context.Context, cache ModuleCache, engine string, m recentModule, b []byte) (*compiled, error) {
-	comp, err := cache.compile(ctx, engine, interruptible(false), m.digest, m.path, b)
+func prepare(ctx context.Context, cache modcache.Cache, engine string, m modcache.Recent, b []byte) (*compiled, error) {
+	comp, err := compile(ctx, cache, engine, interruptible(false), m.Digest, m.Path, b)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := comp.instantiateWASI(ctx); err != nil {
-		_ = comp.runtime.Close(ctx)
+		_ = comp.Runtime.Close(ctx)
 		return nil, err
 	}
 	rehearse(ctx, comp)
@@ -130,7 +116,7 @@ func rehearse(ctx context.Context, comp *compiled) {
 		return memory.NewLinear(limit, &size, nil)
 	})
 	config := wazero.NewModuleConfig().WithName("").WithStartFunctions()
-	if mod, err := comp.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), comp.module, config); err == nil {
+	if mod, err := comp.Runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), comp.Module, config); err == nil {
 		_ = mod.Close(ctx)
 	}
 }
@@ -155,7 +141,7 @@ func (w *warmSet) finish(e *warmEntry, comp *compiled) {
 	defer w.mu.Unlock()
 	e.comp = comp
 	if w.closed && !e.wanted && comp != nil {
-		_ = comp.runtime.Close(context.Background())
+		_ = comp.Runtime.Close(context.Background())
 		e.comp = nil
 	}
 	close(e.done)
@@ -183,7 +169,7 @@ func (w *warmSet) take(b []byte, engine string, check bool) (*compiled, string) 
 		select {
 		case <-e.done:
 			if e.comp != nil {
-				_ = e.comp.runtime.Close(context.Background())
+				_ = e.comp.Runtime.Close(context.Background())
 				e.comp = nil
 			}
 		default: // finish releases it

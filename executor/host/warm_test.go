@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 )
 
 // The modules of the warm set tests: distinct contents (a tiny module
@@ -37,12 +38,12 @@ func prepared(t *testing.T, engine string, b []byte) *compiled {
 	t.Cleanup(func() { _ = r.Close(ctx) })
 	mod, err := r.CompileModule(ctx, b)
 	must.NoError(t, err)
-	return &compiled{interruptible: interruptible(false), runtime: r, module: mod}
+	return &compiled{Compiled: modcache.Compiled{Runtime: r, Module: mod}, interruptible: interruptible(false)}
 }
 
 // released says whether comp's runtime has been closed.
 func released(comp *compiled) bool {
-	_, err := comp.runtime.CompileModule(context.Background(), warmA)
+	_, err := comp.Runtime.CompileModule(context.Background(), warmA)
 	return err != nil
 }
 

@@ -1,15 +1,18 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+package modcache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
 	"github.com/tetratelabs/wazero"
+	"golang.org/x/mod/modfile"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
@@ -31,16 +35,17 @@ func TestCompileErrorClass(t *testing.T) {
 	valid, err := os.ReadFile(testmodule.Path(t, "probe"))
 	must.NoError(t, err)
 	malformed := []byte("\x00asm\x01\x00\x00\x00\x01\x03\xff\xff\xff")
+	var c Cache
 
-	err = compileError(ctx, "m.wasm", valid, fmt.Errorf("mmap: %w", syscall.ENOMEM))
+	err = c.compileError(ctx, "m.wasm", valid, fmt.Errorf("mmap: %w", syscall.ENOMEM))
 	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
 	must.ErrorContains(t, err, "for want of resources on this node")
 
-	err = compileError(ctx, "m.wasm", valid, errors.New("compilationcache: checksum mismatch"))
+	err = c.compileError(ctx, "m.wasm", valid, errors.New("compilationcache: checksum mismatch"))
 	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
 	must.ErrorContains(t, err, "module m.wasm is valid, but this node failed to compile it")
 
-	err = compileError(ctx, "m.wasm", malformed, errors.New("section 1: unexpected EOF"))
+	err = c.compileError(ctx, "m.wasm", malformed, errors.New("section 1: unexpected EOF"))
 	must.Eq(t, executor.ClassJob, executor.ClassOf(err))
 	must.ErrorContains(t, err, "module m.wasm is malformed or uses WebAssembly features this node does not support")
 }
@@ -62,14 +67,14 @@ func TestReadOnlyCache(t *testing.T) {
 	dir := t.TempDir()
 	b, err := os.ReadFile(testmodule.Path(t, "probe"))
 	must.NoError(t, err)
-	digest := moduleDigest(b)
-	ro := ModuleCache{Dir: dir, Logger: hclog.NewNullLogger(), ReadOnly: true, Memory: wazero.NewCompilationCache()}
-	rw := ModuleCache{Dir: dir, Logger: hclog.NewNullLogger()}
-	compile := func(c ModuleCache) *compiled {
+	digest := digestOf(b)
+	ro := Cache{Dir: dir, Logger: hclog.NewNullLogger(), ReadOnly: true, Memory: wazero.NewCompilationCache()}
+	rw := Cache{Dir: dir, Logger: hclog.NewNullLogger()}
+	compile := func(c Cache) *Compiled {
 		t.Helper()
-		comp, err := c.compile(ctx, executor.EngineCompiler, false, digest, "probe.wasm", b)
+		comp, err := c.Compile(ctx, compilerConfig(false), Key{Engine: executor.EngineCompiler, Digest: digest}, "probe.wasm", b)
 		must.NoError(t, err)
-		must.NoError(t, comp.runtime.Close(ctx))
+		must.NoError(t, comp.Runtime.Close(ctx))
 		return comp
 	}
 	files := func() map[string]string {
@@ -86,7 +91,7 @@ func TestReadOnlyCache(t *testing.T) {
 			if d.Type().IsRegular() {
 				c, err := os.ReadFile(p)
 				must.NoError(t, err)
-				out[p] += " " + moduleDigest(c)
+				out[p] += " " + digestOf(c)
 			}
 			return nil
 		}))
@@ -94,11 +99,11 @@ func TestReadOnlyCache(t *testing.T) {
 	}
 
 	// Nothing in the cache: compiled in memory, nothing written.
-	must.False(t, compile(ro).cacheHit)
+	must.False(t, compile(ro).Hit)
 	must.MapEmpty(t, files())
 
 	// Compiled by a privileged executor: recorded, readable by all.
-	must.False(t, compile(rw).cacheHit)
+	must.False(t, compile(rw).Hit)
 	written := files()
 	must.MapNotEmpty(t, written)
 	var entry string
@@ -117,17 +122,17 @@ func TestReadOnlyCache(t *testing.T) {
 	must.NotEq(t, "", entry)
 
 	// Read-only: a hit, and nothing changes.
-	must.True(t, compile(ro).cacheHit)
+	must.True(t, compile(ro).Hit)
 	must.Eq(t, written, files())
 
 	// A damaged entry is not run, and not repaired by a task's user: left
 	// for a privileged executor.
 	must.NoError(t, os.WriteFile(entry, []byte("not a compiled module"), 0o644))
 	damaged := files()
-	must.False(t, compile(ro).cacheHit)
+	must.False(t, compile(ro).Hit)
 	must.Eq(t, damaged, files())
-	must.False(t, compile(rw).cacheHit) // replaced
-	must.True(t, compile(ro).cacheHit)
+	must.False(t, compile(rw).Hit) // replaced
+	must.True(t, compile(ro).Hit)
 
 	// An entry written before entries were shared (wazero's 0600) is shared
 	// by the next privileged load.
@@ -136,7 +141,7 @@ func TestReadOnlyCache(t *testing.T) {
 			must.NoError(t, os.Chmod(p, 0o600))
 		}
 	}
-	must.True(t, compile(rw).cacheHit)
+	must.True(t, compile(rw).Hit)
 	for p, mode := range files() {
 		must.StrNotContains(t, mode, "-rw-------", must.Sprint(p))
 	}
@@ -150,26 +155,71 @@ func TestCachedOnlyCompilesNothing(t *testing.T) {
 	ctx := context.Background()
 	b, err := os.ReadFile(testmodule.Path(t, "probe"))
 	must.NoError(t, err)
-	digest := moduleDigest(b)
+	digest := digestOf(b)
 	dir := t.TempDir()
-	spare := ModuleCache{Dir: dir, Logger: hclog.NewNullLogger(), CachedOnly: true}
-	_, err = spare.compile(ctx, executor.EngineCompiler, false, digest, "probe.wasm", b)
+	spare := Cache{Dir: dir, Logger: hclog.NewNullLogger(), CachedOnly: true}
+	compiler := Key{Engine: executor.EngineCompiler, Digest: digest}
+	_, err = spare.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", b)
 	must.ErrorIs(t, err, errNotCached)
-	_, err = spare.compile(ctx, executor.EngineInterpreter, false, digest, "probe.wasm", b)
+	_, err = spare.Compile(ctx, wazero.NewRuntimeConfigInterpreter(), Key{Engine: executor.EngineInterpreter, Digest: digest}, "probe.wasm", b)
 	must.ErrorIs(t, err, errNotCached)
 	entries, err := os.ReadDir(dir)
 	must.NoError(t, err)
 	must.SliceEmpty(t, entries, must.Sprint("a CachedOnly cache wrote to the cache"))
 
-	task := ModuleCache{Dir: dir, Logger: hclog.NewNullLogger()}
-	comp, err := task.compile(ctx, executor.EngineCompiler, false, digest, "probe.wasm", b)
+	task := Cache{Dir: dir, Logger: hclog.NewNullLogger()}
+	comp, err := task.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", b)
 	must.NoError(t, err)
-	_ = comp.runtime.Close(ctx)
-	comp, err = spare.compile(ctx, executor.EngineCompiler, false, digest, "probe.wasm", b)
+	_ = comp.Runtime.Close(ctx)
+	comp, err = spare.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", b)
 	must.NoError(t, err)
-	must.True(t, comp.cacheHit)
-	_ = comp.runtime.Close(ctx)
+	must.True(t, comp.Hit)
+	_ = comp.Runtime.Close(ctx)
 	// The other kind of code is another entry, which no task compiled.
-	_, err = spare.compile(ctx, executor.EngineCompiler, true, digest, "probe.wasm", b)
+	compiler.Interruptible = true
+	_, err = spare.Compile(ctx, compilerConfig(true), compiler, "probe.wasm", b)
 	must.ErrorIs(t, err, errNotCached)
+}
+
+// compilerConfig is a configuration of wazero's compiler, with the
+// per-loop check or not, as a key of the compiler's names it.
+func compilerConfig(interruptible bool) wazero.RuntimeConfig {
+	return wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(interruptible)
+}
+
+// digestOf is the lowercase hex SHA-256 of b.
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestWazeroVersionMatchesGoMod: the fallback for binaries without module
+// information names the wazero version that go.mod requires.
+func TestWazeroVersionMatchesGoMod(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../../go.mod")
+	must.NoError(t, err)
+	f, err := modfile.Parse("go.mod", b, nil)
+	must.NoError(t, err)
+	for _, r := range f.Require {
+		if r.Mod.Path == "github.com/tetratelabs/wazero" {
+			must.Eq(t, r.Mod.Version, wazeroModuleVersion)
+			return
+		}
+	}
+	t.Fatal("wazero not in go.mod")
+}
+
+// TestWazeroVersionFromBuildInfo: the version comes from what the toolchain
+// recorded, a replacement's version when wazero is replaced, and the
+// fallback only without build information.
+func TestWazeroVersionFromBuildInfo(t *testing.T) {
+	t.Parallel()
+	dep := func(v string, r *debug.Module) *debug.Module {
+		return &debug.Module{Path: "github.com/tetratelabs/wazero", Version: v, Replace: r}
+	}
+	must.Eq(t, "v9.8.7", wazeroVersionFrom(&debug.BuildInfo{Deps: []*debug.Module{{Path: "x"}, dep("v9.8.7", nil)}}))
+	must.Eq(t, "v1.0.0-fork", wazeroVersionFrom(&debug.BuildInfo{Deps: []*debug.Module{dep("v9.8.7", &debug.Module{Version: "v1.0.0-fork"})}}))
+	must.Eq(t, wazeroModuleVersion, wazeroVersionFrom(nil))
+	must.Eq(t, wazeroModuleVersion, wazeroVersionFrom(&debug.BuildInfo{}))
 }

@@ -1,17 +1,30 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+// Package modcache is the node's cache of compiled modules: a directory
+// shared by every executor on the node, in which each module is compiled
+// once per engine and kind of code, verified before it is loaded, and
+// written only by a privileged executor; beside it, the record of the
+// modules started recently, which a spare executor prepares ahead of the
+// next task.
+//
+// It compiles with the wazero configuration its caller gives it, keys
+// entries by what its caller says that configuration is (Key), and hands
+// back a runtime and its compiled module: what a program does with them
+// (the WASI host, instances, interruption) is the executor's, and this
+// package must not import the executor (executor/host) or call back into
+// it. Its errors are classified (executor.Error).
+package modcache
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +32,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 )
@@ -30,7 +42,8 @@ import (
 const wazeroModuleVersion = "v1.12.0"
 
 // WazeroVersion is the version of wazero linked into this binary, as the Go
-// toolchain recorded it.
+// toolchain recorded it. Entries are kept per version: code one release
+// compiled is never loaded by another.
 var WazeroVersion = sync.OnceValue(func() string {
 	info, _ := debug.ReadBuildInfo()
 	return wazeroVersionFrom(info)
@@ -50,8 +63,8 @@ func wazeroVersionFrom(info *debug.BuildInfo) string {
 	return wazeroModuleVersion
 }
 
-// ModuleCache is the node's on-disk cache of compiled modules, shared by
-// every executor on the node.
+// Cache is the node's on-disk cache of compiled modules, shared by every
+// executor on the node.
 //
 // Layout (persisted; changing it orphans existing entries, which is safe but
 // costs one compile per module):
@@ -60,13 +73,13 @@ func wazeroVersionFrom(info *debug.BuildInfo) string {
 //	<dir>/wazero-<version>/<engine>/<code>/<module sha256>.lock
 //
 // where <code> is "interruptible" for code compiled with wazero's per-loop
-// check and "uninterruptible" for code without it (see interruptible): a
+// check and "uninterruptible" for code without it (Key.Interruptible): a
 // module can have both, and each is a hit or a compile of its own.
 // (Before the two existed, entries were in <engine>/<module sha256>; those
 // directories are no longer read.)
 //
-// Giving each module its own wazero cache directory lets the executor tell a
-// cache hit from a compile (the directory has an entry or not), and the lock
+// Giving each module its own wazero cache directory lets the cache tell a
+// hit from a compile (the directory has an entry or not), and the lock
 // file makes concurrent first starts of one module on a node compile it once:
 // the first holds an exclusive flock while it compiles, the others wait and
 // then load what it wrote. A start that finds an entry loads it without the
@@ -80,20 +93,20 @@ func wazeroVersionFrom(info *debug.BuildInfo) string {
 //	<dir>/recent/<module sha256>.wasm
 //
 // A spare executor prepares the most recent of them ahead of the next task
-// (see warmSet). Copies older than the window are removed.
+// (see Recent). Copies older than the window are removed.
 //
 // An entry that wazero cannot load (truncated, overwritten: its checksum
 // does not match) is a fault of the node, not of the module: it is removed
-// and the module compiled again, and the start reports the repair.
+// and the module compiled again, and Compiled.Repaired says so.
 //
 // Only a privileged executor writes the cache: one that has not become a
-// task's user yet (see becomeUser). One that has (ReadOnly) loads entries
-// that verify, and compiles anything else in memory, through Memory when
-// set (an executor's own in-memory cache, so that repeated execs of one
-// module compile it once), never writing a file: the code that every task
-// of a module runs is written only by root, and the entries are made
-// readable by all (see recordEntry).
-type ModuleCache struct {
+// task's user yet. One that has (ReadOnly) loads entries that verify, and
+// compiles anything else in memory, through Memory when set (an executor's
+// own in-memory cache, so that repeated execs of one module compile it
+// once), never writing a file: the code that every task of a module runs
+// is written only by root, and the entries are made readable by all (see
+// recordEntry).
+type Cache struct {
 	Dir    string
 	Logger hclog.Logger
 	// ReadOnly: this executor runs as a task's user and may not write.
@@ -105,65 +118,62 @@ type ModuleCache struct {
 	// way: it runs in no task's cgroup, and compiling takes many times a
 	// module's size, which only a task's memory may pay for.
 	CachedOnly bool
+	// Validate is what a module that failed to compile is compiled again
+	// with, to tell a module at fault from a node that is: a configuration
+	// that decodes and validates a module but allocates no executable
+	// memory and touches no cache (the interpreter's), with the features
+	// that guests get. Unset, wazero's interpreter with its defaults.
+	Validate wazero.RuntimeConfig
+}
+
+// Key names a module's entry: the engine it is compiled for, whether its
+// code has wazero's per-loop check, and the module's SHA-256 (lowercase
+// hex). The configuration a module is compiled with must follow from its
+// key alone: an entry is shared by every compile with that key.
+type Key struct {
+	Engine        string // executor.EngineCompiler or executor.EngineInterpreter
+	Interruptible bool
+	Digest        string
+}
+
+// Compiled is a module compiled by a runtime that must outlive it: closing
+// Runtime releases both, and the cache's files that it holds.
+type Compiled struct {
+	Runtime wazero.Runtime
+	Module  wazero.CompiledModule
+	// Hit: loaded from the node's cache, not compiled.
+	Hit bool
+	// Took is the time spent compiling or loading.
+	Took time.Duration
+	// Repaired says what was wrong with a damaged entry that was replaced;
+	// empty when none was.
+	Repaired string
 }
 
 // errNotCached: a CachedOnly cache holds no entry of the module.
 var errNotCached = errors.New("the module has no entry in the compiled-module cache")
 
-// compiled is a module compiled by a runtime that must outlive it.
-type compiled struct {
-	// interruptible: compiled with wazero's per-loop check.
-	interruptible bool
-	runtime       wazero.Runtime
-	module        wazero.CompiledModule
-	cacheHit      bool
-	took          time.Duration
-	// repaired says what was wrong with a damaged entry that was replaced.
-	repaired string
-	// wasi is the WASI host module in runtime, once instantiated.
-	wasi api.Module
-}
-
-// instantiateWASI instantiates the WASI host module in c's runtime, once:
-// a spare does it ahead of the task, with the rest of its preparation.
-func (c *compiled) instantiateWASI(ctx context.Context) (api.Module, error) {
-	if c.wasi == nil {
-		m, err := instantiateWASIModule(ctx, c.runtime, !c.interruptible)
-		if err != nil {
-			return nil, err
-		}
-		c.wasi = m.(api.Module)
-	}
-	return c.wasi, nil
-}
-
-// compile compiles b (whose SHA-256 is digest) for engine. The compiler
-// goes through the on-disk cache; the interpreter has none. Its errors are
-// classified: a module wazero refuses is the job's, a cache directory that
-// cannot be used the operator's, anything else the node's.
-func (c ModuleCache) compile(ctx context.Context, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
-	comp, err := c.compileCode(ctx, engine, interruptible, digest, module, b)
-	if comp != nil {
-		comp.interruptible = interruptible
-	}
-	return comp, err
-}
-
-func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
+// Compile compiles b, the module that key names (module names it in
+// messages), with a runtime of cfg, which must be the configuration key
+// stands for. The compiler goes through the on-disk cache; the interpreter
+// has none. Its errors are classified: a module wazero refuses is the
+// job's, a cache directory that cannot be used the operator's, anything
+// else the node's.
+func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, module string, b []byte) (*Compiled, error) {
 	start := time.Now()
-	cfg := runtimeConfig(engine, interruptible)
-	if engine != executor.EngineCompiler {
+	if key.Engine != executor.EngineCompiler {
 		if c.CachedOnly {
 			return nil, errNotCached
 		}
-		return compileWith(ctx, cfg, module, b, start)
+		return c.compileWith(ctx, cfg, module, b, start)
 	}
 
 	code := "uninterruptible"
-	if interruptible {
+	if key.Interruptible {
 		code = "interruptible"
 	}
-	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), engine, code, digest)
+	digest := key.Digest
+	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), key.Engine, code, digest)
 	if c.CachedOnly {
 		if !hasEntry(dir) || verifyEntry(dir) != nil {
 			return nil, errNotCached
@@ -172,7 +182,7 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 		if err != nil {
 			return nil, err
 		}
-		comp.cacheHit, comp.took = true, time.Since(start)
+		comp.Hit, comp.Took = true, time.Since(start)
 		return comp, nil
 	}
 	if c.ReadOnly {
@@ -201,12 +211,12 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 			if err := shareEntry(dir); err != nil {
 				c.Logger.Warn("cannot make the compiled entry readable by tasks' users", "sha256", digest, "error", err)
 			}
-			comp.cacheHit, comp.took = true, time.Since(start)
+			comp.Hit, comp.Took = true, time.Since(start)
 			return comp, nil
 		}
 		// wazero decodes and validates the module before it reads the
 		// entry, so a module it refuses is refused here the same way.
-		if cerr := compileError(ctx, module, b, err); executor.ClassOf(cerr) == executor.ClassJob {
+		if cerr := c.compileError(ctx, module, b, err); executor.ClassOf(cerr) == executor.ClassJob {
 			return nil, cerr
 		}
 		return c.replace(ctx, cfg, dir, digest, module, b, err, start)
@@ -227,34 +237,34 @@ func (c ModuleCache) compileCode(ctx context.Context, engine string, interruptib
 			if err != nil {
 				return nil, err
 			}
-			comp.repaired, comp.took = verr.Error(), time.Since(start)
+			comp.Repaired, comp.Took = verr.Error(), time.Since(start)
 			return comp, nil
 		}
 	}
 	comp, err := c.load(ctx, cfg, dir, b)
 	if err != nil {
-		return nil, compileError(ctx, module, b, err)
+		return nil, c.compileError(ctx, module, b, err)
 	}
 	if !hit {
 		if err := recordEntry(dir); err != nil {
-			_ = comp.runtime.Close(ctx)
+			_ = comp.Runtime.Close(ctx)
 			return nil, cacheError(err)
 		}
 	}
-	comp.cacheHit, comp.took = hit, time.Since(start)
+	comp.Hit, comp.Took = hit, time.Since(start)
 	return comp, nil
 }
 
 // compileReadOnly loads the entry in dir if it verifies, and otherwise
 // compiles b in memory, writing nothing: the entry is left for a
 // privileged executor to repair or add.
-func (c ModuleCache) compileReadOnly(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, start time.Time) (*compiled, error) {
+func (c Cache) compileReadOnly(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, start time.Time) (*Compiled, error) {
 	if hasEntry(dir) {
 		verr := verifyEntry(dir)
 		if verr == nil {
 			comp, err := c.load(ctx, cfg, dir, b)
 			if err == nil {
-				comp.cacheHit, comp.took = true, time.Since(start)
+				comp.Hit, comp.Took = true, time.Since(start)
 				return comp, nil
 			}
 			verr = err
@@ -264,23 +274,23 @@ func (c ModuleCache) compileReadOnly(ctx context.Context, cfg wazero.RuntimeConf
 	if c.Memory != nil {
 		cfg = cfg.WithCompilationCache(c.Memory)
 	}
-	return compileWith(ctx, cfg, module, b, start)
+	return c.compileWith(ctx, cfg, module, b, start)
 }
 
 // compileWith compiles b with a runtime of cfg, outside the node's cache.
-func compileWith(ctx context.Context, cfg wazero.RuntimeConfig, module string, b []byte, start time.Time) (*compiled, error) {
+func (c Cache) compileWith(ctx context.Context, cfg wazero.RuntimeConfig, module string, b []byte, start time.Time) (*Compiled, error) {
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	mod, err := rt.CompileModule(ctx, b)
 	if err != nil {
 		_ = rt.Close(ctx)
-		return nil, compileError(ctx, module, b, err)
+		return nil, c.compileError(ctx, module, b, err)
 	}
-	return &compiled{runtime: rt, module: mod, took: time.Since(start)}, nil
+	return &Compiled{Runtime: rt, Module: mod, Took: time.Since(start)}, nil
 }
 
 // replace replaces the damaged entry in dir (why says what is wrong with
 // it), under the module's lock, with the module compiled again.
-func (c ModuleCache) replace(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, why error, start time.Time) (*compiled, error) {
+func (c Cache) replace(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, why error, start time.Time) (*Compiled, error) {
 	c.Logger.Warn("compiled entry is damaged; removing it and compiling the module again", "sha256", digest, "error", why)
 	unlock, err := lockFile(dir + ".lock")
 	if err != nil {
@@ -291,13 +301,13 @@ func (c ModuleCache) replace(ctx context.Context, cfg wazero.RuntimeConfig, dir,
 	if err != nil {
 		return nil, err
 	}
-	comp.repaired, comp.took = why.Error(), time.Since(start)
+	comp.Repaired, comp.Took = why.Error(), time.Since(start)
 	return comp, nil
 }
 
 // recompile removes the entry in dir and its record, compiles the module
 // again into dir and records the new entry. The caller holds the lock.
-func (c ModuleCache) recompile(ctx context.Context, cfg wazero.RuntimeConfig, dir, module string, b []byte) (*compiled, error) {
+func (c Cache) recompile(ctx context.Context, cfg wazero.RuntimeConfig, dir, module string, b []byte) (*Compiled, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, cacheError(err)
 	}
@@ -309,10 +319,10 @@ func (c ModuleCache) recompile(ctx context.Context, cfg wazero.RuntimeConfig, di
 	}
 	comp, err := c.load(ctx, cfg, dir, b)
 	if err != nil {
-		return nil, compileError(ctx, module, b, err)
+		return nil, c.compileError(ctx, module, b, err)
 	}
 	if err := recordEntry(dir); err != nil {
-		_ = comp.runtime.Close(ctx)
+		_ = comp.Runtime.Close(ctx)
 		return nil, cacheError(err)
 	}
 	return comp, nil
@@ -320,7 +330,7 @@ func (c ModuleCache) recompile(ctx context.Context, cfg wazero.RuntimeConfig, di
 
 // load compiles b with a runtime whose compilation cache is dir: a hit
 // when dir has the entry, a compile that adds it otherwise.
-func (c ModuleCache) load(ctx context.Context, cfg wazero.RuntimeConfig, dir string, b []byte) (*compiled, error) {
+func (c Cache) load(ctx context.Context, cfg wazero.RuntimeConfig, dir string, b []byte) (*Compiled, error) {
 	cache, err := wazero.NewCompilationCacheWithDir(dir)
 	if err != nil {
 		return nil, cacheError(err)
@@ -332,20 +342,63 @@ func (c ModuleCache) load(ctx context.Context, cfg wazero.RuntimeConfig, dir str
 		_ = cache.Close(ctx)
 		return nil, err
 	}
-	return &compiled{runtime: closeBoth{rt, cache}, module: mod}, nil
+	return &Compiled{Runtime: closeBoth{rt, cache}, Module: mod}, nil
+}
+
+// Check reports whether the cache's directory can be used as c would use
+// it: created if need be and written or, ReadOnly, read.
+func (c Cache) Check() error {
+	if c.ReadOnly {
+		return checkReadable(c.Dir)
+	}
+	return checkWritable(c.Dir)
+}
+
+// checkWritable checks that dir exists or can be created, and is
+// writable.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}
+
+// checkReadable checks that dir can be read, by an executor that writes
+// nothing there.
+func checkReadable(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadDir(1)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }
 
 // compileError classifies a failure to compile module b. wazero's errors
-// carry no type, so the module is checked again with the interpreter, which
-// decodes and validates it but allocates no executable memory and touches
-// no cache: if the interpreter refuses it too, the module is at fault; if
-// not, the node is (out of memory, disk full, a damaged cache entry) or the
-// compiler is. This runs only on the failure path.
-func compileError(ctx context.Context, module string, b []byte, err error) error {
+// carry no type, so the module is checked again with c.Validate (the
+// interpreter), which decodes and validates it but allocates no executable
+// memory and touches no cache: if that refuses it too, the module is at
+// fault; if not, the node is (out of memory, disk full, a damaged cache
+// entry) or the compiler is. This runs only on the failure path.
+func (c Cache) compileError(ctx context.Context, module string, b []byte, err error) error {
 	if isResourceError(err) {
 		return executor.NodeErrorf("compiling module %s failed for want of resources on this node: %v", module, err)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(executor.EngineInterpreter, false))
+	validate := c.Validate
+	if validate == nil {
+		validate = wazero.NewRuntimeConfigInterpreter()
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, validate)
 	defer rt.Close(ctx)
 	if _, verr := rt.CompileModule(ctx, b); verr != nil {
 		return executor.JobErrorf("module %s is malformed or uses WebAssembly features this node does not support: %v", module, verr)
@@ -415,87 +468,4 @@ func lockFile(path string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		_ = f.Close()
 	}, nil
-}
-
-// recentDir holds the copies of recently started modules.
-func (c ModuleCache) recentDir() string { return filepath.Join(c.Dir, "recent") }
-
-// remember records that module b (whose SHA-256 is digest) has just
-// started: its copy in recent/ is written, or its time renewed.
-func (c ModuleCache) remember(digest string, b []byte) error {
-	dir := c.recentDir()
-	p := filepath.Join(dir, digest+".wasm")
-	now := time.Now()
-	if err := os.Chtimes(p, now, now); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, digest+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-	}
-	return err
-}
-
-// recentModule is a module in recent/.
-type recentModule struct {
-	digest, path string
-}
-
-// recent lists up to n modules started within executor.RecentWindow: first
-// those of first (digests, most recent first) that have a copy, then the
-// others by the time of their last start, and removes copies older than
-// the window.
-func (c ModuleCache) recent(n int, first []string) []recentModule {
-	entries, err := os.ReadDir(c.recentDir())
-	if err != nil {
-		return nil
-	}
-	type found struct {
-		recentModule
-		at time.Time
-	}
-	var all []found
-	for _, e := range entries {
-		digest, ok := strings.CutSuffix(e.Name(), ".wasm")
-		info, err := e.Info()
-		if !ok || err != nil || !e.Type().IsRegular() {
-			continue
-		}
-		p := filepath.Join(c.recentDir(), e.Name())
-		if time.Since(info.ModTime()) > executor.RecentWindow {
-			_ = os.Remove(p)
-			continue
-		}
-		all = append(all, found{recentModule{digest: digest, path: p}, info.ModTime()})
-	}
-	rank := func(f found) int {
-		if i := slices.Index(first, f.digest); i >= 0 {
-			return i
-		}
-		return len(first)
-	}
-	slices.SortFunc(all, func(a, b found) int {
-		if d := rank(a) - rank(b); d != 0 {
-			return d
-		}
-		return b.at.Compare(a.at)
-	})
-	var out []recentModule
-	for _, f := range all[:min(n, len(all))] {
-		out = append(out, f.recentModule)
-	}
-	return out
 }

@@ -1,7 +1,7 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+package modcache
 
 import (
 	"crypto/sha256"
@@ -26,7 +26,7 @@ import (
 // holds the SHA-256 over the entry's files (their names and contents, in
 // name order), in hex. An entry that does not match, or has no record, is
 // compiled again with a warning, never run. Only a privileged executor
-// writes entries and records (see ModuleCache.ReadOnly); it makes them
+// writes entries and records (see Cache.ReadOnly); it makes them
 // readable by all (wazero writes its files for their owner only), so that
 // executors running as tasks' users can load them, and writable by none
 // but root.
