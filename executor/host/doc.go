@@ -16,6 +16,12 @@
 // instance is one run of a program: the task's own, one per nomad alloc
 // exec, one per HTTP request.
 //
+// The guests' WASI host is package wasi, whose functions an instance
+// serves (wasi.Instance, in wasi.go): its environment, its sleep and its
+// socket wait, which a stop cuts short, and the counts of its host calls,
+// kept from what the WASI host's guard tells it, which the stop
+// (watchStop) and the collections (gc.go) read.
+//
 // A task runs through a runner (runner.go): its command instance, or its
 // HTTP trigger. The server speaks to runners, programs and instances,
 // never to wazero; its RPCs are in a file each: start.go (Start), stop.go

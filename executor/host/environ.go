@@ -4,21 +4,16 @@
 package host
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
-// The guest's environment is served by the driver's environ_get and
-// environ_sizes_get, from the instance's own list, not by wazero's from
-// the module configuration: wazero's WithEnv copies the configuration and
-// all the variables set so far on every call, so a task's fifty NOMAD_*
-// variables plus an HTTP request's twenty cost thousands of map inserts per
-// instance (a third of the CPU of a small HTTP handler's instance).
+// The guest's environment: the program's, built once from the task's
+// variables, and each instance's, the program's with the instance's own
+// after it; the WASI host serves it to the guest (Environ, and package
+// wasi's environ.go for why it is not wazero's).
 
 // environ is an instance's environment: "KEY=VALUE" entries.
 type environ []string
@@ -87,59 +82,4 @@ func (p *program) instanceEnviron(extra environ) environ {
 		}
 	}
 	return append(env, extra...)
-}
-
-// size is what environ_sizes_get reports: the bytes of all entries, each
-// with its NUL.
-func (e environ) size() uint32 {
-	n := 0
-	for _, kv := range e {
-		n += len(kv) + 1
-	}
-	return uint32(n)
-}
-
-func instanceEnv(ctx context.Context) environ {
-	if in, ok := ctx.Value(instanceKey{}).(*instance); ok {
-		return in.environ
-	}
-	return nil
-}
-
-// environSizesGet is WASI's environ_sizes_get(environc, environ_buf_size).
-func environSizesGet(ctx context.Context, mod api.Module, stack []uint64) {
-	env := instanceEnv(ctx)
-	mem := mod.Memory()
-	if !mem.WriteUint32Le(uint32(stack[0]), uint32(len(env))) || !mem.WriteUint32Le(uint32(stack[1]), env.size()) {
-		stack[0] = errnoFault
-		return
-	}
-	stack[0] = errnoSuccess
-}
-
-// environGet is WASI's environ_get(environ, environ_buf): a pointer per
-// entry at environ, the NUL-terminated entries at environ_buf.
-func environGet(ctx context.Context, mod api.Module, stack []uint64) {
-	env := instanceEnv(ctx)
-	ptrs, buf := uint32(stack[0]), uint32(stack[1])
-	mem := mod.Memory()
-	offsets, ok := mem.Read(ptrs, uint32(len(env))*4)
-	if !ok {
-		stack[0] = errnoFault
-		return
-	}
-	bytes, ok := mem.Read(buf, env.size())
-	if !ok {
-		stack[0] = errnoFault
-		return
-	}
-	at := uint32(0)
-	for i, kv := range env {
-		le.PutUint32(offsets[i*4:], buf+at)
-		copy(bytes[at:], kv)
-		at += uint32(len(kv))
-		bytes[at] = 0
-		at++
-	}
-	stack[0] = errnoSuccess
 }

@@ -4,7 +4,6 @@
 package host
 
 import (
-	"context"
 	"runtime/debug"
 	"syscall"
 	"testing"
@@ -24,14 +23,14 @@ func TestCollectionHoldsTheGuestInItsHostCall(t *testing.T) {
 	must.False(t, in.whileInHost(func() { ran = true }))
 	must.False(t, ran, must.Sprint("a collection ran while the guest ran its own code"))
 
-	ctx := context.WithValue(context.Background(), instanceKey{}, in)
-	hostCallGuard{}.Before(ctx, nil, nil, nil, nil)
+	in.CallHost()
+	in.EnterHost()
 	collecting, release := make(chan struct{}), make(chan struct{})
 	collected := make(chan bool, 1)
 	go func() { collected <- in.whileInHost(func() { close(collecting); <-release }) }()
 	<-collecting
 	returned := make(chan struct{})
-	go func() { hostCallGuard{}.After(ctx, nil, nil, nil); close(returned) }()
+	go func() { in.LeaveHost(); close(returned) }()
 	select {
 	case <-returned:
 		t.Fatal("the guest came back from its host call while a collection ran")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/wasi"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -42,7 +43,8 @@ type instance struct {
 	stderr io.WriteCloser
 
 	// hostCalls counts the host calls the instance is inside (kept by
-	// guardHostCalls, when its program has no per-loop check).
+	// the WASI host's guard, when its program has no per-loop check: see
+	// wasi.go).
 	hostCalls atomic.Int32
 	// hostSeq counts the host calls the instance has made (likewise).
 	hostSeq atomic.Uint64
@@ -52,7 +54,7 @@ type instance struct {
 	// collection's stop of the world (gc.go).
 	hostReturn sync.RWMutex
 	// closes counts the guest's fd_close calls since the last collection
-	// of its closed sockets (closeGuard).
+	// of its closed sockets (ClosedFD).
 	closes        atomic.Uint32
 	lastCollected atomic.Int64 // Unix nanoseconds
 
@@ -191,12 +193,12 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 		WithArgs(append([]string{opts.argv0}, opts.args...)...).
 		WithStdout(opts.streams.stdout).
 		WithStderr(opts.streams.stderr).
-		WithNanosleep(in.sleep)
+		WithNanosleep(func(ns int64) { in.Sleep(time.Duration(ns)) })
 	if opts.streams.stdin != nil {
 		config = config.WithStdin(opts.streams.stdin)
 	}
 	// The environment: the program's, then the instance's own variables
-	// (which win), served by environ_get (see environ.go).
+	// (which win), served by the WASI host's environ_get (Environ).
 	extra := opts.env
 	if len(opts.listeners) > 0 {
 		vars := map[string]string{}
@@ -211,7 +213,7 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 	}
 	in.environ = p.instanceEnviron(extra)
 	ctx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(in.allocate))
-	ctx = context.WithValue(ctx, instanceKey{}, in)
+	ctx = wasi.WithInstance(ctx, in)
 	var before map[uint64]bool // the sockets open before its listeners
 	if len(opts.listeners) > 0 {
 		before = openSockets()
@@ -335,21 +337,6 @@ func instantiateWithin(timeout time.Duration, cancel func(), instantiate func() 
 	}
 }
 
-// sleep is the guest's nanosleep: real time, cut short by a stop request.
-// A cut-short sleep does not return to the guest: wazero notices a
-// cancelled context only at function calls and loop iterations, and the
-// guest could otherwise run on to a normal exit. It ends the guest as
-// proc_exit does, with the exit code wazero uses for a cancelled context.
-func (in *instance) sleep(ns int64) {
-	t := time.NewTimer(time.Duration(ns))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-in.ctx.Done():
-		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
-	}
-}
-
 // allocate backs the instance's linear memory and enforces the program's
 // cap, and the budget when the instance has one: a grow past either fails
 // inside the guest (memory.grow returns -1).
@@ -428,7 +415,7 @@ func (in *instance) finish(status *proto.ExitStatus) {
 // ended it. Its module and memory stay: the guest still runs in them until
 // its executor exits, which is what ends it (see server.watchStop). Its
 // output needs no flush: the guest's writes are not buffered here, and it
-// can make no more (guardHostCalls ends it at its next host call).
+// can make no more (the WASI host's guard ends it at its next host call).
 func (in *instance) abandon() {
 	sig := in.stopSignal.Load()
 	if sig == 0 {

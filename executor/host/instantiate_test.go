@@ -11,6 +11,8 @@ import (
 
 	"github.com/shoenig/test/must"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/wasmtest"
 )
 
 // TestInstantiateWithin: without a bound, instantiate runs on the
@@ -40,7 +42,7 @@ func TestInstantiateWithin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			made := instantiateTiny(t, context.Background(), tinyRuntime(t))
+			made := wasmtest.Instantiate(t, context.Background(), wasmtest.Runtime(t))
 			caller := goroutineID()
 			cancelled, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
 			var cancel func()

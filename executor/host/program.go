@@ -50,7 +50,7 @@ const coreFeatures = api.CoreFeaturesV2
 //     the check, so that one instance can be stopped alone;
 //   - the task's own instance in command mode has its executor to itself
 //     and runs without it, at the compiler's speed. A stop reaches it at
-//     its next host call (see guardHostCalls); one that spins in pure
+//     its next host call (the WASI host's guard); one that spins in pure
 //     compute is ended by its executor's exit, once the exit status is
 //     recorded (see server.stopMain).
 //

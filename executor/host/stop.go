@@ -66,8 +66,8 @@ func (s *server) stopMain(t *task, signal int32) {
 }
 
 // watchStop follows a stopped instance that has no per-loop check. One
-// in a host call, or making one, ends there (guardHostCalls), as a guest
-// with the check would. One that is still running its own code after
+// in a host call, or making one, ends there (the WASI host's guard), as a
+// guest with the check would. One that is still running its own code after
 // computeGrace cannot be reached from inside the process: it is abandoned
 // (its exit status recorded as the stop's), and the executor exits soon
 // after (exitAfter), which ends it. One that stays inside a host call that

@@ -11,15 +11,16 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/wasmtest"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 )
 
 // The modules of the warm set tests: distinct contents (a tiny module
 // and the same with another import), each standing for one digest.
 var (
-	warmA = tinyModule()
-	warmB = tinyModule(tinyImport{module: "env", name: "b"})
-	warmC = tinyModule(tinyImport{module: "env", name: "c"})
+	warmA = wasmtest.Module()
+	warmB = wasmtest.Module(wasmtest.Import{Module: "env", Name: "b"})
+	warmC = wasmtest.Module(wasmtest.Import{Module: "env", Name: "c"})
 )
 
 // newWarmSet is a set prepared for engine, as warmUp makes it, whose
@@ -88,7 +89,7 @@ func TestWarmSetTake(t *testing.T) {
 		{name: "a prepared module", module: warmA, engine: engine, want: "a"},
 		{name: "a module being prepared", module: warmC, engine: engine, want: "c"},
 		{name: "a module that could not be prepared", module: warmC, engine: engine, failC: true},
-		{name: "another module", module: tinyModule(tinyImport{module: "env", name: "z"}), engine: engine},
+		{name: "another module", module: wasmtest.Module(wasmtest.Import{Module: "env", Name: "z"}), engine: engine},
 		{name: "another engine", module: warmA, engine: executor.EngineCompiler},
 		{name: "with the per-loop check", module: warmA, engine: engine, check: !interruptible(false)},
 		{name: "nothing", engine: engine},

@@ -1,15 +1,13 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+package wasi
 
 import (
 	"context"
 	"errors"
 	"math"
-	"net"
-	"runtime"
-	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
-	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/wasmtest"
 )
 
 // Where the poll tests put things in the guest's memory.
@@ -84,28 +82,6 @@ func readEvents(t *testing.T, mem api.Memory) []event {
 	return evs
 }
 
-// newTestInstance is an instance with nothing but its stop context, which
-// ends with the test.
-func newTestInstance(t *testing.T) *instance {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return &instance{ctx: ctx, cancel: cancel, ended: make(chan struct{})}
-}
-
-// withListener gives in a listener on loopback, as if bound for it, and
-// returns it.
-func withListener(t *testing.T, in *instance) *net.TCPListener {
-	t.Helper()
-	before := openSockets()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-	in.sockets = recordListeners(before, []*proto.Listener{{Label: "http", Address: "127.0.0.1", Port: int32(l.Addr().(*net.TCPAddr).Port)}})
-	t.Cleanup(in.sockets.release)
-	return l.(*net.TCPListener)
-}
-
 // pollResult is how a call of pollOneoff ended.
 type pollResult struct {
 	errno   uint32
@@ -114,23 +90,21 @@ type pollResult struct {
 }
 
 // callPoll calls pollOneoff with the arguments in stack, as in (nil: no
-// instance) would, on a goroutine of its own, and runs during (when set)
-// meanwhile, with a function that says whether the call is blocked. It
-// fails the test if the call has not returned by the deadline; the test's
-// end stops the instance, which ends any wait of one, and waits for it.
-func callPoll(t *testing.T, in *instance, mod api.Module, stack []uint64, during func(blocked func() bool)) pollResult {
+// instance) would, on a goroutine of its own. It fails the test if the
+// call has not returned by the deadline; the test's end stops the
+// instance, which ends any wait of one, and waits for it.
+func callPoll(t *testing.T, in *testInstance, mod api.Module, stack []uint64) pollResult {
 	t.Helper()
 	ctx := context.Background()
 	if in != nil {
-		ctx = context.WithValue(in.ctx, instanceKey{}, in)
+		ctx = WithInstance(in.ctx, in)
 	}
-	id := make(chan string, 1)
 	done := make(chan pollResult, 1)
 	finished := make(chan struct{})
 	if in != nil {
 		// Whatever happens to the test, the call is ended and waited for.
 		t.Cleanup(func() {
-			in.cancel()
+			in.stop()
 			<-finished
 		})
 	}
@@ -149,14 +123,9 @@ func callPoll(t *testing.T, in *instance, mod api.Module, stack []uint64, during
 			}
 			done <- r
 		}()
-		id <- goroutineID()
 		pollOneoff(ctx, mod, stack)
 		r.errno = uint32(stack[0])
 	}()
-	if during != nil {
-		g := <-id
-		during(func() bool { return goroutineBlocked(g) })
-	}
 	select {
 	case r := <-done:
 		return r
@@ -166,40 +135,11 @@ func callPoll(t *testing.T, in *instance, mod api.Module, stack []uint64, during
 	}
 }
 
-// goroutineID is the calling goroutine's number, as stacks name it.
-func goroutineID() string {
-	buf := make([]byte, 64)
-	buf = buf[:runtime.Stack(buf, false)]
-	header, _, _ := strings.Cut(string(buf), " [")
-	return header // "goroutine N"
-}
-
-// goroutineBlocked says whether goroutine g (as goroutineID names it) is
-// blocked: waiting in a select, a sleep or a system call, not running.
-func goroutineBlocked(g string) bool {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	for _, stack := range strings.Split(string(buf), "\n\n") {
-		header, _, _ := strings.Cut(stack, "\n")
-		if strings.HasPrefix(header, g+" [") {
-			return !strings.Contains(header, "[running]") && !strings.Contains(header, "[runnable]")
-		}
-	}
-	return false
-}
-
 // TestPollOneoffArguments: pollOneoff refuses what WASI preview 1 says is
 // wrong, and reads and writes only inside the guest's memory.
 func TestPollOneoffArguments(t *testing.T) {
 	t.Parallel()
-	mod := instantiateTiny(t, context.Background(), tinyRuntime(t))
+	mod := wasmtest.Instantiate(t, context.Background(), wasmtest.Runtime(t))
 	for _, tc := range []struct {
 		name                     string
 		subs                     []subscription
@@ -216,54 +156,31 @@ func TestPollOneoffArguments(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			writeSubscriptions(t, mod.Memory(), tc.subs)
-			r := callPoll(t, nil, mod, []uint64{uint64(tc.in), uint64(tc.out), uint64(tc.n), uint64(tc.resultNevent)}, nil)
+			r := callPoll(t, nil, mod, []uint64{uint64(tc.in), uint64(tc.out), uint64(tc.n), uint64(tc.resultNevent)})
 			must.Nil(t, r.exit)
 			must.Eq(t, tc.want, r.errno)
 		})
 	}
 }
 
-// TestPollOneoff: a clock subscription waits out its timeout; stdio and
-// files are always ready, at once; sockets are ready when one of the
-// instance's is, and the clock fires otherwise.
+// socketWait is what pollOneoff asked of the instance's sockets.
+type socketWait struct {
+	write   bool
+	timeout time.Duration
+}
+
+// TestPollOneoff: a clock subscription sleeps out its timeout; descriptors
+// are waited for as the instance's sockets (for writing if one of them is
+// subscribed for it, up to the shortest clock), and are all reported
+// ready when the sockets are, the clocks otherwise.
 func TestPollOneoff(t *testing.T) {
 	t.Parallel()
-	type setup func(t *testing.T, in *instance) (during func(blocked func() bool))
-	socket := func(t *testing.T, in *instance) func(func() bool) {
-		withListener(t, in)
-		return nil
-	}
-	pending := func(t *testing.T, in *instance) func(func() bool) {
-		l := withListener(t, in)
-		c, err := net.Dial("tcp", l.Addr().String())
-		must.NoError(t, err)
-		t.Cleanup(func() { _ = c.Close() })
-		return nil
-	}
-	accepted := func(t *testing.T, in *instance) func(func() bool) {
-		l := withListener(t, in)
-		c, err := net.Dial("tcp", l.Addr().String())
-		must.NoError(t, err)
-		t.Cleanup(func() { _ = c.Close() })
-		conn, err := l.Accept()
-		must.NoError(t, err)
-		t.Cleanup(func() { _ = conn.Close() })
-		return nil
-	}
-	connectLater := func(t *testing.T, in *instance) func(func() bool) {
-		l := withListener(t, in)
-		return func(blocked func() bool) {
-			waitUntil(t, blocked, "poll_oneoff never waited")
-			c, err := net.Dial("tcp", l.Addr().String())
-			must.NoError(t, err)
-			t.Cleanup(func() { _ = c.Close() })
-		}
-	}
 	const hour = time.Hour
 	for _, tc := range []struct {
 		name  string
-		setup setup // nil: an instance without sockets
+		ready bool // the instance's answer to a wait for its sockets
 		subs  []subscription
+		wait  []socketWait // what was asked of the sockets
 		want  []event
 		// least and most bound how long the call takes.
 		least, most time.Duration
@@ -272,36 +189,41 @@ func TestPollOneoff(t *testing.T) {
 			want: []event{{7, errnoSuccess, eventClock}}, least: 30 * time.Millisecond, most: hour},
 		{name: "clock of zero", subs: []subscription{clockSub(7, 0)},
 			want: []event{{7, errnoSuccess, eventClock}}, most: hour},
-		{name: "stdin is ready at once", subs: []subscription{fdSub(1, eventFdRead, 0), clockSub(2, hour)},
-			want: []event{{1, errnoSuccess, eventFdRead}}, most: hour / 2},
-		{name: "stdout is ready at once", subs: []subscription{clockSub(2, hour), fdSub(1, eventFdWrite, 1)},
-			want: []event{{1, errnoSuccess, eventFdWrite}}, most: hour / 2},
-		{name: "a file is ready at once", subs: []subscription{fdSub(1, eventFdRead, 5), fdSub(2, eventFdWrite, 6)},
-			want: []event{{1, errnoSuccess, eventFdRead}, {2, errnoSuccess, eventFdWrite}}, most: hour / 2},
-		{name: "no socket ready: the clock fires", setup: socket, subs: []subscription{fdSub(1, eventFdRead, 3), clockSub(2, 50*time.Millisecond)},
-			want: []event{{2, errnoSuccess, eventClock}}, least: 50 * time.Millisecond, most: hour / 2},
-		{name: "a connection waits on the listener", setup: pending, subs: []subscription{fdSub(1, eventFdRead, 3), clockSub(2, hour)},
-			want: []event{{1, errnoSuccess, eventFdRead}}, most: hour / 2},
-		{name: "a connection comes while it waits", setup: connectLater, subs: []subscription{clockSub(2, hour), fdSub(1, eventFdRead, 3)},
-			want: []event{{1, errnoSuccess, eventFdRead}}, most: hour / 2},
-		{name: "an accepted connection is writable", setup: accepted, subs: []subscription{fdSub(1, eventFdWrite, 4), clockSub(2, hour)},
-			want: []event{{1, errnoSuccess, eventFdWrite}}, most: hour / 2},
+		{name: "the shortest clock", subs: []subscription{clockSub(7, hour), clockSub(8, 20*time.Millisecond)},
+			want: []event{{7, errnoSuccess, eventClock}, {8, errnoSuccess, eventClock}}, least: 20 * time.Millisecond, most: hour / 2},
+		{name: "stdin", ready: true, subs: []subscription{fdSub(1, eventFdRead, 0), clockSub(2, hour)},
+			wait: []socketWait{{false, hour}}, want: []event{{1, errnoSuccess, eventFdRead}}, most: hour / 2},
+		{name: "stdout", ready: true, subs: []subscription{clockSub(2, hour), fdSub(1, eventFdWrite, 1)},
+			wait: []socketWait{{true, hour}}, want: []event{{1, errnoSuccess, eventFdWrite}}, most: hour / 2},
+		{name: "descriptors without a clock", ready: true, subs: []subscription{fdSub(1, eventFdRead, 5), fdSub(2, eventFdWrite, 6)},
+			wait: []socketWait{{true, math.MaxInt64}}, want: []event{{1, errnoSuccess, eventFdRead}, {2, errnoSuccess, eventFdWrite}}, most: hour / 2},
+		{name: "no socket ready: the clock fires", subs: []subscription{fdSub(1, eventFdRead, 3), clockSub(2, 50*time.Millisecond)},
+			wait: []socketWait{{false, 50 * time.Millisecond}}, want: []event{{2, errnoSuccess, eventClock}}, most: hour / 2},
+		{name: "every descriptor is reported with a ready socket", ready: true, subs: []subscription{fdSub(1, eventFdWrite, 4), clockSub(2, hour), fdSub(3, eventFdRead, 0)},
+			wait: []socketWait{{true, hour}}, want: []event{{1, errnoSuccess, eventFdWrite}, {3, errnoSuccess, eventFdRead}}, most: hour / 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			mod := instantiateTiny(t, context.Background(), tinyRuntime(t))
+			mod := wasmtest.Instantiate(t, context.Background(), wasmtest.Runtime(t))
 			in := newTestInstance(t)
-			var during func(func() bool)
-			if tc.setup != nil {
-				during = tc.setup(t, in)
+			var mu sync.Mutex
+			var waits []socketWait
+			in.sockets = func(write bool, timeout time.Duration) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				waits = append(waits, socketWait{write, timeout})
+				return tc.ready
 			}
 			writeSubscriptions(t, mod.Memory(), tc.subs)
-			r := callPoll(t, in, mod, []uint64{subsAt, eventsAt, uint64(len(tc.subs)), neventsAt}, during)
+			r := callPoll(t, in, mod, []uint64{subsAt, eventsAt, uint64(len(tc.subs)), neventsAt})
 			must.Nil(t, r.exit)
 			must.Eq(t, errnoSuccess, r.errno)
 			must.Eq(t, tc.want, readEvents(t, mod.Memory()))
 			must.GreaterEq(t, tc.least, r.elapsed)
 			must.Less(t, tc.most, r.elapsed)
+			mu.Lock()
+			defer mu.Unlock()
+			must.Eq(t, tc.wait, waits)
 		})
 	}
 }
@@ -310,22 +232,22 @@ func TestPollOneoff(t *testing.T) {
 // watch, no sockets), it sleeps out its clock and reports files ready.
 func TestPollOneoffWithoutInstance(t *testing.T) {
 	t.Parallel()
-	mod := instantiateTiny(t, context.Background(), tinyRuntime(t))
+	mod := wasmtest.Instantiate(t, context.Background(), wasmtest.Runtime(t))
 	writeSubscriptions(t, mod.Memory(), []subscription{clockSub(4, 20*time.Millisecond)})
-	r := callPoll(t, nil, mod, []uint64{subsAt, eventsAt, 1, neventsAt}, nil)
+	r := callPoll(t, nil, mod, []uint64{subsAt, eventsAt, 1, neventsAt})
 	must.Eq(t, errnoSuccess, r.errno)
 	must.Eq(t, []event{{4, errnoSuccess, eventClock}}, readEvents(t, mod.Memory()))
 	must.GreaterEq(t, 20*time.Millisecond, r.elapsed)
 
 	writeSubscriptions(t, mod.Memory(), []subscription{fdSub(5, eventFdRead, 3)})
-	r = callPoll(t, nil, mod, []uint64{subsAt, eventsAt, 1, neventsAt}, nil)
+	r = callPoll(t, nil, mod, []uint64{subsAt, eventsAt, 1, neventsAt})
 	must.Eq(t, errnoSuccess, r.errno)
 	must.Eq(t, []event{{5, errnoSuccess, eventFdRead}}, readEvents(t, mod.Memory()))
 }
 
-// TestPollOneoffStop: a stop ends a guest waiting in poll_oneoff, whether
-// it sleeps on a clock or waits for its sockets without one, as proc_exit
-// would, with the exit code of a cancelled context.
+// TestPollOneoffStop: a guest that its instance ends in a wait (a stop cut
+// its sleep or its socket wait short) is ended there, as proc_exit would
+// end it, with the exit code of a cancelled context.
 func TestPollOneoffStop(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -339,17 +261,20 @@ func TestPollOneoffStop(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			mod := instantiateTiny(t, context.Background(), tinyRuntime(t))
+			mod := wasmtest.Instantiate(t, context.Background(), wasmtest.Runtime(t))
 			in := newTestInstance(t)
 			if tc.sockets {
-				withListener(t, in)
+				in.sockets = func(bool, time.Duration) bool {
+					<-in.ctx.Done()
+					panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+				}
 			}
 			writeSubscriptions(t, mod.Memory(), tc.subs)
-			r := callPoll(t, in, mod, []uint64{subsAt, eventsAt, uint64(len(tc.subs)), neventsAt}, func(blocked func() bool) {
-				// Stopped once it waits: a stop wakes it.
-				waitUntil(t, blocked, "poll_oneoff never waited")
-				in.stop(15)
-			})
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				in.stop()
+			}()
+			r := callPoll(t, in, mod, []uint64{subsAt, eventsAt, uint64(len(tc.subs)), neventsAt})
 			must.NotNil(t, r.exit, must.Sprint("the stop did not end the guest"))
 			must.Eq(t, sys.ExitCodeContextCanceled, r.exit.ExitCode())
 		})

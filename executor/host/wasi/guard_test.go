@@ -1,11 +1,10 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-package host
+package wasi
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/shoenig/test/must"
@@ -14,52 +13,50 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
-	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/wasmtest"
 )
 
+// engines are the runtimes the guard is tested in: wazero's interpreter,
+// and its default (the compiler, where wazero has one for the platform).
+var engines = map[string]func() wazero.RuntimeConfig{
+	"interpreter": wazero.NewRuntimeConfigInterpreter,
+	"default":     wazero.NewRuntimeConfig,
+}
+
 // guardedGuest is a tiny guest that calls fd_close, sched_yield and
-// proc_exit of a WASI host instantiated with guardHostCalls or without.
-func guardedGuest(t *testing.T, engine string, guard bool) api.Module {
+// proc_exit of a WASI host instantiated with the guard or without.
+func guardedGuest(t *testing.T, config wazero.RuntimeConfig, guard bool) api.Module {
 	t.Helper()
 	ctx := context.Background()
-	r := wazero.NewRuntimeWithConfig(ctx, runtimeConfig(engine, false))
+	r := wazero.NewRuntimeWithConfig(ctx, config)
 	t.Cleanup(func() { _ = r.Close(ctx) })
-	_, err := instantiateWASIModule(ctx, r, guard)
+	_, err := Instantiate(ctx, r, guard)
 	must.NoError(t, err)
-	return instantiateTiny(t, ctx, r,
-		tinyImport{module: wasi_snapshot_preview1.ModuleName, name: "fd_close", params: 1, results: 1},
-		tinyImport{module: wasi_snapshot_preview1.ModuleName, name: "sched_yield", results: 1},
-		tinyImport{module: wasi_snapshot_preview1.ModuleName, name: "proc_exit", params: 1},
+	return wasmtest.Instantiate(t, ctx, r,
+		wasmtest.Import{Module: wasi_snapshot_preview1.ModuleName, Name: "fd_close", Params: 1, Results: 1},
+		wasmtest.Import{Module: wasi_snapshot_preview1.ModuleName, Name: "sched_yield", Results: 1},
+		wasmtest.Import{Module: wasi_snapshot_preview1.ModuleName, Name: "proc_exit", Params: 1},
 	)
 }
 
-// hostCounts is what guardHostCalls counted for an instance.
+// hostCounts is what the guard told an instance of its host calls.
 type hostCounts struct {
 	inside int32  // host calls it is inside
 	made   uint64 // host calls it made
-	closes uint32 // fd_close calls since the last collection
+	closes uint32 // fd_close calls
 }
 
-func countsOf(in *instance) hostCounts {
-	return hostCounts{in.hostCalls.Load(), in.hostSeq.Load(), in.closes.Load()}
+func countsOf(in *testInstance) hostCounts {
+	return hostCounts{in.inside.Load(), in.made.Load(), in.closes.Load()}
 }
 
-// exitCode is the exit code err ends a guest with, or -1.
-func exitCode(err error) int {
-	var exit *sys.ExitError
-	if errors.As(err, &exit) {
-		return int(exit.ExitCode())
-	}
-	return -1
-}
-
-// TestGuardHostCalls: with guardHostCalls, each host call of an instance
-// is counted in and out (fd_close is also counted as a close), however it
+// TestGuardHostCalls: with the guard, each host call of an instance is
+// counted in and out (fd_close is also counted as a close), however it
 // ends; a stop ends the guest at its next host call, or as it comes back
 // from the one it is in. Without it, nothing is counted or ended.
 func TestGuardHostCalls(t *testing.T) {
 	t.Parallel()
-	for _, engine := range testEngines() {
+	for engine, config := range engines {
 		for _, tc := range []struct {
 			name    string
 			guard   bool
@@ -79,13 +76,12 @@ func TestGuardHostCalls(t *testing.T) {
 		} {
 			t.Run(engine+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				mod := guardedGuest(t, engine, tc.guard)
+				mod := guardedGuest(t, config(), tc.guard)
 				in := newTestInstance(t)
 				if tc.stopped {
-					in.stop(15)
+					in.stop()
 				}
-				ctx := context.WithValue(in.ctx, instanceKey{}, in)
-				_, err := mod.ExportedFunction(tc.call).Call(ctx)
+				_, err := mod.ExportedFunction(tc.call).Call(WithInstance(in.ctx, in))
 				must.Eq(t, tc.exit, exitCode(err), must.Sprintf("the call returned %v", err))
 				if tc.exit == -1 {
 					must.NoError(t, err)
@@ -97,19 +93,19 @@ func TestGuardHostCalls(t *testing.T) {
 }
 
 // TestGuardHostCallsHoldsReturn: a guest coming back from a host call
-// while a collection runs (hostReturn held) is counted out of the call at
-// once, and waits for the collection before it goes back to its own code;
-// a stop asked meanwhile ends it there.
+// while its instance holds it (LeaveHost has not returned: a collection
+// runs) is counted out of the call at once, and waits before it goes back
+// to its own code; a stop asked meanwhile ends it there.
 func TestGuardHostCallsHoldsReturn(t *testing.T) {
 	t.Parallel()
-	for _, engine := range testEngines() {
+	for engine, config := range engines {
 		for _, stop := range []bool{false, true} {
 			t.Run(engine+"/"+map[bool]string{false: "returns", true: "stopped"}[stop], func(t *testing.T) {
 				t.Parallel()
-				mod := guardedGuest(t, engine, true)
+				mod := guardedGuest(t, config(), true)
 				in := newTestInstance(t)
-				ctx := context.WithValue(in.ctx, instanceKey{}, in)
-				in.hostReturn.Lock()
+				ctx := WithInstance(in.ctx, in)
+				in.held.Lock()
 				done := make(chan error, 1)
 				go func() {
 					_, err := mod.ExportedFunction("sched_yield").Call(ctx)
@@ -118,14 +114,14 @@ func TestGuardHostCallsHoldsReturn(t *testing.T) {
 				waitUntil(t, func() bool { return countsOf(in) == hostCounts{made: 1} }, "the host call was not counted in and out")
 				select {
 				case err := <-done:
-					in.hostReturn.Unlock()
-					t.Fatalf("the guest went back to its code during the collection (%v)", err)
+					in.held.Unlock()
+					t.Fatalf("the guest went back to its code while held (%v)", err)
 				default:
 				}
 				if stop {
-					in.stop(15)
+					in.stop()
 				}
-				in.hostReturn.Unlock()
+				in.held.Unlock()
 				err := <-done
 				if stop {
 					must.Eq(t, int(sys.ExitCodeContextCanceled), exitCode(err))
@@ -136,12 +132,4 @@ func TestGuardHostCallsHoldsReturn(t *testing.T) {
 			})
 		}
 	}
-}
-
-// testEngines are the engines this platform runs guests with.
-func testEngines() []string {
-	if compilerSupported() {
-		return []string{executor.EngineInterpreter, executor.EngineCompiler}
-	}
-	return []string{executor.EngineInterpreter}
 }
