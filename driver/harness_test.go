@@ -63,6 +63,10 @@ func newHarnessWith(t *testing.T, pc Config, prepare func(*Driver)) *harness {
 	t.Helper()
 	if pc.CacheDir == "" {
 		pc.CacheDir = t.TempDir()
+		// As an operator's cache_dir is (/var/cache/nomad-driver-wasm):
+		// reachable by the tasks' users, who load its compiled entries.
+		must.NoError(t, os.Chmod(filepath.Dir(pc.CacheDir), 0o711))
+		must.NoError(t, os.Chmod(pc.CacheDir, 0o755))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -169,7 +169,8 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 		return nil, err
 	}
 	// An executor of its own, with its guest, runs in the task's cgroups:
-	// it joins them once it has loaded the program, before the guest runs.
+	// it joins them before it loads the module, so that compiling it
+	// counts against the task's memory.
 	var cg cgroups.Task
 	if !exec.Shared() {
 		var cgErr error
@@ -178,7 +179,7 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 		}
 	}
 	req.Cgroups = cg.Join
-	resp, err := d.startIn(exec, cfg.ID, req)
+	resp, err := d.startIn(exec, cfg, req)
 	if exec.Shared() && errors.Is(err, executor.ErrExecutorLost) {
 		// The shared executor died just before (its death may not have
 		// been noticed yet): the task starts in a new one.
@@ -186,7 +187,7 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 		if exec, err = d.executorFor(cfg); err != nil {
 			return nil, err
 		}
-		resp, err = d.startIn(exec, cfg.ID, req)
+		resp, err = d.startIn(exec, cfg, req)
 	}
 	if !exec.Shared() {
 		if err == nil {
@@ -198,7 +199,7 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 		// The executor joins the task's cgroups before it loads the
 		// module, so that compiling it counts against the task's memory:
 		// one it cannot compile within that is the job's to fix.
-		err = executor.JobErrorf("module %s could not be loaded within the task's memory (%s): the executor was killed for want of memory while it compiled the module, which takes several times the module's size. Raise the task's memory (resources.memory, or memory_max where the node allows oversubscription), or make the module smaller", tc.Module, req.MemoryLimitSource)
+		err = compiledOutOfMemory(tc.Module, req.MemoryLimitSource)
 	}
 	if err != nil {
 		exec.End()
@@ -441,13 +442,39 @@ func cgroupLimits(cfg *drivers.TaskConfig) cgroups.Limits {
 	return l
 }
 
-// startIn starts task id in exec, handing it what the task may reach
-// first where exec cannot open it itself.
-func (d *Driver) startIn(exec *executor.Task, id string, req *proto.StartRequest) (*proto.StartResponse, error) {
-	if err := d.handOver(exec, id, req); err != nil {
+// startIn starts the task in exec, handing it what the task may reach
+// first where exec cannot open it itself. A shared executor that has no
+// compiled code of the module compiles none itself: the module is compiled
+// within the task's cgroups (compileInTask), and the task started again.
+func (d *Driver) startIn(exec *executor.Task, cfg *drivers.TaskConfig, req *proto.StartRequest) (*proto.StartResponse, error) {
+	start := func() (*proto.StartResponse, error) {
+		if err := d.handOver(exec, cfg.ID, req); err != nil {
+			return nil, err
+		}
+		return exec.Start(d.ctx, req)
+	}
+	resp, err := start()
+	if !exec.Shared() || !executor.IsNotCompiled(err) {
+		return resp, err
+	}
+	var mounts []executor.Mount
+	for _, m := range req.Mounts {
+		mounts = append(mounts, executor.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
+	}
+	if err := d.compileInTask(cfg, mounts, req.Module, req.ModuleFile, req.MemoryLimitSource); err != nil {
 		return nil, err
 	}
-	return exec.Start(d.ctx, req)
+	resp, err = start()
+	if executor.IsNotCompiled(err) {
+		// Compiled, and still not found: the shared executor cannot read
+		// what the driver wrote.
+		user := "its user"
+		if u := d.shared.user(); u != nil {
+			user = "user " + u.Name
+		}
+		return nil, executor.OperatorErrorf("the node's shared executor (running as %s) cannot read the compiled module the driver wrote into cache_dir %s: make cache_dir and every directory above it readable and searchable by that user (the default, /var/cache/nomad-driver-wasm, is)", user, d.config.CacheDir)
+	}
+	return resp, err
 }
 
 // loadEvent says how the executor had the task's module ready, for its

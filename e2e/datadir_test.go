@@ -259,9 +259,19 @@ func memAvailable(t *testing.T) int64 {
 // TestCompileWithinTheTasksMemory: a module whose compilation needs far
 // more than the task's memory fails with a job error that says so, and the
 // node's available memory barely moves while it is tried; with enough
-// memory the same module runs.
+// memory the same module runs. In an executor of its own the executor
+// compiles in the task's cgroups; for the shared executor, which compiles
+// nothing, a process of its own does.
 func TestCompileWithinTheTasksMemory(t *testing.T) {
-	c := StartCluster(t)
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			compileWithinTheTasksMemory(t, ClientOptions{Addr: "127.0.0.1", SharedExecutor: shared})
+		})
+	}
+}
+
+func compileWithinTheTasksMemory(t *testing.T, client ClientOptions) {
+	c := StartCluster(t, client)
 	module := hugeModule(10_000_000)
 	must.NoError(t, os.WriteFile(filepath.Join(c.ArtifactDir, "huge.wasm"), module, 0o644))
 	job := func(id string, memory int) *nomadapi.Job {

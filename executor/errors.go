@@ -51,6 +51,10 @@ type Error struct {
 	// there, or it leads outside it), as opposed to naming a file that
 	// cannot run. Only for ClassJob.
 	NotFound bool
+	// NotCompiled: the shared executor found no compiled code of the
+	// module, which it does not compile itself: the driver compiles it
+	// (Compile) and tries again. Only for ClassNode.
+	NotCompiled bool
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -71,6 +75,18 @@ func OperatorErrorf(format string, args ...any) *Error {
 	return &Error{Class: ClassOperator, Msg: fmt.Sprintf(format, args...)}
 }
 
+// NotCompiledErrorf is a ClassNode error that says the module has no
+// compiled code yet (Error.NotCompiled).
+func NotCompiledErrorf(format string, args ...any) *Error {
+	return &Error{Class: ClassNode, Msg: fmt.Sprintf(format, args...), NotCompiled: true}
+}
+
+// IsNotCompiled says whether err says that (Error.NotCompiled).
+func IsNotCompiled(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.NotCompiled
+}
+
 // NodeErrorf is a ClassNode error.
 func NodeErrorf(format string, args ...any) *Error {
 	return &Error{Class: ClassNode, Msg: fmt.Sprintf(format, args...)}
@@ -78,13 +94,16 @@ func NodeErrorf(format string, args ...any) *Error {
 
 // GRPCStatus carries the class across the protocol as a status code:
 // InvalidArgument (job), NotFound (job, path names nothing),
-// FailedPrecondition (operator), ResourceExhausted (node). gRPC servers
+// FailedPrecondition (operator), ResourceExhausted (node), Aborted (node,
+// the module is not compiled yet: NotCompiled). gRPC servers
 // send an error with this method as that status.
 //
 // Persisted in the wire contract: change only compatibly.
 func (e *Error) GRPCStatus() *status.Status {
 	code := codes.ResourceExhausted
 	switch {
+	case e.Class == ClassNode && e.NotCompiled:
+		code = codes.Aborted
 	case e.Class == ClassJob && e.NotFound:
 		code = codes.NotFound
 	case e.Class == ClassJob:
@@ -116,6 +135,8 @@ func fromStatus(err error) error {
 		return &Error{Class: ClassJob, Msg: s.Message(), NotFound: true}
 	case codes.FailedPrecondition:
 		return &Error{Class: ClassOperator, Msg: s.Message()}
+	case codes.Aborted:
+		return &Error{Class: ClassNode, Msg: s.Message(), NotCompiled: true}
 	case codes.Unavailable, codes.Canceled:
 		return fmt.Errorf("%w: %s", ErrExecutorLost, s.Message())
 	}

@@ -22,6 +22,7 @@ func TestErrorClassCrossesTheProtocol(t *testing.T) {
 		NotFoundErrorf("module %s does not exist", "y"),
 		OperatorErrorf("cache_dir is not writable"),
 		NodeErrorf("out of memory"),
+		NotCompiledErrorf("module %s has no compiled code", "z"),
 	} {
 		// What a gRPC server sends for a handler's error, and what its
 		// client receives.
@@ -31,6 +32,8 @@ func TestErrorClassCrossesTheProtocol(t *testing.T) {
 		must.True(t, errors.As(got, &back), must.Sprint(got))
 		must.Eq(t, e.Class, back.Class)
 		must.Eq(t, e.NotFound, back.NotFound)
+		must.Eq(t, e.NotCompiled, back.NotCompiled)
+		must.Eq(t, e.NotCompiled, IsNotCompiled(fmt.Errorf("wrapped: %w", got)))
 		must.Eq(t, e.Msg, back.Msg)
 		must.Eq(t, e.Class, ClassOf(fmt.Errorf("wrapped: %w", got)))
 	}

@@ -122,7 +122,13 @@ func (s *server) execProgramOf(ctx context.Context, t *task, module string) (*pr
 		return p, func() {}, nil
 	}
 	spec.Module, spec.Sha256, spec.Entrypoint, spec.Interruptible = module, "", "_start", interruptible(true)
-	p, err = loadProgram(ctx, t.logger.Named("exec"), s.moduleCache(t.req.CacheDir, t.logger), spec, b, digest, nil)
+	cache := s.moduleCache(t.req.CacheDir, t.logger, spec.Engine)
+	// Compiled here, in memory, if the cache lacks it, even in the shared
+	// executor: an exec's stdin streams from its first message on, so it
+	// cannot be sent again after a compile in the task's cgroups, as a
+	// Start can.
+	cache.CachedOnly = false
+	p, err = loadProgram(ctx, t.logger.Named("exec"), cache, spec, b, digest, nil)
 	if err != nil {
 		return nil, nil, err
 	}

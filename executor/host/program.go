@@ -99,6 +99,9 @@ type compiled struct {
 func compile(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
 	key := modcache.Key{Engine: engine, Interruptible: interruptible, Digest: digest}
 	c, err := cache.Compile(ctx, runtimeConfig(engine, interruptible), key, module, b)
+	if errors.Is(err, modcache.ErrNotCached) {
+		return nil, executor.NotCompiledErrorf("module %s has no compiled code in the node's cache, and the shared executor compiles none itself: the driver compiles it within the task's memory", module)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,14 @@ func Serve(args []string) {
 		logger.Error("bad arguments", "error", err)
 		return
 	}
+	if opts.compile != nil {
+		// Not an executor: one module compiled into the cache, then exit.
+		if err := compileOnly(*opts.compile, os.NewFile(3, opts.compile.name)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(executor.CompileExitCode(err))
+		}
+		return
+	}
 	if opts.shared {
 		s.shared = true
 		if opts.watchFD >= 0 {
@@ -110,7 +118,23 @@ type options struct {
 	shared    bool
 	sharedLog string
 	runAs     *proto.RunAs
+	// compile, when set, makes the process compile one module and exit
+	// (executor.CompileFlag).
+	compile *compileOptions
 }
+
+// compileOptions are the compile process's arguments (executor.Compile).
+type compileOptions struct {
+	cacheDir, engine, name string
+	interruptible          bool
+	cgroups                []string
+}
+
+// stringsFlag is a flag that may be given more than once.
+type stringsFlag []string
+
+func (f *stringsFlag) String() string     { return strings.Join(*f, ",") }
+func (f *stringsFlag) Set(v string) error { *f = append(*f, v); return nil }
 
 // parseArgs reads the arguments the driver launches an executor with
 // (executor.Launch).
@@ -124,11 +148,24 @@ func parseArgs(args []string) (options, error) {
 	fs.IntVar(&o.warm.Modules, strings.TrimPrefix(executor.WarmModulesFlag, "-"), 0, "")
 	fs.BoolVar(&o.shared, strings.TrimPrefix(executor.SharedFlag, "-"), false, "")
 	fs.StringVar(&o.sharedLog, strings.TrimPrefix(executor.SharedLogFlag, "-"), "", "")
+	var compile bool
+	var co compileOptions
+	var cgroups stringsFlag
+	fs.BoolVar(&compile, strings.TrimPrefix(executor.CompileFlag, "-"), false, "")
+	fs.StringVar(&co.cacheDir, strings.TrimPrefix(executor.CompileCacheDirFlag, "-"), "", "")
+	fs.StringVar(&co.engine, strings.TrimPrefix(executor.CompileEngineFlag, "-"), "", "")
+	fs.StringVar(&co.name, strings.TrimPrefix(executor.CompileNameFlag, "-"), "", "")
+	fs.BoolVar(&co.interruptible, strings.TrimPrefix(executor.CompileInterruptibleFlag, "-"), false, "")
+	fs.Var(&cgroups, strings.TrimPrefix(executor.CompileCgroupFlag, "-"), "")
 	var digests, runAs string
 	fs.StringVar(&runAs, strings.TrimPrefix(executor.RunAsFlag, "-"), "", "")
 	fs.StringVar(&digests, strings.TrimPrefix(executor.WarmDigestsFlag, "-"), "", "")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if compile {
+		co.cgroups = cgroups
+		o.compile = &co
 	}
 	if digests != "" {
 		o.warm.Digests = strings.Split(digests, ",")

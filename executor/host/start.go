@@ -246,7 +246,7 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 		digest = moduleDigest(b)
 	}
 	read := time.Since(began)
-	cache := s.moduleCache(req.CacheDir, logger)
+	cache := s.moduleCache(req.CacheDir, logger, engine)
 	prog, err := loadProgram(ctx, logger, cache, spec, b, digest, warm)
 	if err != nil {
 		return nil, 0, err
@@ -267,10 +267,18 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 
 // moduleCache is the node's compiled-module cache in dir as this executor
 // may use it: read-only once it runs as a task's user.
-func (s *server) moduleCache(dir string, logger hclog.Logger) modcache.Cache {
+//
+// The shared executor, once it runs as its user, compiles nothing for the
+// compiler (CachedOnly): compiling takes many times a module's size, which
+// in its one process no task's memory bounds; a module the cache lacks is
+// NotCompiled, and the driver compiles it in the task's cgroups
+// (executor.Compile). The interpreter has no cached code: that executor
+// prepares it for the interpreter itself.
+func (s *server) moduleCache(dir string, logger hclog.Logger, engine string) modcache.Cache {
 	c := modcache.Cache{Dir: dir, Logger: logger, Validate: validateConfig()}
 	if s.user.Load() != nil {
 		c.ReadOnly, c.Memory = true, s.memCache
+		c.CachedOnly = s.shared && engine == executor.EngineCompiler
 	}
 	return c
 }

@@ -117,8 +117,8 @@ func TestNothingByPathOnceStarted(t *testing.T) {
 
 // TestSharedStartFromHandoff: a shared executor that runs as its user
 // starts a task from what the driver handed over on its socket, without
-// resolving any of the task's paths; a task for which nothing was handed
-// over fails with a node error that says so.
+// resolving any of the task's paths, and from the cache only; a task for
+// which nothing was handed over fails with a node error that says so.
 func TestSharedStartFromHandoff(t *testing.T) {
 	t.Parallel()
 	top, req := taskDirs(t, "probe", "hello")
@@ -157,6 +157,16 @@ func TestSharedStartFromHandoff(t *testing.T) {
 	}
 	must.NoError(t, executor.SendHandoff(context.Background(), socket, req.TaskId, files))
 	moved := moveAway(t, top)
+
+	// It compiles nothing: a module the node's cache lacks is NotCompiled,
+	// for the driver to compile in the task's cgroups (compileOnly), which
+	// then starts it again.
+	_, err = s.start(context.Background(), req)
+	must.True(t, executor.IsNotCompiled(err), must.Sprintf("a shared executor as its user compiled a module itself: %v", err))
+	module, err := os.Open(filepath.Join(moved, "web/local/probe.wasm"))
+	must.NoError(t, err)
+	must.NoError(t, compileOnly(compileOptions{cacheDir: req.CacheDir, engine: req.Engine, name: req.Module, interruptible: true}, module))
+	must.NoError(t, executor.SendHandoff(context.Background(), socket, req.TaskId, files))
 
 	tk, err := s.start(context.Background(), req)
 	must.NoError(t, err)

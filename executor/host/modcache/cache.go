@@ -114,7 +114,7 @@ type Cache struct {
 	// Memory caches, in this process, what a read-only cache compiles.
 	Memory wazero.CompilationCache
 	// CachedOnly: load only what a task compiled into the cache before,
-	// and compile nothing (errNotCached). A spare prepares modules this
+	// and compile nothing (ErrNotCached). A spare prepares modules this
 	// way: it runs in no task's cgroup, and compiling takes many times a
 	// module's size, which only a task's memory may pay for.
 	CachedOnly bool
@@ -150,8 +150,9 @@ type Compiled struct {
 	Repaired string
 }
 
-// errNotCached: a CachedOnly cache holds no entry of the module.
-var errNotCached = errors.New("the module has no entry in the compiled-module cache")
+// ErrNotCached: a CachedOnly cache holds no entry of the module (nor can
+// it have one: the interpreter's code is not cached).
+var ErrNotCached = errors.New("the module has no entry in the compiled-module cache")
 
 // Compile compiles b, the module that key names (module names it in
 // messages), with a runtime of cfg, which must be the configuration key
@@ -163,7 +164,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 	start := time.Now()
 	if key.Engine != executor.EngineCompiler {
 		if c.CachedOnly {
-			return nil, errNotCached
+			return nil, ErrNotCached
 		}
 		return c.compileWith(ctx, cfg, module, b, start)
 	}
@@ -176,7 +177,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), key.Engine, code, digest)
 	if c.CachedOnly {
 		if !hasEntry(dir) || verifyEntry(dir) != nil {
-			return nil, errNotCached
+			return nil, ErrNotCached
 		}
 		comp, err := c.load(ctx, cfg, dir, b)
 		if err != nil {

@@ -160,9 +160,9 @@ func TestCachedOnlyCompilesNothing(t *testing.T) {
 	spare := Cache{Dir: dir, Logger: hclog.NewNullLogger(), CachedOnly: true}
 	compiler := Key{Engine: executor.EngineCompiler, Digest: digest}
 	_, err = spare.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", b)
-	must.ErrorIs(t, err, errNotCached)
+	must.ErrorIs(t, err, ErrNotCached)
 	_, err = spare.Compile(ctx, wazero.NewRuntimeConfigInterpreter(), Key{Engine: executor.EngineInterpreter, Digest: digest}, "probe.wasm", b)
-	must.ErrorIs(t, err, errNotCached)
+	must.ErrorIs(t, err, ErrNotCached)
 	entries, err := os.ReadDir(dir)
 	must.NoError(t, err)
 	must.SliceEmpty(t, entries, must.Sprint("a CachedOnly cache wrote to the cache"))
@@ -178,7 +178,7 @@ func TestCachedOnlyCompilesNothing(t *testing.T) {
 	// The other kind of code is another entry, which no task compiled.
 	compiler.Interruptible = true
 	_, err = spare.Compile(ctx, compilerConfig(true), compiler, "probe.wasm", b)
-	must.ErrorIs(t, err, errNotCached)
+	must.ErrorIs(t, err, ErrNotCached)
 }
 
 // compilerConfig is a configuration of wazero's compiler, with the
