@@ -176,23 +176,71 @@ func firstOutput(path string) <-chan time.Time {
 // task to end and destroys it.
 func startTask(b *testing.B, d *Driver, cfg *drivers.TaskConfig) time.Duration {
 	b.Helper()
+	return traceStart(b, d, cfg).total
+}
+
+// startSpans is one start, timed in all and step by step.
+type startSpans struct {
+	// total is StartTask until the guest's first output.
+	total time.Duration
+	// spans are the driver's steps, the executor's, then two of the
+	// benchmark's own: wire (the Start's round trip less the executor's
+	// steps: the RPC and the two processes' scheduling) and guest (the
+	// guest's first output after StartTask returned; 0 when it came
+	// before).
+	spans []*proto.Span
+}
+
+// traceStart is startTask, step by step.
+func traceStart(b *testing.B, d *Driver, cfg *drivers.TaskConfig) startSpans {
+	b.Helper()
 	first := firstOutput(stdoutLog(cfg))
 	start := time.Now()
 	if _, _, err := d.StartTask(cfg); err != nil {
 		b.Fatal(err)
 	}
+	returned := time.Now()
 	at, ok := <-first
 	if !ok {
 		b.Fatal("no output")
 	}
-	took := at.Sub(start)
+	var s startSpans
+	s.total = at.Sub(start)
+	if h, ok := d.tasks.Get(cfg.ID); ok {
+		inExecutor := int64(0)
+		for _, sp := range h.started.executor {
+			inExecutor += sp.GetNanos()
+		}
+		s.spans = append(slices.Concat(h.started.driver, h.started.executor),
+			&proto.Span{Name: "wire", Nanos: h.started.driver[spanStartRPC].GetNanos() - inExecutor},
+			&proto.Span{Name: "guest", Nanos: max(0, at.Sub(returned).Nanoseconds())})
+	}
 	ch, err := d.WaitTask(context.Background(), cfg.ID)
 	if err != nil {
 		b.Fatal(err)
 	}
 	<-ch
 	_ = d.DestroyTask(cfg.ID, true)
-	return took
+	return s
+}
+
+// reportSpans reports the median of each step of starts as span-<name>-ms;
+// a step that took no time in any of them (the shared executor's, here)
+// is left out.
+func reportSpans(b *testing.B, starts []startSpans) {
+	b.Helper()
+	byName := map[string][]time.Duration{}
+	for _, st := range starts {
+		for _, sp := range st.spans {
+			byName[sp.GetName()] = append(byName[sp.GetName()], time.Duration(sp.GetNanos()))
+		}
+	}
+	for name, ds := range byName {
+		if slices.Max(ds) == 0 {
+			continue
+		}
+		b.ReportMetric(ms(percentile(ds, 0.5)), "span-"+name+"-ms")
+	}
 }
 
 // nativeStart times fork/exec of the native build until its first byte of
@@ -243,7 +291,9 @@ func waitSpare(b *testing.B, d *Driver) {
 }
 
 // BenchmarkTaskStart: StartTask until the guest's first output, for a small
-// C module and a Go module:
+// C module and a Go module, with the median of each step of the start
+// beside it (span-<name>-ms: the driver's, the executor's, and the guest's
+// part after StartTask returned; see traceStart):
 //   - cold: the module was never compiled on the node;
 //   - cached: the first start of a module compiled on the node before (its
 //     cache entry is loaded);
@@ -275,6 +325,7 @@ func BenchmarkTaskStart(b *testing.B) {
 					startTask(b, d, benchTask(b, g.module, g.args)) // fills the cache
 				}
 				var ds []time.Duration
+				var starts []startSpans
 				for i := 0; b.Loop(); i++ {
 					b.StopTimer()
 					cfg := benchTask(b, g.module, g.args)
@@ -288,13 +339,16 @@ func BenchmarkTaskStart(b *testing.B) {
 						waitSpare(b, d)
 					}
 					b.StartTimer()
-					ds = append(ds, startTask(b, d, cfg))
+					st := traceStart(b, d, cfg)
+					ds = append(ds, st.total)
+					starts = append(starts, st)
 				}
 				p50 := percentile(ds, 0.5)
 				b.ReportMetric(ms(p50), "p50-ms")
 				b.ReportMetric(ms(percentile(ds, 0.9)), "p90-ms")
 				b.ReportMetric(ms(nativeP50), "native-p50-ms")
 				b.ReportMetric(float64(p50)/float64(nativeP50), "x-native")
+				reportSpans(b, starts)
 			})
 		}
 	}

@@ -31,6 +31,9 @@ type taskHandle struct {
 	// execFailures holds the messages of failed execs already reported
 	// (see execFailed).
 	execFailures sync.Map
+	// started is how long the task's start took, step by step (empty for
+	// a recovered task).
+	started startTrace
 
 	mu          sync.RWMutex
 	procState   drivers.TaskState

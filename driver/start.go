@@ -35,6 +35,7 @@ import (
 //     the task's cgroups), the start, and the task's handle.
 
 func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error) {
+	trace := executor.NewTrace(driverSpanNames)
 	var tc TaskConfig
 	if err := cfg.DecodeDriverConfig(&tc); err != nil {
 		return nil, executor.JobErrorf("failed to decode driver config: %v", err)
@@ -42,7 +43,8 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	if err := tc.Validate(); err != nil {
 		return nil, executor.JobErrorf("invalid task config: %v", err)
 	}
-	r, err := d.resolve(cfg, &tc)
+	trace.Mark(spanDecode)
+	r, err := d.resolve(cfg, &tc, trace)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +52,52 @@ func (d *Driver) startTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, error)
 	if err != nil {
 		return nil, err
 	}
-	return d.launch(cfg, &tc, r.pulled, req)
+	trace.Mark(spanResolve)
+	return d.launch(cfg, &tc, r.pulled, req, trace)
+}
+
+// The driver's steps of a task start, in the order they run, each timed
+// from the end of the one before (executor.Trace); the executor's own
+// steps come back in the StartResponse (executor.StartSpanNames). Both are
+// on the driver's debug log line of the start, and BenchmarkTaskStart
+// reports their medians.
+const (
+	// spanDecode: decoding and validating the task config.
+	spanDecode = iota
+	// spanMounts: the guest's mounts (taskMounts).
+	spanMounts
+	// spanResolve: the rest of resolve (the task's user, the module,
+	// pulled when it is oci://, the network) and the start request.
+	spanResolve
+	// spanTake: taking the executor: the spare (or a new one), or the
+	// node's shared one.
+	spanTake
+	// spanCgroupMake: making the task's cgroups and writing their limits
+	// (an executor of its own only).
+	spanCgroupMake
+	// spanHandoff: opening what the task may reach for a shared executor
+	// that cannot, and handing it over (shared executor only).
+	spanHandoff
+	// spanCompileInTask: compiling a module the shared executor lacks
+	// within the task's cgroups (shared executor only).
+	spanCompileInTask
+	// spanStartRPC: the Start request's round trip, the executor's steps
+	// included.
+	spanStartRPC
+	// spanHandle: what follows the Start: the next spare asked for, the
+	// executor claimed, the driver state, the task events.
+	spanHandle
+)
+
+var driverSpanNames = []string{"decode", "mounts", "resolve", "take", "cgroup-make", "handoff", "compile-in-task", "start-rpc", "handle"}
+
+// startTrace is how long a task's start took, step by step.
+type startTrace struct {
+	// driver are the driver's steps (driverSpanNames).
+	driver []*proto.Span
+	// executor are the executor's, from its StartResponse
+	// (executor.StartSpanNames); none from an older executor.
+	executor []*proto.Span
 }
 
 // resolved is what a task config names, as found on this node before the
@@ -74,11 +121,12 @@ type resolved struct {
 // resolve finds on this node what the task config names. Its errors are
 // classed: the job's (a mount, a user, a module or a port that is not
 // there), the operator's, or the node's (a registry it cannot reach).
-func (d *Driver) resolve(cfg *drivers.TaskConfig, tc *TaskConfig) (*resolved, error) {
+func (d *Driver) resolve(cfg *drivers.TaskConfig, tc *TaskConfig, trace *executor.Trace) (*resolved, error) {
 	mounts, err := d.taskMounts(cfg, tc)
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark(spanMounts)
 	runAs, err := d.taskUser(cfg)
 	if err != nil {
 		return nil, err
@@ -161,13 +209,14 @@ func startRequest(cfg *drivers.TaskConfig, tc *TaskConfig, config *Config, r *re
 // launch starts req in an executor for the task (the node's shared one,
 // or one of its own in the task's cgroups) and keeps the task's handle.
 // pulled is the module pulled for the task, if any: a start that fails
-// checks the node's copy of it.
-func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Module, req *proto.StartRequest) (*drivers.TaskHandle, error) {
+// checks the node's copy of it. trace times its steps.
+func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Module, req *proto.StartRequest, trace *executor.Trace) (*drivers.TaskHandle, error) {
 	logger := d.logger.With("alloc_id", cfg.AllocID, "task_name", cfg.Name)
 	exec, err := d.executorFor(cfg)
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark(spanTake)
 	// An executor of its own, with its guest, runs in the task's cgroups:
 	// it joins them before it loads the module, so that compiling it
 	// counts against the task's memory.
@@ -179,7 +228,8 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 		}
 	}
 	req.Cgroups = cg.Join
-	resp, err := d.startIn(exec, cfg, req)
+	trace.Mark(spanCgroupMake)
+	resp, err := d.startIn(exec, cfg, req, trace)
 	if exec.Shared() && errors.Is(err, executor.ErrExecutorLost) {
 		// The shared executor died just before (its death may not have
 		// been noticed yet): the task starts in a new one.
@@ -187,7 +237,8 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 		if exec, err = d.executorFor(cfg); err != nil {
 			return nil, err
 		}
-		resp, err = d.startIn(exec, cfg, req)
+		trace.Mark(spanTake)
+		resp, err = d.startIn(exec, cfg, req, trace)
 	}
 	if !exec.Shared() {
 		if err == nil {
@@ -253,6 +304,11 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 	})
 	if where := describeNetwork(req); where != "" {
 		h.emit(where, nil)
+	}
+	trace.Mark(spanHandle)
+	h.started = startTrace{driver: trace.Spans(), executor: resp.Spans}
+	if logger.IsDebug() {
+		logger.Debug("task started", append(executor.SpanLogArgs(h.started.driver), executor.SpanLogArgs(h.started.executor)...)...)
 	}
 	d.tasks.Set(cfg.ID, h)
 	go h.run()
@@ -445,13 +501,17 @@ func cgroupLimits(cfg *drivers.TaskConfig) cgroups.Limits {
 // startIn starts the task in exec, handing it what the task may reach
 // first where exec cannot open it itself. A shared executor that has no
 // compiled code of the module compiles none itself: the module is compiled
-// within the task's cgroups (compileInTask), and the task started again.
-func (d *Driver) startIn(exec *executor.Task, cfg *drivers.TaskConfig, req *proto.StartRequest) (*proto.StartResponse, error) {
+// within the task's cgroups (compileInTask), and the task started again. trace
+// times its steps.
+func (d *Driver) startIn(exec *executor.Task, cfg *drivers.TaskConfig, req *proto.StartRequest, trace *executor.Trace) (*proto.StartResponse, error) {
 	start := func() (*proto.StartResponse, error) {
 		if err := d.handOver(exec, cfg.ID, req); err != nil {
 			return nil, err
 		}
-		return exec.Start(d.ctx, req)
+		trace.Mark(spanHandoff)
+		resp, err := exec.Start(d.ctx, req)
+		trace.Mark(spanStartRPC)
+		return resp, err
 	}
 	resp, err := start()
 	if !exec.Shared() || !executor.IsNotCompiled(err) {
@@ -464,6 +524,7 @@ func (d *Driver) startIn(exec *executor.Task, cfg *drivers.TaskConfig, req *prot
 	if err := d.compileInTask(cfg, mounts, req.Module, req.ModuleFile, req.MemoryLimitSource); err != nil {
 		return nil, err
 	}
+	trace.Mark(spanCompileInTask)
 	resp, err = start()
 	if executor.IsNotCompiled(err) {
 		// Compiled, and still not found: the shared executor cannot read

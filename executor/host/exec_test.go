@@ -43,7 +43,7 @@ func TestExecReusesPrograms(t *testing.T) {
 		Module: "/local/probe.wasm", Args: []string{"sleep", "60000"}, Entrypoint: "_start", Engine: executor.EngineAuto,
 		Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: local}}, CacheDir: t.TempDir(),
 	}
-	tk, err := s.start(context.Background(), req)
+	tk, err := s.start(context.Background(), req, nil)
 	must.NoError(t, err)
 	t.Cleanup(func() {
 		tk.prog.stop(int32(syscall.SIGTERM))

@@ -39,7 +39,7 @@ func startHTTPTask(t testing.TB, module string, adjust func(*proto.StartRequest)
 	t.Helper()
 	req := httpStartRequest(t, module, adjust)
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
-	tk, err := s.start(context.Background(), req)
+	tk, err := s.start(context.Background(), req, nil)
 	must.NoError(t, err)
 	t.Cleanup(func() {
 		tk.prog.stop(int32(syscall.SIGKILL))

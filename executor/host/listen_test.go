@@ -65,7 +65,7 @@ func startListenerTask(t *testing.T, module, address string, port int, netns str
 		NetworkNamespace: netns,
 	}
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
-	tk, err := s.start(context.Background(), req)
+	tk, err := s.start(context.Background(), req, nil)
 	must.NoError(t, err)
 	t.Cleanup(func() {
 		tk.prog.stop(int32(syscall.SIGKILL))
@@ -125,7 +125,7 @@ func TestGrantedListenerTaken(t *testing.T) {
 		Mounts:    []*proto.Mount{{GuestPath: "/local", HostPath: local}},
 		CacheDir:  cacheDirForTest(t),
 		Listeners: []*proto.Listener{{Label: "http", Address: "127.0.0.1", Port: int32(l.Addr().(*net.TCPAddr).Port)}},
-	})
+	}, nil)
 	must.ErrorContains(t, err, "cannot bind its listeners (http on 127.0.0.1:")
 	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
 }

@@ -31,7 +31,7 @@ func TestCloseRecordsExitStatus(t *testing.T) {
 	top, req := taskDirs(t, "probe", "sleep", "60")
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 	s.shared = true
-	tk, err := s.start(context.Background(), req)
+	tk, err := s.start(context.Background(), req, nil)
 	must.NoError(t, err)
 	s.mu.Lock()
 	s.tasks[tk.id] = tk
@@ -56,7 +56,7 @@ func TestUncachedExecProgramUnhooked(t *testing.T) {
 	}
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 	s.shared = true
-	tk, err := s.start(context.Background(), req)
+	tk, err := s.start(context.Background(), req, nil)
 	must.NoError(t, err)
 	defer s.release(tk)
 	var kept []*program

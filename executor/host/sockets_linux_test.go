@@ -86,7 +86,7 @@ func startSharedListenerTask(t *testing.T, s *server, id string, port int, netns
 		Listeners:        []*proto.Listener{{Label: "http", Address: "127.0.0.1", Port: int32(port)}},
 		NetworkNamespace: netns,
 	}
-	tk, err := s.start(context.Background(), req)
+	tk, err := s.start(context.Background(), req, nil)
 	must.NoError(t, err)
 	t.Cleanup(func() {
 		tk.prog.stop(int32(syscall.SIGKILL))

@@ -35,13 +35,15 @@ const instantiateTimeout = 10 * time.Second
 const failedStartLinger = 30 * time.Second
 
 func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {
+	trace := executor.NewTrace(executor.StartSpanNames)
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
 	gen, err := s.admit(req)
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.start(ctx, req)
+	trace.Mark(executor.SpanAdmit)
+	t, err := s.start(ctx, req, trace)
 	if err != nil {
 		if !s.shared {
 			s.lingerAfterFailedStart(gen)
@@ -72,9 +74,14 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 	if !s.shared {
 		s.wg.Go(func() { s.exitAfter(t) })
 	}
+	trace.Mark(executor.SpanReply)
+	spans := trace.Spans()
+	if t.logger.IsDebug() {
+		t.logger.Debug("start spans", executor.SpanLogArgs(spans)...)
+	}
 	p := t.prog
 	return &proto.StartResponse{CacheHit: p.cacheHit, LoadNanos: p.loadTook.Nanoseconds(), ModuleSha256: p.digest,
-		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired, Prepared: p.prepared}, nil
+		MemoryLimitPages: p.limit, Engine: p.spec.Engine, CacheRepaired: p.repaired, Prepared: p.prepared, Spans: spans}, nil
 }
 
 // admit checks that req may start here and counts the Start (see
@@ -100,13 +107,15 @@ func (s *server) admit(req *proto.StartRequest) (int, error) {
 // module counts against its memory), load the program, then bind its
 // sockets and become its user as its instance starts. What this executor
 // prepared as a spare is released when it returns, whatever happened:
-// only the program it made may keep a prepared module.
-func (s *server) start(ctx context.Context, req *proto.StartRequest) (_ *task, err error) {
+// only the program it made may keep a prepared module. trace times its
+// steps.
+func (s *server) start(ctx context.Context, req *proto.StartRequest, trace *executor.Trace) (_ *task, err error) {
 	defer s.warm.take(nil, "", false)
 	files, err := s.openFiles(req)
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark(executor.SpanOpen)
 	t := &task{id: req.TaskId, req: req, files: files, logger: s.logger, execPrograms: map[string]*program{}, released: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -159,12 +168,14 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (_ *task, e
 	if err != nil {
 		return nil, executor.NodeErrorf("open the task's log: %v", err)
 	}
+	trace.Mark(executor.SpanLogs)
 	if err := joinCgroups(req.Cgroups); err != nil {
 		closeStdio(streams)
 		return nil, executor.NodeErrorf("%v", err)
 	}
+	trace.Mark(executor.SpanCgroupJoin)
 	began := time.Now()
-	prog, read, err := s.load(ctx, t.logger, req, spec, engine, files)
+	prog, read, err := s.load(ctx, t.logger, req, spec, engine, files, trace)
 	if err != nil {
 		closeStdio(streams)
 		return nil, err
@@ -183,6 +194,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest) (_ *task, e
 			t.run = t.command
 		}
 	}
+	trace.Mark(executor.SpanInstantiate)
 	if runAs != nil && uint32(os.Geteuid()) == runAs.Uid {
 		// Become it, whether or not the start went on from there: a
 		// failed start leaves an executor that can do no more as root.
@@ -214,8 +226,9 @@ func (s *server) openFiles(req *proto.StartRequest) (*taskFiles, error) {
 
 // load reads the task's module through its view and makes its program: from
 // what this executor prepared as a spare when the content matches, else
-// through the node's cache. It also says how long reading took.
-func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.StartRequest, spec programSpec, engine string, files *taskFiles) (*program, time.Duration, error) {
+// through the node's cache. It also says how long reading took; trace
+// times its steps (read, compile, remember).
+func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.StartRequest, spec programSpec, engine string, files *taskFiles, trace *executor.Trace) (*program, time.Duration, error) {
 	began := time.Now()
 	f := files.module
 	if f == nil {
@@ -246,11 +259,13 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 		digest = moduleDigest(b)
 	}
 	read := time.Since(began)
+	trace.Mark(executor.SpanRead)
 	cache := s.moduleCache(req.CacheDir, logger, engine)
 	prog, err := loadProgram(ctx, logger, cache, spec, b, digest, warm)
 	if err != nil {
 		return nil, 0, err
 	}
+	trace.Mark(executor.SpanCompile)
 	if prog.repaired != "" {
 		logger.Warn("the module's compiled entry in the node's cache was damaged and has been replaced", "sha256", digest, "error", prog.repaired)
 	}
@@ -262,6 +277,7 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 			logger.Warn("cannot record the module as recently started", "error", err)
 		}
 	}
+	trace.Mark(executor.SpanRemember)
 	return prog, read, nil
 }
 

@@ -70,7 +70,7 @@ func TestNothingByPathOnceStarted(t *testing.T) {
 	req.Args = []string{"spin-when", "/local/go"}
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 	s.shared = true // every instance with the per-loop check, so that the test can stop it
-	tk, err := s.start(context.Background(), req)
+	tk, err := s.start(context.Background(), req, nil)
 	must.NoError(t, err)
 	t.Cleanup(func() { s.release(tk) })
 	moved := moveAway(t, top)
@@ -137,7 +137,7 @@ func TestSharedStartFromHandoff(t *testing.T) {
 		s.wg.Wait()
 	})
 
-	_, err := s.start(context.Background(), req)
+	_, err := s.start(context.Background(), req, nil)
 	must.ErrorContains(t, err, "handed over no descriptors for task "+req.TaskId)
 	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
 
@@ -161,14 +161,14 @@ func TestSharedStartFromHandoff(t *testing.T) {
 	// It compiles nothing: a module the node's cache lacks is NotCompiled,
 	// for the driver to compile in the task's cgroups (compileOnly), which
 	// then starts it again.
-	_, err = s.start(context.Background(), req)
+	_, err = s.start(context.Background(), req, nil)
 	must.True(t, executor.IsNotCompiled(err), must.Sprintf("a shared executor as its user compiled a module itself: %v", err))
 	module, err := os.Open(filepath.Join(moved, "web/local/probe.wasm"))
 	must.NoError(t, err)
 	must.NoError(t, compileOnly(compileOptions{cacheDir: req.CacheDir, engine: req.Engine, name: req.Module, interruptible: true}, module))
 	must.NoError(t, executor.SendHandoff(context.Background(), socket, req.TaskId, files))
 
-	tk, err := s.start(context.Background(), req)
+	tk, err := s.start(context.Background(), req, nil)
 	must.NoError(t, err)
 	defer s.release(tk)
 	<-tk.run.done()
@@ -239,7 +239,7 @@ func TestExecRacesRelease(t *testing.T) {
 			}
 			s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 			s.shared = true
-			tk, err := s.start(context.Background(), req)
+			tk, err := s.start(context.Background(), req, nil)
 			must.NoError(t, err)
 			var wg sync.WaitGroup
 			for j := range 3 {
@@ -310,7 +310,7 @@ func TestNetNSFailureIsTheNodes(t *testing.T) {
 	req.Listeners = []*proto.Listener{{Label: "web", Address: "127.0.0.1", Port: 0}}
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 	s.shared = true
-	_, err := s.start(context.Background(), req)
+	_, err := s.start(context.Background(), req, nil)
 	must.ErrorContains(t, err, "network namespace")
 	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
 }

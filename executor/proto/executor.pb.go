@@ -1190,7 +1190,14 @@ type StartResponse struct {
 	// True when the executor, as a spare, had compiled the module before the
 	// task arrived (it had started on the node recently); load_nanos is then
 	// what that took, ahead of the task.
-	Prepared      bool `protobuf:"varint,7,opt,name=prepared,proto3" json:"prepared,omitempty"`
+	Prepared bool `protobuf:"varint,7,opt,name=prepared,proto3" json:"prepared,omitempty"`
+	// The steps of this Start inside the executor, in the order they ran,
+	// each timed from the end of the step before (so they add up to the
+	// Start's time in the executor; a step that did not apply took ~0). The
+	// names are a contract with the driver's benchmarks and logs
+	// (executor.StartSpanNames): a step is added under a new name, never
+	// renamed. Empty from an executor older than this field.
+	Spans         []*Span `protobuf:"bytes,8,rep,name=spans,proto3" json:"spans,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1274,6 +1281,68 @@ func (x *StartResponse) GetPrepared() bool {
 	return false
 }
 
+func (x *StartResponse) GetSpans() []*Span {
+	if x != nil {
+		return x.Spans
+	}
+	return nil
+}
+
+// Span is one timed step of a start.
+type Span struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the step is (executor.StartSpanNames).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How long it took, in nanoseconds.
+	Nanos         int64 `protobuf:"varint,2,opt,name=nanos,proto3" json:"nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Span) Reset() {
+	*x = Span{}
+	mi := &file_executor_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Span) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Span) ProtoMessage() {}
+
+func (x *Span) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Span.ProtoReflect.Descriptor instead.
+func (*Span) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Span) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Span) GetNanos() int64 {
+	if x != nil {
+		return x.Nanos
+	}
+	return 0
+}
+
 type WaitRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -1283,7 +1352,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1364,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1377,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{15}
+	return file_executor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WaitRequest) GetTaskId() string {
@@ -1332,7 +1401,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1413,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1426,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{16}
+	return file_executor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExitStatus) GetExitCode() int32 {
@@ -1397,7 +1466,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1478,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1491,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{17}
+	return file_executor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WaitResponse) GetStatus() *ExitStatus {
@@ -1443,7 +1512,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1524,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1537,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{18}
+	return file_executor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopRequest) GetSignal() int32 {
@@ -1502,7 +1571,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_executor_proto_msgTypes[19]
+	mi := &file_executor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1583,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[19]
+	mi := &file_executor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1596,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{19}
+	return file_executor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StopResponse) GetExited() bool {
@@ -1547,7 +1616,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_executor_proto_msgTypes[20]
+	mi := &file_executor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1628,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[20]
+	mi := &file_executor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1641,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{20}
+	return file_executor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SignalRequest) GetSignal() int32 {
@@ -1597,7 +1666,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_executor_proto_msgTypes[21]
+	mi := &file_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1678,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[21]
+	mi := &file_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1691,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{21}
+	return file_executor_proto_rawDescGZIP(), []int{22}
 }
 
 type StatsRequest struct {
@@ -1635,7 +1704,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_executor_proto_msgTypes[22]
+	mi := &file_executor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1716,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[22]
+	mi := &file_executor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1729,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{22}
+	return file_executor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StatsRequest) GetIntervalNanos() int64 {
@@ -1698,7 +1767,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_executor_proto_msgTypes[23]
+	mi := &file_executor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1779,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[23]
+	mi := &file_executor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1792,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{23}
+	return file_executor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StatsResponse) GetTimestampUnixNano() int64 {
@@ -1899,7 +1968,7 @@ const file_executor_proto_rawDesc = "" +
 	"\x0emax_body_bytes\x18\x04 \x01(\x03R\fmaxBodyBytes\x123\n" +
 	"\ametrics\x18\x05 \x01(\v2\x19.wasmexecutor.v1.ListenerR\ametrics\x12\x1d\n" +
 	"\n" +
-	"access_log\x18\x06 \x01(\bR\taccessLog\"\xf9\x01\n" +
+	"access_log\x18\x06 \x01(\bR\taccessLog\"\xa6\x02\n" +
 	"\rStartResponse\x12\x1b\n" +
 	"\tcache_hit\x18\x01 \x01(\bR\bcacheHit\x12\x1d\n" +
 	"\n" +
@@ -1908,7 +1977,11 @@ const file_executor_proto_rawDesc = "" +
 	"\x12memory_limit_pages\x18\x04 \x01(\rR\x10memoryLimitPages\x12\x16\n" +
 	"\x06engine\x18\x05 \x01(\tR\x06engine\x12%\n" +
 	"\x0ecache_repaired\x18\x06 \x01(\tR\rcacheRepaired\x12\x1a\n" +
-	"\bprepared\x18\a \x01(\bR\bprepared\"&\n" +
+	"\bprepared\x18\a \x01(\bR\bprepared\x12+\n" +
+	"\x05spans\x18\b \x03(\v2\x15.wasmexecutor.v1.SpanR\x05spans\"0\n" +
+	"\x04Span\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05nanos\x18\x02 \x01(\x03R\x05nanos\"&\n" +
 	"\vWaitRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\x86\x01\n" +
 	"\n" +
@@ -1968,7 +2041,7 @@ func file_executor_proto_rawDescGZIP() []byte {
 	return file_executor_proto_rawDescData
 }
 
-var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_executor_proto_goTypes = []any{
 	(*ReleaseRequest)(nil),  // 0: wasmexecutor.v1.ReleaseRequest
 	(*ReleaseResponse)(nil), // 1: wasmexecutor.v1.ReleaseResponse
@@ -1985,22 +2058,23 @@ var file_executor_proto_goTypes = []any{
 	(*Listener)(nil),        // 12: wasmexecutor.v1.Listener
 	(*HTTPTrigger)(nil),     // 13: wasmexecutor.v1.HTTPTrigger
 	(*StartResponse)(nil),   // 14: wasmexecutor.v1.StartResponse
-	(*WaitRequest)(nil),     // 15: wasmexecutor.v1.WaitRequest
-	(*ExitStatus)(nil),      // 16: wasmexecutor.v1.ExitStatus
-	(*WaitResponse)(nil),    // 17: wasmexecutor.v1.WaitResponse
-	(*StopRequest)(nil),     // 18: wasmexecutor.v1.StopRequest
-	(*StopResponse)(nil),    // 19: wasmexecutor.v1.StopResponse
-	(*SignalRequest)(nil),   // 20: wasmexecutor.v1.SignalRequest
-	(*SignalResponse)(nil),  // 21: wasmexecutor.v1.SignalResponse
-	(*StatsRequest)(nil),    // 22: wasmexecutor.v1.StatsRequest
-	(*StatsResponse)(nil),   // 23: wasmexecutor.v1.StatsResponse
-	nil,                     // 24: wasmexecutor.v1.VersionResponse.FeaturesEntry
-	nil,                     // 25: wasmexecutor.v1.StartRequest.EnvEntry
+	(*Span)(nil),            // 15: wasmexecutor.v1.Span
+	(*WaitRequest)(nil),     // 16: wasmexecutor.v1.WaitRequest
+	(*ExitStatus)(nil),      // 17: wasmexecutor.v1.ExitStatus
+	(*WaitResponse)(nil),    // 18: wasmexecutor.v1.WaitResponse
+	(*StopRequest)(nil),     // 19: wasmexecutor.v1.StopRequest
+	(*StopResponse)(nil),    // 20: wasmexecutor.v1.StopResponse
+	(*SignalRequest)(nil),   // 21: wasmexecutor.v1.SignalRequest
+	(*SignalResponse)(nil),  // 22: wasmexecutor.v1.SignalResponse
+	(*StatsRequest)(nil),    // 23: wasmexecutor.v1.StatsRequest
+	(*StatsResponse)(nil),   // 24: wasmexecutor.v1.StatsResponse
+	nil,                     // 25: wasmexecutor.v1.VersionResponse.FeaturesEntry
+	nil,                     // 26: wasmexecutor.v1.StartRequest.EnvEntry
 }
 var file_executor_proto_depIdxs = []int32{
-	16, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
-	24, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
-	25, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
+	17, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
+	25, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
+	26, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
 	8,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
 	12, // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
 	13, // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
@@ -2008,30 +2082,31 @@ var file_executor_proto_depIdxs = []int32{
 	10, // 7: wasmexecutor.v1.StartRequest.run_as:type_name -> wasmexecutor.v1.RunAs
 	12, // 8: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
 	12, // 9: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
-	16, // 10: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
-	6,  // 11: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
-	9,  // 12: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
-	15, // 13: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
-	18, // 14: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
-	20, // 15: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
-	22, // 16: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
-	4,  // 17: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
-	0,  // 18: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
-	2,  // 19: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
-	7,  // 20: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
-	14, // 21: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
-	17, // 22: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
-	19, // 23: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
-	21, // 24: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
-	23, // 25: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
-	5,  // 26: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
-	1,  // 27: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
-	3,  // 28: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	15, // 10: wasmexecutor.v1.StartResponse.spans:type_name -> wasmexecutor.v1.Span
+	17, // 11: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
+	6,  // 12: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
+	9,  // 13: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
+	16, // 14: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
+	19, // 15: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
+	21, // 16: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
+	23, // 17: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
+	4,  // 18: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
+	0,  // 19: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
+	2,  // 20: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
+	7,  // 21: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
+	14, // 22: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
+	18, // 23: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
+	20, // 24: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
+	22, // 25: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
+	24, // 26: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
+	5,  // 27: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
+	1,  // 28: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
+	3,  // 29: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_executor_proto_init() }
@@ -2045,7 +2120,7 @@ func file_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_proto_rawDesc), len(file_executor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
