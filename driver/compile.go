@@ -20,14 +20,16 @@ import (
 // own, placed in cgroups made for the task with its limits, so that what
 // compiling takes counts against the task's memory, as it does for a task
 // in an executor of its own. The cgroups the driver made are removed after.
-func (d *Driver) compileInTask(cfg *drivers.TaskConfig, mounts []executor.Mount, module, moduleFile, limitSource string) error {
+// Without cgroups (a node that has none), it compiles unbounded, and a
+// start says so in an event (report).
+func (d *Driver) compileInTask(cfg *drivers.TaskConfig, mounts []executor.Mount, module, moduleFile, limitSource string, report bool) error {
 	f, err := openModule(mounts, module, moduleFile)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	cg, cgErr := cgroups.Make(cfg.AllocID, cfg.Name, cgroupLimits(cfg))
-	if cgErr != nil {
+	if cgErr != nil && report {
 		d.emit(cfg, "The module's compilation is not limited by the task's cgroups: "+cgErr.Error(), map[string]string{"cgroups": "none"})
 	}
 	defer cgroups.Remove(cg.Made)

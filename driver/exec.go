@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // execHelp says what nomad alloc exec can run in a wasm task.
@@ -71,7 +72,11 @@ func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *dri
 	if opts.Stdin != nil {
 		stdin = opts.Stdin
 	}
-	status, err := h.exec.Exec(ctx, opts.Command[0], opts.Command[1:], stdin, opts.Stdout, opts.Stderr)
+	err := d.compileForExec(h, opts.Command[0])
+	var status *proto.ExitStatus
+	if err == nil {
+		status, err = h.exec.Exec(ctx, opts.Command[0], opts.Command[1:], stdin, opts.Stdout, opts.Stderr)
+	}
 	var failed *executor.Error
 	if errors.As(err, &failed) {
 		code := execNotExecutable
@@ -114,6 +119,31 @@ func (d *Driver) ExecTask(taskID string, cmd []string, timeout time.Duration) (*
 		return nil, err
 	}
 	return &drivers.ExecTaskResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitResult: result}, nil
+}
+
+// compileForExec has the module an exec runs compiled into the node's
+// cache first, when the task runs in a shared executor that runs as its
+// user: that executor compiles nothing (see compileInTask), and an exec's
+// stdin streams from its start, so an exec cannot be sent again after a
+// compile as a Start is. A module already compiled costs a process start.
+// A module that is not in the task's view is left for the exec to report
+// as it does.
+func (d *Driver) compileForExec(h *taskHandle, module string) error {
+	if !h.state.SharedExecutor || d.shared.user() == nil {
+		return nil
+	}
+	cfg, tc := h.taskConfig, h.state.DriverConfig
+	mounts, err := d.taskMounts(cfg, &tc)
+	if err != nil {
+		return err
+	}
+	_, limitSource := memoryLimit(cfg)
+	err = d.compileInTask(cfg, mounts, module, "", limitSource, false)
+	var e *executor.Error
+	if errors.As(err, &e) && e.NotFound {
+		return nil
+	}
+	return err
 }
 
 // execFailed reports, once per distinct message, an exec that failed for

@@ -26,10 +26,27 @@ func (*closingBuffer) Close() error { return nil }
 
 func TestExecRunsAModuleInTheTaskSandbox(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "")
+	t.Run("executor of its own", func(t *testing.T) {
+		t.Parallel()
+		execInTheTaskSandbox(t, newHarness(t, ""))
+	})
+	// The shared executor, as nobody, compiles nothing: the driver has the
+	// exec's module (another than the task's) compiled first.
+	t.Run("shared executor", func(t *testing.T) {
+		t.Parallel()
+		execInTheTaskSandbox(t, newSharedHarness(t, ""))
+	})
+}
+
+func execInTheTaskSandbox(t *testing.T, h *harness) {
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
 	tk.cfg.Env["JOB_ENV_VAR"] = "task env"
 	testmodule.Install(t, "probe", tk.cfg.TaskDir().LocalDir, "tool.wasm")
+	// Another module than the task's: the probe with a custom section.
+	tool := filepath.Join(tk.cfg.TaskDir().LocalDir, "tool.wasm")
+	b, err := os.ReadFile(tool)
+	must.NoError(t, err)
+	must.NoError(t, os.WriteFile(tool, append(b, 0, 3, 1, 'x', 1), 0o644))
 	h.start(t, tk)
 	tk.waitLog(t, "stdout", "tick 0")
 
@@ -79,7 +96,7 @@ func TestExecRunsAModuleInTheTaskSandbox(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var stdout, stderr closingBuffer
-	res, err := h.driver.ExecTaskStreaming(ctx, tk.cfg.ID, &drivers.ExecOptions{
+	res, err = h.driver.ExecTaskStreaming(ctx, tk.cfg.ID, &drivers.ExecOptions{
 		Command: []string{"/local/tool.wasm", "stdin"}, Tty: true, ResizeCh: resize,
 		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
 	})

@@ -122,13 +122,9 @@ func (s *server) execProgramOf(ctx context.Context, t *task, module string) (*pr
 		return p, func() {}, nil
 	}
 	spec.Module, spec.Sha256, spec.Entrypoint, spec.Interruptible = module, "", "_start", interruptible(true)
-	cache := s.moduleCache(t.req.CacheDir, t.logger, spec.Engine)
-	// Compiled here, in memory, if the cache lacks it, even in the shared
-	// executor: an exec's stdin streams from its first message on, so it
-	// cannot be sent again after a compile in the task's cgroups, as a
-	// Start can.
-	cache.CachedOnly = false
-	p, err = loadProgram(ctx, t.logger.Named("exec"), cache, spec, b, digest, nil)
+	// In the shared executor, from the cache only: the driver has the
+	// module compiled in the task's cgroups before it sends the exec.
+	p, err = loadProgram(ctx, t.logger.Named("exec"), s.moduleCache(t.req.CacheDir, t.logger, spec.Engine), spec, b, digest, nil)
 	if err != nil {
 		return nil, nil, err
 	}
