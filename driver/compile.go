@@ -4,6 +4,7 @@
 package driver
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -22,7 +23,7 @@ import (
 // in an executor of its own. The cgroups the driver made are removed after.
 // Without cgroups (a node that has none), it compiles unbounded, and a
 // start says so in an event (report).
-func (d *Driver) compileInTask(cfg *drivers.TaskConfig, mounts []executor.Mount, module, moduleFile, limitSource string, report bool) error {
+func (d *Driver) compileInTask(ctx context.Context, cfg *drivers.TaskConfig, mounts []executor.Mount, module, moduleFile, limitSource string, report bool) error {
 	f, err := openModule(mounts, module, moduleFile)
 	if err != nil {
 		return err
@@ -33,7 +34,7 @@ func (d *Driver) compileInTask(cfg *drivers.TaskConfig, mounts []executor.Mount,
 		d.emit(cfg, "The module's compilation is not limited by the task's cgroups: "+cgErr.Error(), map[string]string{"cgroups": "none"})
 	}
 	defer cgroups.Remove(cg.Made)
-	err = executor.Compile(d.ctx, executor.CompileConfig{Binary: d.shared.binary, Module: f, Name: module, CacheDir: d.config.CacheDir,
+	err = executor.Compile(ctx, executor.CompileConfig{Binary: d.shared.binary, Module: f, Name: module, CacheDir: d.config.CacheDir,
 		Engine: d.config.Engine, Interruptible: true, Cgroups: cg.Join})
 	if err != nil && cg.Memory != "" && cgroups.OOMKills(cg.Memory) > cg.OOMKillsBefore {
 		return compiledOutOfMemory(module, limitSource)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -72,7 +73,7 @@ func (d *Driver) ExecTaskStreaming(ctx context.Context, taskID string, opts *dri
 	if opts.Stdin != nil {
 		stdin = opts.Stdin
 	}
-	err := d.compileForExec(h, opts.Command[0])
+	err := d.compileForExec(ctx, h, opts.Command[0])
 	var status *proto.ExitStatus
 	if err == nil {
 		status, err = h.exec.Exec(ctx, opts.Command[0], opts.Command[1:], stdin, opts.Stdout, opts.Stderr)
@@ -122,28 +123,48 @@ func (d *Driver) ExecTask(taskID string, cmd []string, timeout time.Duration) (*
 }
 
 // compileForExec has the module an exec runs compiled into the node's
-// cache first, when the task runs in a shared executor that runs as its
-// user: that executor compiles nothing (see compileInTask), and an exec's
-// stdin streams from its start, so an exec cannot be sent again after a
-// compile as a Start is. A module already compiled costs a process start.
-// A module that is not in the task's view is left for the exec to report
-// as it does.
-func (d *Driver) compileForExec(h *taskHandle, module string) error {
-	if !h.state.SharedExecutor || d.shared.user() == nil {
+// cache first, when the task runs in the shared executor: that executor
+// compiles nothing (see compileInTask), and an exec's stdin streams from
+// its start, so an exec cannot be sent again after a compile as a Start
+// is. The task's own module is compiled already (its program runs it), and
+// a module compiled for an earlier exec of the task is not compiled again
+// while its file is unchanged. What cannot be opened, is not a file or is
+// larger than max_module_bytes is left for the exec to report as it does.
+// The task's compiles run one at a time: each makes and removes cgroups
+// of the task.
+func (d *Driver) compileForExec(ctx context.Context, h *taskHandle, module string) error {
+	if !h.state.SharedExecutor {
 		return nil
 	}
 	cfg, tc := h.taskConfig, h.state.DriverConfig
 	mounts, err := d.taskMounts(cfg, &tc)
 	if err != nil {
-		return err
+		return nil //nolint:nilerr // the exec reports what is wrong with the task's view
 	}
-	_, limitSource := memoryLimit(cfg)
-	err = d.compileInTask(cfg, mounts, module, "", limitSource, false)
-	var e *executor.Error
-	if errors.As(err, &e) && e.NotFound {
+	if m, rel, err := executor.ResolveGuestPath(mounts, module); err != nil || (tc.Module != "" && rel != "" && path.Join(m.GuestPath, rel) == path.Clean("/"+tc.Module)) {
+		return nil //nolint:nilerr // not in the view (the exec says so), or the task's own module
+	}
+	f, err := openModule(mounts, module, "")
+	if err != nil {
+		return nil //nolint:nilerr // the exec reports it
+	}
+	st, err := f.Stat()
+	_ = f.Close()
+	if err != nil || !st.Mode().IsRegular() || (d.config.MaxModuleBytes > 0 && st.Size() > d.config.MaxModuleBytes) {
+		return nil //nolint:nilerr // the exec reports it
+	}
+	h.compileMu.Lock()
+	defer h.compileMu.Unlock()
+	seen := fmt.Sprintf("%d-%d", st.Size(), st.ModTime().UnixNano())
+	if prev, ok := h.compiled.Load(module); ok && prev == seen {
 		return nil
 	}
-	return err
+	_, limitSource := memoryLimit(cfg)
+	if err := d.compileInTask(ctx, cfg, mounts, module, "", limitSource, false); err != nil {
+		return err
+	}
+	h.compiled.Store(module, seen)
+	return nil
 }
 
 // execFailed reports, once per distinct message, an exec that failed for

@@ -31,6 +31,11 @@ type taskHandle struct {
 	// execFailures holds the messages of failed execs already reported
 	// (see execFailed).
 	execFailures sync.Map
+	// compileMu orders the compiles of exec'd modules of a task in the
+	// shared executor, and compiled holds, by module path, the size and
+	// modification time of the file last compiled (see compileForExec).
+	compileMu sync.Mutex
+	compiled  sync.Map
 	// started is how long the task's start took, step by step (empty for
 	// a recovered task).
 	started startTrace
@@ -73,14 +78,6 @@ func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 		if status.Error != "" {
 			result.Err = errors.New(status.Error)
 		}
-	case h.killed && h.state.SharedExecutor:
-		// A shared executor runs other tasks: it is not killed for one.
-		// The driver released the task (Task.End), which stops the guest
-		// once more and, if the guest still does not end, leaves it to the
-		// executor's exit and forgets the task.
-		result.ExitCode = 128 + 9
-		result.Signal = 9
-		result.Err = fmt.Errorf("the guest did not stop within the kill timeout, so the driver released it from the node's shared executor (pid %d), which runs on for its other tasks: the executor stopped the guest, or, if it could not, forgot the task and left the guest to its own exit; the guest's exit status was not collected (%w)", h.state.ExecutorPid, err)
 	case h.killed:
 		result.ExitCode = 128 + 9
 		result.Signal = 9

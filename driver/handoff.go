@@ -6,6 +6,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,7 +40,7 @@ func (d *Driver) handOver(exec *executor.Task, id string, req *proto.StartReques
 	open := func(name, path string, flag int) error {
 		f, err := os.OpenFile(path, flag|os.O_RDONLY, 0o640)
 		if err != nil {
-			return executor.NodeErrorf("open %s for the shared executor: %v", path, err)
+			return handOverError(path, err)
 		}
 		files = append(files, executor.HandoffFile{Name: name, File: f})
 		return nil
@@ -62,7 +63,7 @@ func (d *Driver) handOver(exec *executor.Task, id string, req *proto.StartReques
 	if req.LogFile != "" {
 		f, err := os.OpenFile(req.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
-			return executor.NodeErrorf("open %s for the shared executor: %v", req.LogFile, err)
+			return handOverError(req.LogFile, err)
 		}
 		files = append(files, executor.HandoffFile{Name: executor.HandoffLogFile, File: f})
 	}
@@ -81,6 +82,17 @@ func (d *Driver) handOver(exec *executor.Task, id string, req *proto.StartReques
 		return executor.NodeErrorf("%v", err)
 	}
 	return nil
+}
+
+// handOverError is the error of a path of the task the driver cannot open
+// for the shared executor: the operator's when permissions refuse it (the
+// driver runs as root: a security module, a mount that refuses root), else
+// the node's.
+func handOverError(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return executor.OperatorErrorf("the wasm driver cannot open %s to hand it to the node's shared executor: %v; the driver must be able to open the task's directories (run the Nomad client as root, and check the security modules and mounts that refuse it)", path, err)
+	}
+	return executor.NodeErrorf("open %s for the shared executor: %v", path, err)
 }
 
 // directory is where the shared executor keeps its files.

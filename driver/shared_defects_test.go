@@ -130,24 +130,3 @@ func TestSharedExecutorHungHoldsNoStart(t *testing.T) {
 		t.Fatal("the reattach of a hung executor never returned")
 	}
 }
-
-// TestSharedTaskNotStoppedIsReleasedNotKilled: a task of the shared
-// executor that does not stop within its kill timeout is released from
-// it, not killed with it, and its result says so.
-func TestSharedTaskNotStoppedIsReleasedNotKilled(t *testing.T) {
-	t.Parallel()
-	for _, shared := range []bool{true, false} {
-		h := &taskHandle{state: TaskState{SharedExecutor: shared, ExecutorPid: 4242}, killed: true,
-			doneCh: make(chan struct{}), emit: func(string, map[string]string) {}}
-		h.finish(nil, errors.New("no exit status recorded"))
-		res := h.result()
-		must.Eq(t, 137, res.ExitCode)
-		must.ErrorContains(t, res.Err, "the guest did not stop within the kill timeout")
-		if shared {
-			must.StrNotContains(t, res.Err.Error(), "executor was killed")
-			must.ErrorContains(t, res.Err, "released it from the node's shared executor (pid 4242)")
-		} else {
-			must.ErrorContains(t, res.Err, "so its executor was killed")
-		}
-	}
-}

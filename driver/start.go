@@ -521,7 +521,7 @@ func (d *Driver) startIn(exec *executor.Task, cfg *drivers.TaskConfig, req *prot
 	for _, m := range req.Mounts {
 		mounts = append(mounts, executor.Mount{GuestPath: m.GuestPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly})
 	}
-	if err := d.compileInTask(cfg, mounts, req.Module, req.ModuleFile, req.MemoryLimitSource, true); err != nil {
+	if err := d.compileInTask(d.ctx, cfg, mounts, req.Module, req.ModuleFile, req.MemoryLimitSource, true); err != nil {
 		return nil, err
 	}
 	trace.Mark(spanCompileInTask)

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -216,22 +217,22 @@ func hugeModule(instructions int) []byte {
 	return section(m, 10, body)
 }
 
-// memAvailable is the node's MemAvailable, in bytes.
-func memAvailable(t *testing.T) int64 {
-	t.Helper()
+// memAvailable is the node's MemAvailable, in bytes, or an error (it runs
+// on a sampling goroutine, which must not fail the test itself).
+func memAvailable() (int64, error) {
 	f, err := os.Open("/proc/meminfo")
-	must.NoError(t, err)
+	if err != nil {
+		return 0, err
+	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		if rest, ok := strings.CutPrefix(s.Text(), "MemAvailable:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			must.NoError(t, err)
-			return kb << 10
+			return kb << 10, err
 		}
 	}
-	t.Fatal("no MemAvailable in /proc/meminfo")
-	return 0
+	return 0, errors.New("no MemAvailable in /proc/meminfo")
 }
 
 // TestCompileWithinTheTasksMemory: a module whose compilation needs far
@@ -284,8 +285,10 @@ job %q {
 	}
 
 	// The node's available memory is sampled while the small task tries.
-	before := memAvailable(t)
+	before, err := memAvailable()
+	must.NoError(t, err)
 	lowest := before
+	var sampleErr error
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -297,7 +300,12 @@ job %q {
 			case <-stop:
 				return
 			case <-tick.C:
-				lowest = min(lowest, memAvailable(t))
+				now, err := memAvailable()
+				if err != nil {
+					sampleErr = err
+					return
+				}
+				lowest = min(lowest, now)
 			}
 		}
 	}()
@@ -306,6 +314,7 @@ job %q {
 	alloc := c.waitAllocs(t, *small.ID, 1, status("failed"))[0]
 	close(stop)
 	<-sampled
+	must.NoError(t, sampleErr)
 	ts := c.taskState(t, alloc.ID, "huge")
 	must.True(t, hasEvent(ts, "could not be loaded within the task's memory (resources.memory = 64 MiB)"), must.Sprintf("events: %s", eventList(ts)))
 	must.True(t, hasEvent(ts, "Rejected by the wasm driver"), must.Sprintf("a module too large for its task's memory is the job's to fix; events: %s", eventList(ts)))

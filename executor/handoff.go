@@ -33,8 +33,8 @@ import (
 // answers with one byte 0, or with an error message, and closes.
 //
 // The socket is HandoffSocket in the shared executor's directory, which
-// only root can enter; the executor also takes handoffs only from root or
-// from its own user (SO_PEERCRED).
+// only root can enter; the executor also takes handoffs only from root
+// (SO_PEERCRED).
 
 // The names of a task's descriptors in a handoff; a mount's is
 // HandoffMount followed by its guest path.

@@ -7,9 +7,9 @@
 //
 // It must not import the driver, nor decide any limit: the driver turns
 // the task's resources into Limits. It must not move a process into a
-// cgroup either: the executor joins the cgroups itself (Task.Join), once
-// it has loaded the program, because compiling a module is the node's
-// work, not the task's.
+// cgroup either: the executor joins the cgroups itself (Task.Join), before
+// it reads and compiles the module, so that compiling counts against the
+// task's memory.
 //
 //   - cgroup v1: the freezer, cpu (cpu.shares) and memory
 //     (memory.limit_in_bytes, memory.soft_limit_in_bytes) cgroups Nomad's

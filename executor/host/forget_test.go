@@ -30,7 +30,7 @@ func newSharedTask(t *testing.T, s *server, id string) *task {
 		<-main.ended
 	})
 	tk := &task{id: id, req: &proto.StartRequest{TaskId: id}, files: &taskFiles{}, prog: prog, run: main, command: main,
-		logger: hclog.NewNullLogger(), execPrograms: map[string]*program{}, released: make(chan struct{})}
+		logger: hclog.NewNullLogger(), execPrograms: map[string]*program{}, released: make(chan struct{}), releaseDone: make(chan struct{})}
 	s.mu.Lock()
 	s.tasks[id] = tk
 	s.mu.Unlock()

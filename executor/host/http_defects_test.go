@@ -85,8 +85,8 @@ func (s *statsStream) Send(r *proto.StatsResponse) error {
 
 // TestHTTPTriggerSharedStatsCountRequestCPU: in the shared executor an
 // http task's CPU is what its requests' instances use, counted while they
-// run, and kept once they have ended (its main instance stands for the
-// trigger and runs nothing).
+// run, and kept once they have ended (the trigger runs no guest of its
+// own).
 func TestHTTPTriggerSharedStatsCountRequestCPU(t *testing.T) {
 	t.Parallel()
 	st := startServedHTTPTask(t, true, func(r *proto.StartRequest) { r.Http.TimeoutNanos = int64(time.Minute) })

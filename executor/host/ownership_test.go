@@ -29,6 +29,7 @@ import (
 func TestCloseRecordsExitStatus(t *testing.T) {
 	t.Parallel()
 	top, req := taskDirs(t, "probe", "sleep", "60")
+	precompile(t, req, filepath.Join(top, "web/local/probe.wasm"))
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 	s.shared = true
 	tk, err := s.start(context.Background(), req, nil)
@@ -51,8 +52,11 @@ func TestUncachedExecProgramUnhooked(t *testing.T) {
 	top, req := taskDirs(t, "probe", "sleep", "60")
 	probe, err := os.ReadFile(filepath.Join(top, "web/local/probe.wasm"))
 	must.NoError(t, err)
+	precompile(t, req, filepath.Join(top, "web/local/probe.wasm"))
 	for i := range maxExecPrograms + 1 {
-		must.NoError(t, os.WriteFile(filepath.Join(top, fmt.Sprintf("web/local/tool%d.wasm", i)), withCustomSection(probe, fmt.Sprint(i)), 0o644))
+		tool := filepath.Join(top, fmt.Sprintf("web/local/tool%d.wasm", i))
+		must.NoError(t, os.WriteFile(tool, withCustomSection(probe, fmt.Sprint(i)), 0o644))
+		precompile(t, req, tool)
 	}
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 	s.shared = true
@@ -125,4 +129,50 @@ func TestFailedStartClosesStreamsOnce(t *testing.T) {
 	must.Error(t, err)
 	must.Eq(t, int32(1), out.closes.Load(), must.Sprint("a trigger that failed to start left its stdout to its caller"))
 	must.Eq(t, int32(1), errOut.closes.Load())
+}
+
+// TestWaitEndsWithTheRelease: a shared task whose guest does not end after
+// its release is reported to Wait as released, once release has waited
+// for it, so that its driver does not wait for ever.
+func TestWaitEndsWithTheRelease(t *testing.T) {
+	t.Parallel()
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	s.shared, s.releaseWait = true, time.Second
+	tk := newSharedTask(t, s, "stuck")
+	// A guest that ignores its stop: the stop's hook is not its.
+	stuck := &instance{prog: tk.prog, ended: make(chan struct{})}
+	tk.run, tk.command = stuck, stuck
+	t.Cleanup(func() { stuck.finish(&proto.ExitStatus{}) })
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		s.release(tk)
+	}()
+	// The task is the server's until release has waited for its guest
+	// (releaseWait), which Wait, called meanwhile, waits for too.
+	resp, err := s.Wait(context.Background(), &proto.WaitRequest{TaskId: "stuck"})
+	must.NoError(t, err)
+	must.Eq(t, int32(9), resp.Status.Signal)
+	must.StrContains(t, resp.Status.Error, "released from the node's shared executor")
+	<-released
+}
+
+// TestCPUMeterBounded: past maxMeteredRuns runs at once, a run is not held
+// to a thread of its own (and not metered), so that slow requests in
+// flight cannot make the shared executor reach Go's limit of threads. Not
+// parallel: the count is the process's.
+func TestCPUMeterBounded(t *testing.T) {
+	m := newCPUMeter()
+	spin := func() {
+		for end := time.Now().Add(20 * time.Millisecond); time.Now().Before(end); {
+		}
+	}
+	m.run(spin)
+	must.Positive(t, m.sample().user, must.Sprint("a run within the bound is metered"))
+	meteredRuns.Add(maxMeteredRuns)
+	defer meteredRuns.Add(-maxMeteredRuns)
+	before := m.sample().user
+	m.run(spin)
+	must.Eq(t, before, m.sample().user, must.Sprint("a run past the bound was metered, holding a thread"))
+	must.Eq(t, int32(maxMeteredRuns), meteredRuns.Load())
 }

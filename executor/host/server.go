@@ -50,6 +50,8 @@ type server struct {
 	failedLinger time.Duration
 	// forgetLinger is lingerAfterExit for forgetAfter, but for tests.
 	forgetLinger time.Duration
+	// releaseWait is releaseWait, but for tests.
+	releaseWait time.Duration
 	// instantiateTimeout bounds the instantiation of the task's command
 	// instance (its start function), instantiateTimeout but for tests.
 	instantiateTimeout time.Duration
@@ -135,13 +137,15 @@ type task struct {
 	// counts the execs that run.
 	execClosed bool
 	execs      sync.WaitGroup
-	// released is closed once the task has been released.
+	// released is closed once the task is being released, releaseDone
+	// once release has waited for its guest.
 	released    chan struct{}
+	releaseDone chan struct{}
 	releaseOnce sync.Once
 }
 
 func newServer(logger hclog.Logger, out *logOutput) *server {
-	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, forgetLinger: lingerAfterExit, instantiateTimeout: instantiateTimeout,
+	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, forgetLinger: lingerAfterExit, releaseWait: releaseWait, instantiateTimeout: instantiateTimeout,
 		quit: make(chan struct{}), tasks: map[string]*task{}, memCache: wazero.NewCompilationCache()}
 }
 

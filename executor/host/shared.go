@@ -126,7 +126,8 @@ func (s *server) release(t *task) {
 			t.execs.Wait()
 			close(execsDone)
 		})
-		deadline := time.NewTimer(releaseWait)
+		defer close(t.releaseDone)
+		deadline := time.NewTimer(s.releaseWait)
 		defer deadline.Stop()
 		ended := true
 		for _, done := range []<-chan struct{}{t.run.done(), execsDone} {
@@ -136,7 +137,7 @@ func (s *server) release(t *task) {
 				ended = false
 			}
 			if !ended {
-				t.logger.Warn("the guest or an exec did not end after its stop; leaving its programs to the process's exit", "waited", releaseWait)
+				t.logger.Warn("the guest or an exec did not end after its stop; leaving its programs to the process's exit", "waited", s.releaseWait)
 				break
 			}
 		}

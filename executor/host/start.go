@@ -116,7 +116,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest, trace *exec
 		return nil, err
 	}
 	trace.Mark(executor.SpanOpen)
-	t := &task{id: req.TaskId, req: req, files: files, logger: s.logger, execPrograms: map[string]*program{}, released: make(chan struct{})}
+	t := &task{id: req.TaskId, req: req, files: files, logger: s.logger, execPrograms: map[string]*program{}, released: make(chan struct{}), releaseDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			if t.prog != nil {
@@ -166,7 +166,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest, trace *exec
 	// in a read, not in its open, when the guest first writes.
 	streams, err := taskStdio(req, files.logDir, t.logger)
 	if err != nil {
-		return nil, executor.NodeErrorf("open the task's log: %v", err)
+		return nil, unreachable("the task's log", logPath(req), err)
 	}
 	trace.Mark(executor.SpanLogs)
 	if err := joinCgroups(req.Cgroups); err != nil {
@@ -284,17 +284,16 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 // moduleCache is the node's compiled-module cache in dir as this executor
 // may use it: read-only once it runs as a task's user.
 //
-// The shared executor, once it runs as its user, compiles nothing for the
+// The shared executor, whatever user it runs as, compiles nothing for the
 // compiler (CachedOnly): compiling takes many times a module's size, which
 // in its one process no task's memory bounds; a module the cache lacks is
 // NotCompiled, and the driver compiles it in the task's cgroups
 // (executor.Compile). The interpreter has no cached code: that executor
 // prepares it for the interpreter itself.
 func (s *server) moduleCache(dir string, logger hclog.Logger, engine string) modcache.Cache {
-	c := modcache.Cache{Dir: dir, Logger: logger, Validate: validateConfig()}
+	c := modcache.Cache{Dir: dir, Logger: logger, Validate: validateConfig(), CachedOnly: s.shared && engine == executor.EngineCompiler}
 	if s.user.Load() != nil {
 		c.ReadOnly, c.Memory = true, s.memCache
-		c.CachedOnly = s.shared && engine == executor.EngineCompiler
 	}
 	return c
 }

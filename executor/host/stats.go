@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -92,13 +93,31 @@ type cpuMeter struct {
 
 func newCPUMeter() *cpuMeter { return &cpuMeter{running: map[int]time.Duration{}} }
 
+// maxMeteredRuns bounds the runs metered at once in the process. A run
+// holds its OS thread for as long as it lasts, sleeping or waiting in a
+// poll too, and Go ends a process that reaches 10,000 threads: past the
+// bound (a node's HTTP tasks with thousands of slow requests in flight),
+// a run is not metered, and its task's CPU is under-reported rather than
+// the shared executor, with every task in it, ended.
+const maxMeteredRuns = 1024
+
+// meteredRuns counts the runs metered at once, in every meter.
+var meteredRuns atomic.Int32
+
 // run runs fn held to the calling goroutine's thread, and counts the CPU
-// time the thread spent meanwhile. A nil meter runs fn and counts nothing.
+// time the thread spent meanwhile. A nil meter runs fn and counts nothing,
+// as does any meter past maxMeteredRuns.
 func (m *cpuMeter) run(fn func()) {
 	if m == nil {
 		fn()
 		return
 	}
+	if meteredRuns.Add(1) > maxMeteredRuns {
+		meteredRuns.Add(-1)
+		fn()
+		return
+	}
+	defer meteredRuns.Add(-1)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tid := threadID()

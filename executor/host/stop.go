@@ -20,6 +20,16 @@ func (s *server) Wait(ctx context.Context, req *proto.WaitRequest) (*proto.WaitR
 	select {
 	case <-t.run.done():
 		return &proto.WaitResponse{Status: t.run.exitStatus()}, nil
+	case <-t.releaseDone:
+		// Released, and its guest did not end in release's wait: nobody
+		// will learn more of it.
+		select {
+		case <-t.run.done():
+			return &proto.WaitResponse{Status: t.run.exitStatus()}, nil
+		default:
+		}
+		return &proto.WaitResponse{Status: &proto.ExitStatus{ExitCode: 128 + 9, Signal: 9, ExitedAtUnixNano: time.Now().UnixNano(),
+			Error: "the guest did not end after its stop: the task was released from the node's shared executor, which runs on for its other tasks, and its guest left to that executor's exit"}}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

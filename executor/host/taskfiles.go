@@ -139,6 +139,14 @@ func handedTaskFiles(req *proto.StartRequest, handed map[string]*os.File) (_ *ta
 	return f, nil
 }
 
+// logPath names the task's log for messages: its directory, or its FIFO.
+func logPath(req *proto.StartRequest) string {
+	if req.Logs != nil {
+		return req.Logs.Dir
+	}
+	return req.StdoutPath
+}
+
 // unreachable is the error for a file of the task the executor cannot
 // open: the operator's to fix when it is a matter of permissions (it names
 // the path and what to change), else the node's.
@@ -229,8 +237,12 @@ func openModuleError(guestPath, mountPath string, escapes bool, err error) error
 		return executor.NotFoundErrorf("module %s does not exist in the task's view: check the module path and the artifact block that should download it (for an artifact, destination defaults to local/)", guestPath)
 	case errno == syscall.ELOOP || errno == syscall.ENOTDIR || errno == syscall.ENAMETOOLONG:
 		return executor.JobErrorf("module %s cannot be opened: %v", guestPath, err)
+	case errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0:
+		// Opened as the task's user (an exec, the shared executor): the
+		// file is not the task's to read.
+		return executor.JobErrorf("module %s cannot be opened by the task's user (uid %d): %v; make it readable by that user (chmod a+r), as an artifact block's download is", guestPath, os.Geteuid(), err)
 	case errors.Is(err, fs.ErrPermission):
-		return executor.OperatorErrorf("module %s cannot be opened: %v: the executor opens it before it becomes the task's user; fix the file's permissions on the node", guestPath, err)
+		return executor.OperatorErrorf("module %s cannot be opened: %v: the executor opens it as root; fix the file's permissions (or the security module that refuses it) on the node", guestPath, err)
 	}
 	return executor.NodeErrorf("module %s cannot be opened: %v", guestPath, err)
 }

@@ -43,6 +43,18 @@ func taskDirs(t *testing.T, module string, args ...string) (top string, req *pro
 	return top, req
 }
 
+// precompile puts the interruptible code of the modules (the task's files
+// named) into req's cache, as the driver's compile process does for the
+// shared executor, which compiles nothing.
+func precompile(t *testing.T, req *proto.StartRequest, files ...string) {
+	t.Helper()
+	for _, name := range files {
+		f, err := os.Open(name)
+		must.NoError(t, err)
+		must.NoError(t, compileOnly(compileOptions{cacheDir: req.CacheDir, engine: req.Engine, name: name, interruptible: true}, f))
+	}
+}
+
 // moveAway makes every path under top unreachable, as a Nomad data_dir of
 // mode 0700 is to an executor that has become the task's user (root's
 // permissions cannot be taken away from the test, a rename can), and
@@ -68,6 +80,7 @@ func TestNothingByPathOnceStarted(t *testing.T) {
 	must.NoError(t, os.WriteFile(filepath.Join(top, "web/local/tool.wasm"), withCustomSection(probe, "tool"), 0o644))
 	// The flood starts once the paths are gone.
 	req.Args = []string{"spin-when", "/local/go"}
+	precompile(t, req, filepath.Join(top, "web/local/probe.wasm"), filepath.Join(top, "web/local/tool.wasm"))
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 	s.shared = true // every instance with the per-loop check, so that the test can stop it
 	tk, err := s.start(context.Background(), req, nil)
@@ -237,6 +250,8 @@ func TestExecRacesRelease(t *testing.T) {
 			for j := range 3 {
 				must.NoError(t, os.WriteFile(filepath.Join(top, fmt.Sprintf("web/local/tool%d.wasm", j)), withCustomSection(probe, fmt.Sprint(j)), 0o644))
 			}
+			precompile(t, req, filepath.Join(top, "web/local/probe.wasm"), filepath.Join(top, "web/local/tool0.wasm"),
+				filepath.Join(top, "web/local/tool1.wasm"), filepath.Join(top, "web/local/tool2.wasm"))
 			s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 			s.shared = true
 			tk, err := s.start(context.Background(), req, nil)
@@ -285,7 +300,7 @@ func TestOpenModuleErrorClasses(t *testing.T) {
 		{"escape", true, pathErr(syscall.EPERM), executor.ClassJob, true, "resolves outside the task's view"},
 		{"loop", false, pathErr(syscall.ELOOP), executor.ClassJob, false, "cannot be opened"},
 		{"not a directory", false, pathErr(syscall.ENOTDIR), executor.ClassJob, false, "cannot be opened"},
-		{"permissions", false, pathErr(syscall.EACCES), executor.ClassOperator, false, "fix the file's permissions on the node"},
+		{"permissions", false, pathErr(syscall.EACCES), executor.ClassOperator, false, "fix the file's permissions"},
 		{"out of descriptors", false, pathErr(syscall.EMFILE), executor.ClassNode, false, "too many open files"},
 		{"i/o", false, pathErr(syscall.EIO), executor.ClassNode, false, "input/output error"},
 	} {
@@ -305,7 +320,8 @@ func TestOpenModuleErrorClasses(t *testing.T) {
 // node's doing, not the job's.
 func TestNetNSFailureIsTheNodes(t *testing.T) {
 	t.Parallel()
-	_, req := taskDirs(t, "probe", "hello")
+	top, req := taskDirs(t, "probe", "hello")
+	precompile(t, req, filepath.Join(top, "web/local/probe.wasm"))
 	req.NetworkNamespace = filepath.Join(t.TempDir(), "no-such-namespace")
 	req.Listeners = []*proto.Listener{{Label: "web", Address: "127.0.0.1", Port: 0}}
 	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})

@@ -113,8 +113,8 @@ func rootOf(d *os.File) (*os.Root, error) {
 }
 
 // peerMayHandOver checks that the process at the other end of conn may
-// hand a task's descriptors over: root (the driver) or the executor's own
-// user.
+// hand a task's descriptors over: root, as the driver is (a driver that is
+// not root hands nothing over: its shared executor runs as it does).
 func peerMayHandOver(conn *net.UnixConn) error {
 	raw, err := conn.SyscallConn()
 	if err != nil {
@@ -130,8 +130,8 @@ func peerMayHandOver(conn *net.UnixConn) error {
 	if credErr != nil {
 		return credErr
 	}
-	if cred.Uid != 0 && int(cred.Uid) != os.Geteuid() {
-		return fmt.Errorf("uid %d (pid %d) may not hand over a task's descriptors: only root and the executor's own user may", cred.Uid, cred.Pid)
+	if cred.Uid != 0 {
+		return fmt.Errorf("uid %d (pid %d) may not hand over a task's descriptors: only root (the driver) may", cred.Uid, cred.Pid)
 	}
 	return nil
 }
