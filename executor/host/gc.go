@@ -101,7 +101,7 @@ func (s *server) collectWhileBlocked(in *instance) {
 	first := true
 	var last time.Time
 	var lastHeap uint64
-	seq, inside := in.hostSeq.Load(), in.hostCalls.Load() > 0
+	seq, inside := in.calls.Made(), in.calls.Inside() > 0
 	for {
 		select {
 		case <-in.ended:
@@ -118,7 +118,7 @@ func (s *server) collectWhileBlocked(in *instance) {
 			return
 		case <-tick.C:
 		}
-		nseq, ninside := in.hostSeq.Load(), in.hostCalls.Load() > 0
+		nseq, ninside := in.calls.Made(), in.calls.Inside() > 0
 		safe := (inside && ninside && nseq == seq) || nseq-seq >= busyHostCalls
 		seq, inside = nseq, ninside
 		if !safe {
@@ -152,7 +152,7 @@ func (s *server) collectWhileBlocked(in *instance) {
 func (in *instance) whileInHost(fn func()) bool {
 	in.hostReturn.Lock()
 	defer in.hostReturn.Unlock()
-	if in.hostCalls.Load() == 0 {
+	if in.calls.Inside() == 0 {
 		return false
 	}
 	fn()

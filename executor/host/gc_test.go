@@ -43,7 +43,7 @@ func TestCollectionHoldsTheGuestInItsHostCall(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the guest stayed held after the collection")
 	}
-	must.Zero(t, in.hostCalls.Load())
+	must.Zero(t, in.calls.Inside())
 }
 
 // TestHTTPTriggerGCPercent: the trigger's GOGC is the process's, so only

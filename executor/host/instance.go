@@ -42,12 +42,10 @@ type instance struct {
 	stdout io.WriteCloser
 	stderr io.WriteCloser
 
-	// hostCalls counts the host calls the instance is inside (kept by
-	// the WASI host's guard, when its program has no per-loop check: see
-	// wasi.go).
-	hostCalls atomic.Int32
-	// hostSeq counts the host calls the instance has made (likewise).
-	hostSeq atomic.Uint64
+	// calls counts the host calls the instance has made and is inside,
+	// kept by the WASI host's guard when its program has no per-loop check
+	// (read by watchStop and the collector's watch, gc.go).
+	calls wasi.HostCallCount
 	// hostReturn holds a guest coming back from a host call while a
 	// collection runs under it (whileInHost): a guest without the
 	// per-loop check that went back to its own code would stall the

@@ -95,7 +95,7 @@ func (s *server) watchStop(in *instance) {
 	}
 	tick := time.NewTicker(computeGrace / 4)
 	defer tick.Stop()
-	for in.hostCalls.Load() != 0 {
+	for in.calls.Inside() != 0 {
 		select {
 		case <-in.ended:
 			return

@@ -104,30 +104,23 @@ func (in *instance) collectClosedSockets() {
 // collections (gc.go) read.
 
 // CallHost counts a host call made.
-func (in *instance) CallHost() { in.hostSeq.Add(1) }
+func (in *instance) CallHost() { in.calls.Call() }
 
 // EnterHost counts the guest into a host call.
-func (in *instance) EnterHost() { in.hostCalls.Add(1) }
+func (in *instance) EnterHost() { in.calls.Enter() }
 
 // LeaveHost counts the guest out of its host call first, then holds it
 // while a collection runs: one that began after this guest was counted out
 // sees it outside and does not run (whileInHost).
 func (in *instance) LeaveHost() {
-	in.hostCalls.Add(-1)
+	in.calls.Leave()
 	in.hostReturn.RLock()
 	in.hostReturn.RUnlock() //nolint:staticcheck // SA2001: the wait for the collection is the point
 }
 
 // AbortHost counts out a host call that did not return, unless LeaveHost
-// did: an instance's host calls do not nest, so it is inside one at most.
-func (in *instance) AbortHost() {
-	for {
-		n := in.hostCalls.Load()
-		if n <= 0 || in.hostCalls.CompareAndSwap(n, n-1) {
-			return
-		}
-	}
-}
+// did.
+func (in *instance) AbortHost() { in.calls.Abort() }
 
 // ClosedFD counts a close of the guest's: wazero "closes" a guest's
 // socket without closing its descriptor (its close is a no-op that leaves

@@ -5,7 +5,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"math"
 	"net"
 	"runtime"
@@ -16,6 +15,7 @@ import (
 	"github.com/shoenig/test/must"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/wasmtest"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -67,19 +67,12 @@ func callWait(t *testing.T, in *instance, wait func() bool, during func(blocked 
 		defer close(finished)
 		var r waitResult
 		began := time.Now()
-		defer func() {
-			r.elapsed = time.Since(began)
-			if p := recover(); p != nil {
-				var exit *sys.ExitError
-				if err, ok := p.(error); !ok || !errors.As(err, &exit) {
-					panic(p)
-				}
-				r.exit = exit
-			}
-			done <- r
-		}()
-		id <- goroutineID()
-		r.ready = wait()
+		r.exit = wasmtest.Exit(func() {
+			id <- goroutineID()
+			r.ready = wait()
+		})
+		r.elapsed = time.Since(began)
+		done <- r
 	}()
 	if during != nil {
 		g := <-id
@@ -251,7 +244,7 @@ func TestHostCallHooks(t *testing.T) {
 			t.Parallel()
 			in := newTestInstance(t)
 			tc.hooks(in)
-			must.Eq(t, tc.want, counts{in.hostSeq.Load(), in.hostCalls.Load(), in.closes.Load()})
+			must.Eq(t, tc.want, counts{in.calls.Made(), in.calls.Inside(), in.closes.Load()})
 		})
 	}
 }

@@ -56,7 +56,7 @@ func TestWatchStop(t *testing.T) {
 		{name: "in its own code", signal: 15, abandoned: true, want: ended},
 		{name: "in its own code, stopped alone", signal: 9, instanceSignal: true, abandoned: true, want: &proto.ExitStatus{ExitCode: 128 + 9, Signal: 9}},
 		{name: "inside a host call, then back in its own code", signal: 15, inHost: true,
-			then: func(_ *server, in *instance) { in.hostCalls.Add(-1) }, abandoned: true, want: ended},
+			then: func(_ *server, in *instance) { in.calls.Leave() }, abandoned: true, want: ended},
 		{name: "inside a host call, where it ends", signal: 15, inHost: true,
 			then: func(_ *server, in *instance) { in.finish(&proto.ExitStatus{ExitCode: 3}) }, want: &proto.ExitStatus{ExitCode: 3}},
 		{name: "inside a host call when the server ends", signal: 15, inHost: true,
@@ -67,7 +67,7 @@ func TestWatchStop(t *testing.T) {
 			s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
 			in := newStoppedInstance(t, tc.signal, tc.instanceSignal)
 			if tc.inHost {
-				in.hostCalls.Add(1)
+				in.calls.Enter()
 			}
 			watched := make(chan struct{})
 			began := time.Now()

@@ -47,7 +47,7 @@ type hostCounts struct {
 }
 
 func countsOf(in *testInstance) hostCounts {
-	return hostCounts{in.inside.Load(), in.made.Load(), in.closes.Load()}
+	return hostCounts{in.calls.Inside(), in.calls.Made(), in.closes.Load()}
 }
 
 // TestGuardHostCalls: with the guard, each host call of an instance is

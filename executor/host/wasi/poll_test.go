@@ -5,7 +5,6 @@ package wasi
 
 import (
 	"context"
-	"errors"
 	"math"
 	"sync"
 	"testing"
@@ -112,19 +111,12 @@ func callPoll(t *testing.T, in *testInstance, mod api.Module, stack []uint64) po
 		defer close(finished)
 		var r pollResult
 		began := time.Now()
-		defer func() {
-			r.elapsed = time.Since(began)
-			if p := recover(); p != nil {
-				var exit *sys.ExitError
-				if err, ok := p.(error); !ok || !errors.As(err, &exit) {
-					panic(p)
-				}
-				r.exit = exit
-			}
-			done <- r
-		}()
-		pollOneoff(ctx, mod, stack)
-		r.errno = uint32(stack[0])
+		r.exit = wasmtest.Exit(func() {
+			pollOneoff(ctx, mod, stack)
+			r.errno = uint32(stack[0])
+		})
+		r.elapsed = time.Since(began)
+		done <- r
 	}()
 	select {
 	case r := <-done:

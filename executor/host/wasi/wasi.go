@@ -6,6 +6,7 @@ package wasi
 import (
 	"context"
 	"encoding/binary"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -53,6 +54,41 @@ type HostCalls interface {
 	// ClosedFD: the guest closed a descriptor (fd_close returned).
 	ClosedFD()
 }
+
+// HostCallCount is what an instance keeps of its host calls for
+// HostCalls: the calls it made, and whether it is inside one. wazero may
+// report an abort of a call that already returned or never entered, so a
+// call is counted out once, by Leave or Abort, whichever comes (an
+// instance's host calls do not nest: it is inside one at most).
+type HostCallCount struct {
+	made   atomic.Uint64
+	inside atomic.Int32
+}
+
+// Call counts a host call made.
+func (c *HostCallCount) Call() { c.made.Add(1) }
+
+// Enter counts the guest into a host call.
+func (c *HostCallCount) Enter() { c.inside.Add(1) }
+
+// Leave counts the guest out of its host call.
+func (c *HostCallCount) Leave() { c.inside.Add(-1) }
+
+// Abort counts out a host call that did not return, unless Leave did.
+func (c *HostCallCount) Abort() {
+	for {
+		n := c.inside.Load()
+		if n <= 0 || c.inside.CompareAndSwap(n, n-1) {
+			return
+		}
+	}
+}
+
+// Made is the count of host calls made.
+func (c *HostCallCount) Made() uint64 { return c.made.Load() }
+
+// Inside is the count of host calls the guest is inside: 0 or 1.
+func (c *HostCallCount) Inside() int32 { return c.inside.Load() }
 
 // instanceKey carries the running instance in the context wazero hands
 // host functions.

@@ -26,8 +26,7 @@ type testInstance struct {
 	// ready at once.
 	sockets func(write bool, timeout time.Duration) bool
 
-	inside atomic.Int32  // host calls it is inside
-	made   atomic.Uint64 // host calls it made
+	calls  HostCallCount
 	closes atomic.Uint32 // descriptors it closed
 	// held, write-locked by a test, holds a guest coming back from a host
 	// call, as the executor's collection does.
@@ -63,22 +62,14 @@ func (in *testInstance) WaitSockets(write bool, timeout time.Duration) bool {
 	return in.sockets(write, timeout)
 }
 
-func (in *testInstance) CallHost()  { in.made.Add(1) }
-func (in *testInstance) EnterHost() { in.inside.Add(1) }
+func (in *testInstance) CallHost()  { in.calls.Call() }
+func (in *testInstance) EnterHost() { in.calls.Enter() }
+func (in *testInstance) AbortHost() { in.calls.Abort() }
 
 func (in *testInstance) LeaveHost() {
-	in.inside.Add(-1)
+	in.calls.Leave()
 	in.held.RLock()
 	in.held.RUnlock() //nolint:staticcheck // SA2001: the wait for the holder is the point
-}
-
-func (in *testInstance) AbortHost() {
-	for {
-		n := in.inside.Load()
-		if n <= 0 || in.inside.CompareAndSwap(n, n-1) {
-			return
-		}
-	}
 }
 
 func (in *testInstance) ClosedFD() { in.closes.Add(1) }

@@ -10,11 +10,13 @@ package wasmtest
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/shoenig/test/must"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 const wasmI32 = 0x7f
@@ -116,3 +118,18 @@ func byteVec(b []byte) []byte { return cat(leb(uint32(len(b))), b) }
 func name(s string) []byte { return cat(leb(uint32(len(s))), []byte(s)) }
 
 func section(id byte, body []byte) []byte { return cat([]byte{id}, leb(uint32(len(body))), body) }
+
+// Exit runs call, which may end a guest as wazero's host functions do, by
+// a panic of a *sys.ExitError, and returns that exit, or nil; any other
+// panic goes on.
+func Exit(call func()) (exit *sys.ExitError) {
+	defer func() {
+		if p := recover(); p != nil {
+			if err, ok := p.(error); !ok || !errors.As(err, &exit) {
+				panic(p)
+			}
+		}
+	}()
+	call()
+	return nil
+}
