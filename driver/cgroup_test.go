@@ -21,36 +21,8 @@ import (
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/cgroups"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/cgroups/cgroupstest"
 )
-
-// requireCgroups returns the cgroup version the driver limits tasks
-// with here. It skips a test where the driver cannot make cgroups (not
-// root, no cgroups with the cpu and memory controllers), except in CI,
-// where that fails. WASM_TEST_CGROUP, where set, is the version the run
-// must find (the cgroup v2 machine of make test-cgroup2 sets it to v2).
-func requireCgroups(t *testing.T) string {
-	t.Helper()
-	v, err := cgroups.Version()
-	if want := os.Getenv("WASM_TEST_CGROUP"); want != "" && v != want {
-		t.Fatalf("WASM_TEST_CGROUP=%s, but the node's cgroups are %q (%v)", want, v, err)
-	}
-	if err == nil && os.Geteuid() == 0 {
-		return v
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI must run the cgroup tests: cgroups %q (%v), uid %d", v, err, os.Geteuid())
-	}
-	t.Skipf("cgroups v1 or v2, as root, are needed: cgroups %q (%v), uid %d", v, err, os.Geteuid())
-	return ""
-}
-
-// readCgroup is the content of a cgroup file, trimmed.
-func readCgroup(t *testing.T, dir, file string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, file))
-	must.NoError(t, err)
-	return strings.TrimSpace(string(b))
-}
 
 // procCgroups is /proc/<pid>/cgroup: the cgroup of each controller
 // (v1; combined ones, cpu,cpuacct, apart) or, under "", the v2 one.
@@ -76,7 +48,7 @@ func procCgroups(t *testing.T, pid int) map[string]string {
 // the cgroup; the cgroups go with the task.
 func TestCgroupLimits(t *testing.T) {
 	t.Parallel()
-	v := requireCgroups(t)
+	v := cgroupstest.Require(t, cgroups.Version)
 	h := newHarness(t, "")
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
 	tk.cfg.Resources.LinuxResources.CPUShares = 300
@@ -93,18 +65,18 @@ func TestCgroupLimits(t *testing.T) {
 			must.Eq(t, "/"+cgroups.Root+"/"+name, procCgroups(t, pid)[controller])
 			dirs = append(dirs, filepath.Join(cgroups.Mount, controller, cgroups.Root, name))
 		}
-		must.Eq(t, "300", readCgroup(t, dirs[0], "cpu.shares"))
-		must.Eq(t, hard, readCgroup(t, dirs[1], "memory.limit_in_bytes"))
-		must.Eq(t, soft, readCgroup(t, dirs[1], "memory.soft_limit_in_bytes"))
-		must.Eq(t, "0", readCgroup(t, dirs[1], "memory.swappiness"))
+		must.Eq(t, "300", cgroupstest.Read(t, dirs[0], "cpu.shares"))
+		must.Eq(t, hard, cgroupstest.Read(t, dirs[1], "memory.limit_in_bytes"))
+		must.Eq(t, soft, cgroupstest.Read(t, dirs[1], "memory.soft_limit_in_bytes"))
+		must.Eq(t, "0", cgroupstest.Read(t, dirs[1], "memory.swappiness"))
 	case "v2":
 		must.Eq(t, "/"+cgroups.Root+"/"+name, procCgroups(t, pid)[""])
 		dirs = []string{filepath.Join(cgroups.Mount, cgroups.Root, name)}
-		must.Eq(t, "39", readCgroup(t, dirs[0], "cpu.weight")) // 300 shares on Nomad's curve
-		must.Eq(t, hard, readCgroup(t, dirs[0], "memory.max"))
-		must.Eq(t, soft, readCgroup(t, dirs[0], "memory.low"))
+		must.Eq(t, "39", cgroupstest.Read(t, dirs[0], "cpu.weight")) // 300 shares on Nomad's curve
+		must.Eq(t, hard, cgroupstest.Read(t, dirs[0], "memory.max"))
+		must.Eq(t, soft, cgroupstest.Read(t, dirs[0], "memory.low"))
 		if _, err := os.Stat(filepath.Join(dirs[0], "memory.swap.max")); err == nil {
-			must.Eq(t, "0", readCgroup(t, dirs[0], "memory.swap.max"))
+			must.Eq(t, "0", cgroupstest.Read(t, dirs[0], "memory.swap.max"))
 		}
 	}
 
@@ -136,7 +108,7 @@ func TestCgroupLimits(t *testing.T) {
 // reserve while it exists).
 func TestCgroupNomadsOwn(t *testing.T) {
 	t.Parallel()
-	v := requireCgroups(t)
+	v := cgroupstest.Require(t, cgroups.Version)
 	h := newHarness(t, "")
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
 	tk.cfg.Resources.LinuxResources.CPUShares = 500
@@ -147,7 +119,7 @@ func TestCgroupNomadsOwn(t *testing.T) {
 	pid := executorPid(t, h.start(t, tk))
 	tk.waitLog(t, "stdout", "sleeping")
 
-	must.Eq(t, "0", readCgroup(t, scope, "cpuset.cpus"))
+	must.Eq(t, "0", cgroupstest.Read(t, scope, "cpuset.cpus"))
 	own := strings.TrimPrefix(scope, cgroups.Mount)
 	switch v {
 	case "v1":
@@ -156,15 +128,15 @@ func TestCgroupNomadsOwn(t *testing.T) {
 		for _, controller := range []string{"freezer", "cpu", "memory"} {
 			must.Eq(t, "/"+slice+"/"+tk.cfg.AllocID+"."+tk.cfg.Name, cg[controller], must.Sprintf("controller %s", controller))
 		}
-		must.Eq(t, "500", readCgroup(t, nomads[1], "cpu.shares"))
-		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), readCgroup(t, nomads[2], "memory.limit_in_bytes"))
+		must.Eq(t, "500", cgroupstest.Read(t, nomads[1], "cpu.shares"))
+		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), cgroupstest.Read(t, nomads[2], "memory.limit_in_bytes"))
 		for _, controller := range []string{"cpu", "memory"} {
 			must.DirNotExists(t, filepath.Join(cgroups.Mount, controller, cgroups.Root, cgroups.Name(tk.cfg.AllocID, tk.cfg.Name)))
 		}
 	case "v2":
 		must.Eq(t, own, procCgroups(t, pid)[""])
-		must.Eq(t, "58", readCgroup(t, scope, "cpu.weight")) // 500 shares on Nomad's curve
-		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), readCgroup(t, scope, "memory.max"))
+		must.Eq(t, "58", cgroupstest.Read(t, scope, "cpu.weight")) // 500 shares on Nomad's curve
+		must.Eq(t, strconv.Itoa(64<<20+executorOverhead), cgroupstest.Read(t, scope, "memory.max"))
 		must.DirNotExists(t, filepath.Join(cgroups.Mount, cgroups.Root, cgroups.Name(tk.cfg.AllocID, tk.cfg.Name)))
 	}
 
@@ -187,7 +159,7 @@ func TestCgroupNomadsOwn(t *testing.T) {
 // limit the task then.
 func TestCgroupWithoutNomads(t *testing.T) {
 	t.Parallel()
-	v := requireCgroups(t)
+	v := cgroupstest.Require(t, cgroups.Version)
 	h := newHarness(t, "")
 	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "600"}})
 	absent := fmt.Sprintf("nomad-absent-%d", os.Getpid())
@@ -259,10 +231,10 @@ func nomadCpuset(t *testing.T, dir string) {
 	t.Helper()
 	must.NoError(t, os.MkdirAll(dir, 0o755))
 	for _, f := range []string{"cpuset.mems", "cpuset.cpus"} {
-		if readCgroup(t, dir, f) != "" {
+		if cgroupstest.Read(t, dir, f) != "" {
 			continue
 		}
-		must.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte(readCgroup(t, filepath.Dir(dir), f)), 0o644))
+		must.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte(cgroupstest.Read(t, filepath.Dir(dir), f)), 0o644))
 	}
 }
 
@@ -271,7 +243,7 @@ func nomadCpuset(t *testing.T, dir string) {
 // does for its own.
 func nomadSubtree(t *testing.T, dir string) {
 	t.Helper()
-	have := strings.Fields(readCgroup(t, dir, "cgroup.controllers"))
+	have := strings.Fields(cgroupstest.Read(t, dir, "cgroup.controllers"))
 	var add []string
 	for _, c := range []string{"cpu", "memory", "cpuset"} {
 		if slices.Contains(have, c) {
@@ -290,7 +262,7 @@ func nomadSubtree(t *testing.T, dir string) {
 // result and in an event that puts it down to the job.
 func TestCgroupOOMKill(t *testing.T) {
 	t.Parallel()
-	requireCgroups(t)
+	cgroupstest.Require(t, cgroups.Version)
 	h := newHarness(t, "")
 	events := h.events(t)
 	tk := h.newTask(t, "", 64, TaskConfig{Module: "local/app.wasm"})
@@ -308,7 +280,7 @@ func TestCgroupOOMKill(t *testing.T) {
 // OOM killed.
 func TestCgroupOOMKillOncePerRun(t *testing.T) {
 	t.Parallel()
-	v := requireCgroups(t)
+	v := cgroupstest.Require(t, cgroups.Version)
 	h := newHarness(t, "")
 	first := h.newTask(t, "", 64, TaskConfig{Module: "local/app.wasm"})
 	must.NoError(t, os.WriteFile(filepath.Join(first.cfg.TaskDir().LocalDir, "app.wasm"), recursingModule, 0o644))
@@ -337,7 +309,7 @@ func TestCgroupOOMKillOncePerRun(t *testing.T) {
 // ratio of their resources.cpu.
 func TestCgroupCPUShares(t *testing.T) {
 	t.Parallel()
-	requireCgroups(t)
+	cgroupstest.Require(t, cgroups.Version)
 	h := newHarness(t, "")
 	// Both start, then both spin: a task starting on a core where another
 	// guest already spins is not what this measures.

@@ -10,47 +10,19 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/cgroups/cgroupstest"
 )
-
-// requireCgroups returns the cgroup version Make limits tasks with here.
-// It skips a test where Make cannot make cgroups (not root, no cgroups
-// with the cpu and memory controllers), except in CI, where that fails.
-// WASM_TEST_CGROUP, where set, is the version the run must find (the
-// cgroup v2 machine of make test-cgroup2 sets it to v2).
-func requireCgroups(t *testing.T) string {
-	t.Helper()
-	v, err := Version()
-	if want := os.Getenv("WASM_TEST_CGROUP"); want != "" && v != want {
-		t.Fatalf("WASM_TEST_CGROUP=%s, but the node's cgroups are %q (%v)", want, v, err)
-	}
-	if err == nil && os.Geteuid() == 0 {
-		return v
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI must run the cgroup tests: cgroups %q (%v), uid %d", v, err, os.Geteuid())
-	}
-	t.Skipf("cgroups v1 or v2, as root, are needed: cgroups %q (%v), uid %d", v, err, os.Geteuid())
-	return ""
-}
-
-// read is the content of a cgroup file, trimmed.
-func read(t *testing.T, dir, file string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, file))
-	must.NoError(t, err)
-	return strings.TrimSpace(string(b))
-}
 
 // TestMake: without cgroups of Nomad's, a task's are the driver's own
 // under Root, named after its allocation and name, with the limits set
 // and no swap; Remove removes them.
 func TestMake(t *testing.T) {
 	t.Parallel()
-	v := requireCgroups(t)
+	v := cgroupstest.Require(t, Version)
 	alloc, task := fmt.Sprintf("cgroups-test.%d", os.Getpid()), "a/task"
 	cg, err := Make(alloc, task, Limits{CPUShares: 300, MemoryBytes: 96 << 20, MemoryLow: 64 << 20})
 	must.NoError(t, err)
@@ -66,18 +38,18 @@ func TestMake(t *testing.T) {
 		must.Eq(t, cg.Join, cg.Made)
 		must.Eq(t, memory, cg.Memory)
 		must.Eq(t, memory, MemoryAmong(cg.Made))
-		must.Eq(t, "300", read(t, cpu, "cpu.shares"))
-		must.Eq(t, hard, read(t, memory, "memory.limit_in_bytes"))
-		must.Eq(t, soft, read(t, memory, "memory.soft_limit_in_bytes"))
-		must.Eq(t, "0", read(t, memory, "memory.swappiness"))
+		must.Eq(t, "300", cgroupstest.Read(t, cpu, "cpu.shares"))
+		must.Eq(t, hard, cgroupstest.Read(t, memory, "memory.limit_in_bytes"))
+		must.Eq(t, soft, cgroupstest.Read(t, memory, "memory.soft_limit_in_bytes"))
+		must.Eq(t, "0", cgroupstest.Read(t, memory, "memory.swappiness"))
 	case "v2":
 		dir := filepath.Join(Mount, Root, name)
 		must.Eq(t, []string{dir}, cg.Join)
 		must.Eq(t, cg.Join, cg.Made)
 		must.Eq(t, dir, cg.Memory)
-		must.Eq(t, strconv.FormatUint(cpuWeight(300), 10), read(t, dir, "cpu.weight"))
-		must.Eq(t, hard, read(t, dir, "memory.max"))
-		must.Eq(t, soft, read(t, dir, "memory.low"))
+		must.Eq(t, strconv.FormatUint(cpuWeight(300), 10), cgroupstest.Read(t, dir, "cpu.weight"))
+		must.Eq(t, hard, cgroupstest.Read(t, dir, "memory.max"))
+		must.Eq(t, soft, cgroupstest.Read(t, dir, "memory.low"))
 	}
 	must.Zero(t, cg.OOMKillsBefore)
 
