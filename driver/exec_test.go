@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,4 +168,16 @@ func TestExecFailedReportsOnce(t *testing.T) {
 		"nomad alloc exec failed: the node's wasm driver is misconfigured (its operator must fix it): cannot open /data/alloc/x/local: permission denied",
 		"nomad alloc exec failed on the node (the restart policy does not apply): too many open files",
 	}, events)
+}
+
+// TestHandOverErrorClasses: a task's path the driver is refused when it
+// hands it to the shared executor is the operator's, naming the path; any
+// other failure the node's.
+func TestHandOverErrorClasses(t *testing.T) {
+	t.Parallel()
+	err := handOverError("/data/alloc/a/t/local", &os.PathError{Op: "open", Path: "/data/alloc/a/t/local", Err: syscall.EACCES})
+	must.Eq(t, executor.ClassOperator, executor.ClassOf(err))
+	must.StrContains(t, err.Error(), "the wasm driver cannot open /data/alloc/a/t/local to hand it to the node's shared executor")
+	err = handOverError("/data/alloc/a/t/local", &os.PathError{Op: "open", Path: "/data/alloc/a/t/local", Err: syscall.ENOENT})
+	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
 }

@@ -330,3 +330,17 @@ func TestNetNSFailureIsTheNodes(t *testing.T) {
 	must.ErrorContains(t, err, "network namespace")
 	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
 }
+
+// TestUnreachableClasses: a file of the task the executor cannot open is
+// the operator's when permissions refuse it, with the path and what to do
+// in the message; the node's otherwise.
+func TestUnreachableClasses(t *testing.T) {
+	t.Parallel()
+	err := unreachable("the log directory", "/data/alloc/a/alloc/logs", &os.PathError{Op: "open", Path: "/data/alloc/a/alloc/logs", Err: syscall.EACCES})
+	must.Eq(t, executor.ClassOperator, executor.ClassOf(err))
+	must.StrContains(t, err.Error(), "cannot open the log directory (/data/alloc/a/alloc/logs)")
+	must.StrContains(t, err.Error(), "make the directory reachable by the driver's user, or run the Nomad client as root")
+	err = unreachable("the log directory", "/data/alloc/a/alloc/logs", &os.PathError{Op: "open", Path: "/data/alloc/a/alloc/logs", Err: syscall.EMFILE})
+	must.Eq(t, executor.ClassNode, executor.ClassOf(err))
+	must.StrContains(t, err.Error(), "open the log directory (/data/alloc/a/alloc/logs)")
+}
