@@ -37,9 +37,9 @@ import (
 // long computation). The executor also keeps a second processor
 // (GOMAXPROCS), so that its protocol server runs while the guest holds
 // one, and has set it explicitly from its start (Serve), so that the
-// runtime never changes it, which would stop the world. And because wazero leaves the sockets a guest closes to the
-// collector, a guest serving connections has them collected while it waits
-// for its sockets (instance.collectClosedSockets).
+// runtime never changes it, which would stop the world. (A guest's
+// sockets are closed when it closes them, not left to the collector: the
+// WASI host's descriptor table holds them by their descriptors.)
 
 // blockedProbe is how often collectWhileBlocked looks at the guest, and
 // how long it must have stayed inside one host call to be collected under;

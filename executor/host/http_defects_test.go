@@ -52,6 +52,9 @@ func startServedHTTPTask(t *testing.T, shared bool, adjust func(*proto.StartRequ
 			adjust(r)
 		}
 	})
+	if shared {
+		precompile(t, req, filepath.Join(req.Mounts[0].HostPath, "handler.wasm"))
+	}
 	_, err := s.Start(context.Background(), req)
 	must.NoError(t, err)
 	tk, err := s.current("web")

@@ -18,7 +18,6 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/experimental/sock"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
@@ -51,10 +50,6 @@ type instance struct {
 	// per-loop check that went back to its own code would stall the
 	// collection's stop of the world (gc.go).
 	hostReturn sync.RWMutex
-	// closes counts the guest's fd_close calls since the last collection
-	// of its closed sockets (ClosedFD).
-	closes        atomic.Uint32
-	lastCollected atomic.Int64 // Unix nanoseconds
 
 	// memBytes is the size of the instance's linear memory, kept by the
 	// memory allocator so that stats never read wazero's memory
@@ -84,15 +79,17 @@ type instance struct {
 	budgetDenied atomic.Bool
 	quiet        bool
 	pool         *memory.Pool
-	// environ is the guest's environment.
+	// args and environ are the guest's arguments and environment.
+	args    []string
 	environ environ
+	// table is the guest's descriptor table (the WASI host's): its
+	// streams, its mounts, the listeners granted to it and what it opened
+	// and accepted. It is closed when the instance is released.
+	table *wasi.Table
 	// call is the instance's call context; init and entry its
 	// initialiser (reactors') and entrypoint (see run).
 	call        context.Context
 	init, entry api.Function
-	// sockets are the listeners bound for the instance and what it
-	// accepted on them (nil: it was granted none).
-	sockets *guestSockets
 	// ownThread: the guest runs on an OS thread of its own, tid, whose
 	// CPU time is the guest's (the shared executor's main instances).
 	ownThread bool
@@ -187,13 +184,10 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 		}
 		in.held = p.minBytes
 	}
-	config := p.baseConfig.
-		WithArgs(append([]string{opts.argv0}, opts.args...)...).
-		WithStdout(opts.streams.stdout).
-		WithStderr(opts.streams.stderr).
-		WithNanosleep(func(ns int64) { in.Sleep(time.Duration(ns)) })
-	if opts.streams.stdin != nil {
-		config = config.WithStdin(opts.streams.stdin)
+	in.args = append([]string{opts.argv0}, opts.args...)
+	in.table = wasi.NewTable(wasi.Stdio{In: opts.streams.stdin, Out: opts.streams.stdout, Err: opts.streams.stderr})
+	for _, m := range p.spec.View {
+		in.table.Preopen(m.GuestPath, m.fs)
 	}
 	// The environment: the program's, then the instance's own variables
 	// (which win), served by the WASI host's environ_get (Environ).
@@ -212,17 +206,9 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 	in.environ = p.instanceEnviron(extra)
 	ctx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(in.allocate))
 	ctx = wasi.WithInstance(ctx, in)
-	var before map[uint64]bool // the sockets open before its listeners
-	if len(opts.listeners) > 0 {
-		before = openSockets()
-		sc := sock.NewConfig()
-		for _, l := range opts.listeners {
-			sc = sc.WithTCPListener(l.Address, int(l.Port))
-		}
-		ctx = sock.WithConfig(ctx, sc)
-	}
-	// wazero binds the listeners while it instantiates: in the allocation's
-	// network namespace when there is one.
+	// The listeners are bound as the guest is instantiated: in the
+	// allocation's network namespace when there is one, and by the task's
+	// user when the executor becomes it.
 	// A start function that spins past the bound is ended by the stop of
 	// its context where it has the per-loop check; without it, it cannot
 	// be, and the program is marked stuck.
@@ -240,13 +226,19 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 	in.module, err = instantiateWithin(bound, cancelSpin, func() (api.Module, error) {
 		if opts.runAs != nil {
 			return asUserOnThread(opts.runAs, opts.netns, p.hasStart, func() (api.Module, error) {
-				return p.runtime.InstantiateModule(ctx, p.module, config)
+				if err := in.listen(opts.listeners); err != nil {
+					return nil, err
+				}
+				return p.runtime.InstantiateModule(ctx, p.module, p.config)
 			}, func(m api.Module) { _ = m.Close(context.Background()) })
 		}
 		var mod api.Module
 		err := inNetNS(opts.netns, func() error {
+			if err := in.listen(opts.listeners); err != nil {
+				return err
+			}
 			var err error
-			mod, err = p.runtime.InstantiateModule(ctx, p.module, config)
+			mod, err = p.runtime.InstantiateModule(ctx, p.module, p.config)
 			return err
 		})
 		return mod, err
@@ -271,19 +263,6 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 		}
 		return nil, executor.JobErrorf("module %s failed to instantiate: %v", p.spec.Module, err)
 	}
-	if len(opts.listeners) > 0 {
-		in.sockets = recordListeners(before, opts.listeners)
-		// A guest waiting in accept or read is not reached by the stop's
-		// cancelled context: its sockets are shut down under it.
-		context.AfterFunc(in.ctx, func() {
-			select {
-			case <-in.ended:
-			default:
-				in.sockets.shutdown()
-			}
-			in.sockets.release()
-		})
-	}
 	in.call = ctx
 	in.entry = in.module.ExportedFunction(p.spec.Entrypoint)
 	if p.spec.Entrypoint != "_start" {
@@ -291,6 +270,20 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 		in.init = in.module.ExportedFunction("_initialize")
 	}
 	return in, nil
+}
+
+// listen binds the listeners granted to the instance, in the calling
+// thread's network namespace, and adds them to its table after its
+// mounts, in their order: the descriptors firstListenerFD tells the guest.
+func (in *instance) listen(ls []*proto.Listener) error {
+	for _, l := range ls {
+		s, err := wasi.Listen(executor.ListenerAddress(l))
+		if err != nil {
+			return err
+		}
+		in.table.AddListener(s)
+	}
+	return nil
 }
 
 // errDrop is a failure to become the task's user (see becomeUser).
@@ -503,6 +496,9 @@ func (in *instance) release() {
 		if interrupted {
 			in.closeResources()
 		}
+	}
+	if in.table != nil {
+		in.table.Close()
 	}
 	for _, w := range []io.WriteCloser{in.stdout, in.stderr} {
 		if w != nil {

@@ -5,7 +5,6 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -24,18 +23,17 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/wasi"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // maxPages is WebAssembly's own limit for a 32-bit memory (4 GiB).
 const maxPages = 65536
 
-const wasiModule = wasi_snapshot_preview1.ModuleName
+const wasiModule = wasi.ModuleName
 
 // coreFeatures is the WebAssembly feature set guests get; Features reports
 // it, so the attributes cannot drift from what tasks run with.
@@ -163,15 +161,13 @@ type program struct {
 	// while an instance is instantiated.
 	hasStart bool
 
-	runtime  wazero.Runtime
-	module   wazero.CompiledModule
-	fsConfig wazero.FSConfig
-	// baseConfig is what every instance's configuration starts from. It
-	// holds no environment: wazero's configurations share their
-	// environment's backing array with the configuration they derive
-	// from, so one with an environment must not be derived from by
-	// instances starting at once.
-	baseConfig wazero.ModuleConfig
+	runtime wazero.Runtime
+	module  wazero.CompiledModule
+	// config is every instance's module configuration: only what wazero
+	// itself reads. What a guest sees of the host (arguments,
+	// environment, streams, files, clocks, sockets) is the WASI host's
+	// (package wasi), which does not read it.
+	config wazero.ModuleConfig
 
 	// ctx ends when the program is stopped or closed; every instance's
 	// context derives from it.
@@ -256,11 +252,11 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache modcache.Cache,
 			p.close()
 		}
 	}()
-	wasi, err := comp.instantiateWASI(ctx)
+	wasiHost, err := comp.instantiateWASI(ctx)
 	if err != nil {
 		return nil, executor.NodeErrorf("instantiate WASI: %v", err)
 	}
-	if err := checkImports(p.module, wasi); err != nil {
+	if err := checkImports(p.module, wasiHost); err != nil {
 		return nil, executor.JobErrorf("module %s %v", spec.Module, err)
 	}
 	def, ok := p.module.ExportedFunctions()[spec.Entrypoint]
@@ -271,25 +267,16 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache modcache.Cache,
 	if n := len(def.ParamTypes()); n != 0 {
 		return nil, executor.JobErrorf("module %s: entrypoint %q takes %d parameters, but it is called with none; export a function without parameters", spec.Module, spec.Entrypoint, n)
 	}
-	fsConfig := wazero.NewFSConfig()
-	for _, m := range spec.View {
-		fsConfig = fsConfig.(sysfs.FSConfig).WithSysFSMount(m.fs, m.GuestPath)
-	}
-	p.fsConfig = fsConfig
-	p.baseConfig = wazero.NewModuleConfig().
+	p.config = wazero.NewModuleConfig().
 		// Instances of one program run side by side: none has a name.
 		WithName("").
-		WithFSConfig(fsConfig).
-		WithSysWalltime().
-		WithSysNanotime().
-		WithRandSource(rand.Reader).
 		// The entrypoint runs after instantiation (see start), not during it.
 		WithStartFunctions()
 	return p, nil
 }
 
 // firstListenerFD is the guest's file descriptor of the first granted
-// listener: wazero preopens stdio, then the mounts, then the listeners.
+// listener: its table holds stdio, then the mounts, then the listeners.
 func (p *program) firstListenerFD() int { return 3 + len(p.spec.View) }
 
 // isBindError says whether err is a failure to bind a listener.
@@ -359,8 +346,8 @@ func moduleDigest(b []byte) string {
 // maxListedImports bounds the missing imports an error names.
 const maxListedImports = 20
 
-func checkImports(mod wazero.CompiledModule, wasi api.Module) error {
-	provided := wasi.ExportedFunctionDefinitions()
+func checkImports(mod wazero.CompiledModule, wasiHost api.Module) error {
+	provided := wasiHost.ExportedFunctionDefinitions()
 	var missing []string
 	legacy := false
 	for _, f := range mod.ImportedFunctions() {

@@ -53,6 +53,8 @@ var recipes = map[string]recipe{
 	// listen: the C HTTP server of the listener example, on the granted
 	// listener WASM_LISTENER_HTTP.
 	"listen": {[]string{"../../example-jobs/src/serve.c"}, clang("../../example-jobs/src/serve.c")},
+	// files: the file-heavy guest of the WASI host's benchmark.
+	"files": {[]string{"files.c"}, clang("files.c")},
 	// compute: the CPU-bound guest of the compute benchmark.
 	"compute": {[]string{"compute.c"}, clang("compute.c")},
 	// listen-go: a Go wasip1 HTTP server on WASM_LISTENER_HTTP.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/sys"
 )
 
 // guardHostCalls makes a stop reach a guest compiled without wazero's
@@ -23,27 +22,7 @@ import (
 // Its cost is two calls per host call, which is not per loop iteration.
 func guardHostCalls(ctx context.Context) context.Context {
 	return experimental.WithFunctionListenerFactory(ctx, experimental.FunctionListenerFactoryFunc(
-		func(def api.FunctionDefinition) experimental.FunctionListener {
-			if def.Name() == "fd_close" {
-				return closeGuard{}
-			}
-			return hostCallGuard{}
-		}))
-}
-
-// closeGuard is hostCallGuard for fd_close, which also tells the instance
-// of the close: wazero "closes" a guest's socket without closing its
-// descriptor (its close is a no-op that leaves the socket to the
-// net.TCPConn's finalizer), so a closed connection stays open, and polls
-// as readable once its peer hangs up, until the executor collects garbage,
-// which the instance can then ask for.
-type closeGuard struct{ hostCallGuard }
-
-func (g closeGuard) After(ctx context.Context, mod api.Module, def api.FunctionDefinition, results []uint64) {
-	if in, ok := instanceOf(ctx); ok {
-		in.ClosedFD()
-	}
-	g.hostCallGuard.After(ctx, mod, def, results)
+		func(api.FunctionDefinition) experimental.FunctionListener { return hostCallGuard{} }))
 }
 
 type hostCallGuard struct{}
@@ -74,13 +53,5 @@ func (hostCallGuard) After(ctx context.Context, _ api.Module, _ api.FunctionDefi
 func (hostCallGuard) Abort(ctx context.Context, _ api.Module, _ api.FunctionDefinition, _ error) {
 	if in, ok := instanceOf(ctx); ok {
 		in.AbortHost()
-	}
-}
-
-// endIfStopped ends the calling guest when its context is done, with the
-// exit code wazero gives a cancelled context.
-func endIfStopped(ctx context.Context) {
-	if ctx.Err() != nil {
-		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
 	}
 }

@@ -7,8 +7,11 @@ package confinedfs
 
 import (
 	"os"
+	"path"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 )
@@ -58,4 +61,33 @@ func nanosToTimespec(nanos int64) syscall.Timespec {
 		return syscall.Timespec{Nsec: utimeOmit}
 	}
 	return syscall.NsecToTimespec(nanos)
+}
+
+// Lutimens sets the access and modification times of p itself, like
+// Utimens, but of a symlink rather than of what it points at: the name's
+// directory is opened through the os.Root, and utimensat acts on the last
+// name in it without following it, so nothing is resolved outside the
+// mount. A path that ends in a slash, or whose last name is "." or "..",
+// names a directory, whose times Utimens sets.
+func (f *FS) Lutimens(p string, atim, mtim int64) experimentalsys.Errno {
+	if f.readOnly {
+		return experimentalsys.EROFS
+	}
+	name := mountRel(p)
+	dir, base := path.Split(name)
+	if base == "" || base == "." || base == ".." {
+		return f.Utimens(p, atim, mtim)
+	}
+	if dir == "" {
+		dir = "."
+	}
+	d, err := f.root.Open(dir)
+	if err != nil {
+		return f.toErrno(err)
+	}
+	defer d.Close()
+	ts := []unix.Timespec{unix.Timespec(nanosToTimespec(atim)), unix.Timespec(nanosToTimespec(mtim))}
+	return experimentalsys.UnwrapOSError(controlFd(d, func(fd uintptr) error {
+		return unix.UtimesNanoAt(int(fd), base, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}))
 }
