@@ -5,6 +5,7 @@ package host
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -271,7 +272,14 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache modcache.Cache,
 		// Instances of one program run side by side: none has a name.
 		WithName("").
 		// The entrypoint runs after instantiation (see start), not during it.
-		WithStartFunctions()
+		WithStartFunctions().
+		// wazero builds a system context for every instance from these,
+		// though none of its functions is called: left unset, it makes a
+		// deterministic random source, a math/rand generator seeded per
+		// instance (10 µs, a third of a small HTTP handler's instance).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime()
 	return p, nil
 }
 
