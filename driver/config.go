@@ -17,6 +17,7 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/oci"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/outbound"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -61,6 +62,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"registry": hclspec.NewAttr("registry", "string", true),
 		"username": hclspec.NewAttr("username", "string", false),
 		"password": hclspec.NewAttr("password", "string", false),
+	})),
+	"outbound": hclspec.NewBlock("outbound", false, hclspec.NewObject(map[string]*hclspec.Spec{
+		"allow":         hclspec.NewAttr("allow", "list(string)", false),
+		"deny_networks": hclspec.NewAttr("deny_networks", "list(string)", false),
 	})),
 	"logs": hclspec.NewBlock("logs", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"collector":     hclspec.NewAttr("collector", "string", false),
@@ -141,10 +146,43 @@ type Config struct {
 	DefaultUser string `codec:"default_user"`
 	// AllowRoot lets tasks run as root (uid 0); refused by default.
 	AllowRoot bool `codec:"allow_root"`
+	// Outbound is the ceiling of tasks' outbound connections.
+	Outbound OutboundConfig `codec:"outbound"`
 
 	// defaultRunAs is DefaultUser resolved by Validate, nil when the client
 	// does not run as root (see user.go).
 	defaultRunAs *proto.RunAs
+}
+
+// OutboundConfig is the plugin config's outbound block: what tasks may
+// connect to at most (executor/outbound).
+type OutboundConfig struct {
+	// Allow is the ceiling: rules (scheme://host:ports) that every rule of
+	// a task's outbound must be within. Empty: tasks connect nowhere.
+	Allow []string `codec:"allow"`
+	// DenyNetworks are networks no task connects to, whatever the rules:
+	// CIDRs, addresses, or loopback, private, link-local. Unset: the cloud
+	// metadata address (outbound.DefaultDenyNetworks).
+	DenyNetworks []string `codec:"deny_networks"`
+
+	// allow and deny are Allow and DenyNetworks parsed by Validate.
+	allow []outbound.Rule
+	deny  outbound.Networks
+}
+
+// validate parses the block and fills in its default.
+func (o *OutboundConfig) validate() error {
+	var err error
+	if o.allow, err = outbound.ParseRules("outbound.allow", o.Allow); err != nil {
+		return err
+	}
+	if len(o.DenyNetworks) == 0 {
+		o.DenyNetworks = slices.Clone(outbound.DefaultDenyNetworks)
+	}
+	if o.deny, err = outbound.ParseNetworks(o.DenyNetworks); err != nil {
+		return fmt.Errorf("outbound.%w", err)
+	}
+	return nil
 }
 
 // RegistryAuth is a registry's credentials: a registry_auth block of the
@@ -232,6 +270,9 @@ func (c *Config) Validate() error {
 	if c.defaultRunAs, err = c.checkDefaultUser(); err != nil {
 		return err
 	}
+	if err := c.Outbound.validate(); err != nil {
+		return err
+	}
 	if c.CacheDir == "" {
 		c.CacheDir = DefaultCacheDir()
 	}
@@ -296,6 +337,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`"_start"`),
 	),
 	"listeners": hclspec.NewAttr("listeners", "list(string)", false),
+	"outbound":  hclspec.NewAttr("outbound", "list(string)", false),
 	"http": hclspec.NewBlock("http", false, hclspec.NewObject(map[string]*hclspec.Spec{
 		"port": hclspec.NewAttr("port", "string", true),
 		"max_concurrency": hclspec.NewDefault(
@@ -356,6 +398,9 @@ type TaskConfig struct {
 	// Mounts are host directories mounted into the guest's view, each
 	// inside the plugin config's allowed_host_paths.
 	Mounts []HostMount `codec:"mount"`
+	// Outbound are the rules of what the guest may connect to
+	// (scheme://host:ports, executor/outbound); none: nothing.
+	Outbound []string `codec:"outbound"`
 }
 
 // HostMount is a task config mount block: a host directory in the guest's
@@ -442,6 +487,9 @@ func (c *TaskConfig) Validate() error {
 		seen[env] = l
 	}
 	if err := c.Logs.validate("logs"); err != nil {
+		return err
+	}
+	if _, err := outbound.ParseRules("outbound", c.Outbound); err != nil {
 		return err
 	}
 	guests := make([]string, 0, len(c.Mounts))

@@ -438,6 +438,11 @@ func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Dur
 					return
 				}
 			}
+			for _, n := range s.Notices {
+				// What the executor reported since (an outbound
+				// connection refused, say): a task event each.
+				h.emit(n.Message, n.Annotations)
+			}
 			u := d.usage(s)
 			if m := cgroups.MemoryUsage(h.state.memoryCgroup()); m > 0 {
 				// What the task's memory cgroup accounts: the executor and

@@ -20,6 +20,7 @@ import (
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/cgroups"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/driver/oci"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/outbound"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -168,6 +169,10 @@ func startRequest(cfg *drivers.TaskConfig, tc *TaskConfig, config *Config, r *re
 	if err != nil {
 		return nil, err
 	}
+	out, err := outboundRequest(cfg, tc, config)
+	if err != nil {
+		return nil, err
+	}
 	taskDir := cfg.TaskDir().Dir
 	limit, limitSource := memoryLimit(cfg)
 	req := &proto.StartRequest{
@@ -191,6 +196,7 @@ func startRequest(cfg *drivers.TaskConfig, tc *TaskConfig, config *Config, r *re
 		NetworkNamespace:  r.network.namespace,
 		Http:              r.network.http,
 		Logs:              logs,
+		Outbound:          out,
 	}
 	switch {
 	case r.pulled != nil:
@@ -552,4 +558,33 @@ func loadEvent(resp *proto.StartResponse) string {
 		return fmt.Sprintf("Module %s compiled in %s and added to the compiled-module cache", short, took)
 	}
 	return fmt.Sprintf("Module %s prepared for the interpreter in %s (the interpreter has no compiled-module cache)", short, took)
+}
+
+// outboundRequest is the task's outbound policy for the executor: its
+// rules, which must be within the operator's ceiling (a job error naming
+// the first that is not), the ceiling and the denied networks, and the
+// resolver Nomad gives the task (the group's dns block), if any. A task
+// without rules gets none: each connect of its guest is refused.
+func outboundRequest(cfg *drivers.TaskConfig, tc *TaskConfig, config *Config) (*proto.Outbound, error) {
+	if len(tc.Outbound) == 0 {
+		return nil, nil
+	}
+	rules, err := outbound.ParseRules("outbound", tc.Outbound)
+	if err != nil {
+		return nil, executor.JobErrorf("%v", err)
+	}
+	if err := outbound.CheckCeiling(rules, config.Outbound.allow); err != nil {
+		return nil, executor.JobErrorf("%v", err)
+	}
+	out := &proto.Outbound{DenyNetworks: config.Outbound.DenyNetworks}
+	for _, r := range rules {
+		out.Rules = append(out.Rules, r.String())
+	}
+	for _, r := range config.Outbound.allow {
+		out.Allow = append(out.Allow, r.String())
+	}
+	if cfg.DNS != nil {
+		out.DnsServers, out.DnsSearches = cfg.DNS.Servers, cfg.DNS.Searches
+	}
+	return out, nil
 }

@@ -189,6 +189,9 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 	for _, m := range p.spec.View {
 		in.table.Preopen(m.GuestPath, m.fs)
 	}
+	if p.spec.Network != nil {
+		in.table.SetNetwork(p.spec.Network)
+	}
 	// The environment: the program's, then the instance's own variables
 	// (which win), served by the WASI host's environ_get (Environ).
 	extra := opts.env

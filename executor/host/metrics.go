@@ -80,4 +80,9 @@ func (t *httpTrigger) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "# HELP wasm_linear_memory_bytes Linear memory of the instances in flight.")
 	fmt.Fprintln(w, "# TYPE wasm_linear_memory_bytes gauge")
 	fmt.Fprintf(w, "wasm_linear_memory_bytes %d\n", t.budget.Used())
+	opened, refused := t.prog.spec.Network.counts()
+	fmt.Fprintln(w, "# HELP wasm_outbound_connections_total Outbound connections the guest's instances made (opened) or that its outbound rules refused (refused).")
+	fmt.Fprintln(w, "# TYPE wasm_outbound_connections_total counter")
+	fmt.Fprintf(w, "wasm_outbound_connections_total{result=\"opened\"} %d\n", opened)
+	fmt.Fprintf(w, "wasm_outbound_connections_total{result=\"refused\"} %d\n", refused)
 }

@@ -107,11 +107,13 @@ func compile(ctx context.Context, cache modcache.Cache, engine string, interrupt
 	return &compiled{Compiled: *c, interruptible: interruptible}, nil
 }
 
-// instantiateWASI instantiates the WASI host module in c's runtime, once:
+// instantiateWASI instantiates the WASI host module in c's runtime, for
+// its module's imports (which choose the variants of the socket
+// extension's functions), once:
 // a spare does it ahead of the task, with the rest of its preparation.
 func (c *compiled) instantiateWASI(ctx context.Context) (api.Module, error) {
 	if c.wasi == nil {
-		m, err := instantiateWASIModule(ctx, c.Runtime, !c.interruptible)
+		m, err := wasi.Instantiate(ctx, c.Runtime, !c.interruptible, c.Module.ImportedFunctions()...)
 		if err != nil {
 			return nil, err
 		}
@@ -139,6 +141,10 @@ type programSpec struct {
 	// it and does not close it.
 	View view
 	Env  map[string]string
+	// Network is the task's way out, which every instance of its programs
+	// gets (sock_open, sock_connect, sock_getaddrinfo); nil: none (an
+	// instance's sockets are then its listeners alone).
+	Network *taskNetwork
 	// MemoryLimitPages caps each instance's linear memory; 0 means the most
 	// a 32-bit memory can have. MemoryLimitSource says where it comes from.
 	MemoryLimitPages  uint32

@@ -152,9 +152,11 @@ func (s *server) release(t *task) {
 			delete(s.tasks, t.id)
 		}
 		s.mu.Unlock()
-		t.logger.Info("task released")
+		opened, refused := t.prog.spec.Network.counts()
+		t.logger.Info("task released", "outbound_opened", opened, "outbound_refused", refused)
 		if ended {
 			t.files.close()
+			t.prog.spec.Network.close()
 		}
 		s.exitIfIdle()
 	})

@@ -153,8 +153,21 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest, trace *exec
 	if err != nil {
 		return nil, err
 	}
+	if s.shared && s.user.Load() != nil && req.NetworkNamespace != "" && req.Outbound != nil && len(req.Outbound.Rules) > 0 {
+		return nil, executor.OperatorErrorf("outbound connections from a task with bridge networking need an executor of the task's own: this node runs its tasks in its shared executor, which runs as an unprivileged user and cannot enter the allocation's network namespace; set shared_executor = false, or use host networking")
+	}
+	network, err := newTaskNetwork(req.Outbound, req.NetworkNamespace, t.logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			network.close()
+		}
+	}()
 	spec := programSpec{
 		Module: req.Module, Sha256: req.Sha256, Pulled: req.ModuleFilePulled, Engine: engine, Entrypoint: req.Entrypoint, Env: req.Env,
+		Network: network,
 		// The HTTP trigger's instances share the process, as do all the
 		// instances of the shared executor; the task's own command
 		// instance in an executor of its own has it to itself.

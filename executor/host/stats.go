@@ -205,6 +205,7 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 		cur := sample()
 		user, system, total := cur.percent(prev)
 		prev = cur
+		opened, refused := t.prog.spec.Network.counts()
 		err := stream.Send(&proto.StatsResponse{
 			TimestampUnixNano: cur.at.UnixNano(),
 			Pid:               int32(os.Getpid()),
@@ -216,6 +217,9 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 			CpuSystemSeconds:  cur.system.Seconds(),
 			LinearMemoryBytes: t.run.linearMemory(),
 			Shared:            s.shared,
+			Notices:           t.prog.spec.Network.takeNotices(),
+			OutboundOpened:    opened,
+			OutboundRefused:   refused,
 		})
 		if err != nil {
 			return err

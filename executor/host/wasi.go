@@ -4,24 +4,12 @@
 package host
 
 import (
-	"context"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/wasi"
 )
 
 // An instance as the WASI host (package wasi) sees it: *instance is a
 // wasi.Instance, put into its calls' context by instantiate.
 var _ wasi.Instance = (*instance)(nil)
-
-// instantiateWASIModule instantiates the WASI host (wasi.Instantiate) in
-// r, with the guard when guard is set (r compiles guests without the
-// per-loop check).
-func instantiateWASIModule(ctx context.Context, r wazero.Runtime, guard bool) (api.Closer, error) {
-	return wasi.Instantiate(ctx, r, guard)
-}
 
 // Args is the guest's argv.
 func (in *instance) Args() []string { return in.args }

@@ -664,8 +664,10 @@ type StartRequest struct {
 	// does not match was altered on the node (a node error), not a job's
 	// wrong pin.
 	ModuleFilePulled bool `protobuf:"varint,25,opt,name=module_file_pulled,json=moduleFilePulled,proto3" json:"module_file_pulled,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// What the guest may connect to; unset: nothing.
+	Outbound      *Outbound `protobuf:"bytes,26,opt,name=outbound,proto3" json:"outbound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartRequest) Reset() {
@@ -873,6 +875,151 @@ func (x *StartRequest) GetModuleFilePulled() bool {
 	return false
 }
 
+func (x *StartRequest) GetOutbound() *Outbound {
+	if x != nil {
+		return x.Outbound
+	}
+	return nil
+}
+
+// Outbound is a task's outbound connections' policy (executor/outbound)
+// and resolver. The rules are in canonical form (scheme://host:ports).
+type Outbound struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's rules (task config outbound).
+	Rules []string `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	// The operator's ceiling (plugin config outbound.allow).
+	Allow []string `protobuf:"bytes,2,rep,name=allow,proto3" json:"allow,omitempty"`
+	// The networks the operator denies (CIDR), which win over any rule.
+	DenyNetworks []string `protobuf:"bytes,3,rep,name=deny_networks,json=denyNetworks,proto3" json:"deny_networks,omitempty"`
+	// The name servers the guest's names are resolved with (address or
+	// address:port), and the search domains: the job's dns block, or the
+	// node's resolv.conf (in bridge mode, the allocation's).
+	DnsServers    []string `protobuf:"bytes,4,rep,name=dns_servers,json=dnsServers,proto3" json:"dns_servers,omitempty"`
+	DnsSearches   []string `protobuf:"bytes,5,rep,name=dns_searches,json=dnsSearches,proto3" json:"dns_searches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Outbound) Reset() {
+	*x = Outbound{}
+	mi := &file_executor_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Outbound) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Outbound) ProtoMessage() {}
+
+func (x *Outbound) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Outbound.ProtoReflect.Descriptor instead.
+func (*Outbound) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Outbound) GetRules() []string {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *Outbound) GetAllow() []string {
+	if x != nil {
+		return x.Allow
+	}
+	return nil
+}
+
+func (x *Outbound) GetDenyNetworks() []string {
+	if x != nil {
+		return x.DenyNetworks
+	}
+	return nil
+}
+
+func (x *Outbound) GetDnsServers() []string {
+	if x != nil {
+		return x.DnsServers
+	}
+	return nil
+}
+
+func (x *Outbound) GetDnsSearches() []string {
+	if x != nil {
+		return x.DnsSearches
+	}
+	return nil
+}
+
+// Notice is something the executor asks the driver to report as a task
+// event.
+type Notice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	Annotations   map[string]string      `protobuf:"bytes,2,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notice) Reset() {
+	*x = Notice{}
+	mi := &file_executor_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notice) ProtoMessage() {}
+
+func (x *Notice) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notice.ProtoReflect.Descriptor instead.
+func (*Notice) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Notice) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Notice) GetAnnotations() map[string]string {
+	if x != nil {
+		return x.Annotations
+	}
+	return nil
+}
+
 // RunAs is a user of the node, resolved by the driver.
 type RunAs struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -888,7 +1035,7 @@ type RunAs struct {
 
 func (x *RunAs) Reset() {
 	*x = RunAs{}
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1047,7 @@ func (x *RunAs) String() string {
 func (*RunAs) ProtoMessage() {}
 
 func (x *RunAs) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1060,7 @@ func (x *RunAs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunAs.ProtoReflect.Descriptor instead.
 func (*RunAs) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{10}
+	return file_executor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RunAs) GetName() string {
@@ -962,7 +1109,7 @@ type Logs struct {
 
 func (x *Logs) Reset() {
 	*x = Logs{}
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1121,7 @@ func (x *Logs) String() string {
 func (*Logs) ProtoMessage() {}
 
 func (x *Logs) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1134,7 @@ func (x *Logs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logs.ProtoReflect.Descriptor instead.
 func (*Logs) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{11}
+	return file_executor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Logs) GetDir() string {
@@ -1032,7 +1179,7 @@ type Listener struct {
 
 func (x *Listener) Reset() {
 	*x = Listener{}
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1191,7 @@ func (x *Listener) String() string {
 func (*Listener) ProtoMessage() {}
 
 func (x *Listener) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1204,7 @@ func (x *Listener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listener.ProtoReflect.Descriptor instead.
 func (*Listener) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{12}
+	return file_executor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Listener) GetLabel() string {
@@ -1102,7 +1249,7 @@ type HTTPTrigger struct {
 
 func (x *HTTPTrigger) Reset() {
 	*x = HTTPTrigger{}
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1261,7 @@ func (x *HTTPTrigger) String() string {
 func (*HTTPTrigger) ProtoMessage() {}
 
 func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1274,7 @@ func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPTrigger.ProtoReflect.Descriptor instead.
 func (*HTTPTrigger) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{13}
+	return file_executor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HTTPTrigger) GetListener() *Listener {
@@ -1204,7 +1351,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1363,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1376,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{14}
+	return file_executor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartResponse) GetCacheHit() bool {
@@ -1301,7 +1448,7 @@ type Span struct {
 
 func (x *Span) Reset() {
 	*x = Span{}
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1460,7 @@ func (x *Span) String() string {
 func (*Span) ProtoMessage() {}
 
 func (x *Span) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1473,7 @@ func (x *Span) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Span.ProtoReflect.Descriptor instead.
 func (*Span) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{15}
+	return file_executor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Span) GetName() string {
@@ -1352,7 +1499,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1511,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1524,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{16}
+	return file_executor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WaitRequest) GetTaskId() string {
@@ -1401,7 +1548,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1560,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1573,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{17}
+	return file_executor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ExitStatus) GetExitCode() int32 {
@@ -1466,7 +1613,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1625,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1638,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{18}
+	return file_executor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WaitResponse) GetStatus() *ExitStatus {
@@ -1512,7 +1659,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_executor_proto_msgTypes[19]
+	mi := &file_executor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1671,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[19]
+	mi := &file_executor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1684,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{19}
+	return file_executor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StopRequest) GetSignal() int32 {
@@ -1571,7 +1718,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_executor_proto_msgTypes[20]
+	mi := &file_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1730,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[20]
+	mi := &file_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1743,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{20}
+	return file_executor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StopResponse) GetExited() bool {
@@ -1616,7 +1763,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_executor_proto_msgTypes[21]
+	mi := &file_executor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1775,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[21]
+	mi := &file_executor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1788,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{21}
+	return file_executor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SignalRequest) GetSignal() int32 {
@@ -1666,7 +1813,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_executor_proto_msgTypes[22]
+	mi := &file_executor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1825,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[22]
+	mi := &file_executor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1838,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{22}
+	return file_executor_proto_rawDescGZIP(), []int{24}
 }
 
 type StatsRequest struct {
@@ -1704,7 +1851,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_executor_proto_msgTypes[23]
+	mi := &file_executor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1863,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[23]
+	mi := &file_executor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1876,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{23}
+	return file_executor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatsRequest) GetIntervalNanos() int64 {
@@ -1760,14 +1907,20 @@ type StatsResponse struct {
 	// Set by a shared executor: rss_bytes is the whole process's, shared by
 	// all its tasks, and the CPU fields are the task's own guest's (the OS
 	// thread its main instance runs on).
-	Shared        bool `protobuf:"varint,10,opt,name=shared,proto3" json:"shared,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Shared bool `protobuf:"varint,10,opt,name=shared,proto3" json:"shared,omitempty"`
+	// Task events since the last response (e.g. an outbound connection
+	// refused), and the task's outbound connections opened and refused so
+	// far.
+	Notices         []*Notice `protobuf:"bytes,11,rep,name=notices,proto3" json:"notices,omitempty"`
+	OutboundOpened  uint64    `protobuf:"varint,12,opt,name=outbound_opened,json=outboundOpened,proto3" json:"outbound_opened,omitempty"`
+	OutboundRefused uint64    `protobuf:"varint,13,opt,name=outbound_refused,json=outboundRefused,proto3" json:"outbound_refused,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_executor_proto_msgTypes[24]
+	mi := &file_executor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +1932,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[24]
+	mi := &file_executor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +1945,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{24}
+	return file_executor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatsResponse) GetTimestampUnixNano() int64 {
@@ -1865,6 +2018,27 @@ func (x *StatsResponse) GetShared() bool {
 	return false
 }
 
+func (x *StatsResponse) GetNotices() []*Notice {
+	if x != nil {
+		return x.Notices
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetOutboundOpened() uint64 {
+	if x != nil {
+		return x.OutboundOpened
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetOutboundRefused() uint64 {
+	if x != nil {
+		return x.OutboundRefused
+	}
+	return 0
+}
+
 var File_executor_proto protoreflect.FileDescriptor
 
 const file_executor_proto_rawDesc = "" +
@@ -1911,7 +2085,7 @@ const file_executor_proto_rawDesc = "" +
 	"\n" +
 	"guest_path\x18\x01 \x01(\tR\tguestPath\x12\x1b\n" +
 	"\thost_path\x18\x02 \x01(\tR\bhostPath\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xdc\a\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\x93\b\n" +
 	"\fStartRequest\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1943,8 +2117,22 @@ const file_executor_proto_rawDesc = "" +
 	"\x10max_module_bytes\x18\x16 \x01(\x03R\x0emaxModuleBytes\x12\x18\n" +
 	"\acgroups\x18\x17 \x03(\tR\acgroups\x12-\n" +
 	"\x06run_as\x18\x18 \x01(\v2\x16.wasmexecutor.v1.RunAsR\x05runAs\x12,\n" +
-	"\x12module_file_pulled\x18\x19 \x01(\bR\x10moduleFilePulled\x1a6\n" +
+	"\x12module_file_pulled\x18\x19 \x01(\bR\x10moduleFilePulled\x125\n" +
+	"\boutbound\x18\x1a \x01(\v2\x19.wasmexecutor.v1.OutboundR\boutbound\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x01\n" +
+	"\bOutbound\x12\x14\n" +
+	"\x05rules\x18\x01 \x03(\tR\x05rules\x12\x14\n" +
+	"\x05allow\x18\x02 \x03(\tR\x05allow\x12#\n" +
+	"\rdeny_networks\x18\x03 \x03(\tR\fdenyNetworks\x12\x1f\n" +
+	"\vdns_servers\x18\x04 \x03(\tR\n" +
+	"dnsServers\x12!\n" +
+	"\fdns_searches\x18\x05 \x03(\tR\vdnsSearches\"\xae\x01\n" +
+	"\x06Notice\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\x12J\n" +
+	"\vannotations\x18\x02 \x03(\v2(.wasmexecutor.v1.Notice.AnnotationsEntryR\vannotations\x1a>\n" +
+	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"W\n" +
 	"\x05RunAs\x12\x12\n" +
@@ -2004,7 +2192,7 @@ const file_executor_proto_rawDesc = "" +
 	"\x0eSignalResponse\"N\n" +
 	"\fStatsRequest\x12%\n" +
 	"\x0einterval_nanos\x18\x01 \x01(\x03R\rintervalNanos\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\"\x87\x03\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\"\x8e\x04\n" +
 	"\rStatsResponse\x12.\n" +
 	"\x13timestamp_unix_nano\x18\x01 \x01(\x03R\x11timestampUnixNano\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12\x1b\n" +
@@ -2017,7 +2205,10 @@ const file_executor_proto_rawDesc = "" +
 	"\x12cpu_system_seconds\x18\b \x01(\x01R\x10cpuSystemSeconds\x12.\n" +
 	"\x13linear_memory_bytes\x18\t \x01(\x04R\x11linearMemoryBytes\x12\x16\n" +
 	"\x06shared\x18\n" +
-	" \x01(\bR\x06shared2\xa3\x05\n" +
+	" \x01(\bR\x06shared\x121\n" +
+	"\anotices\x18\v \x03(\v2\x17.wasmexecutor.v1.NoticeR\anotices\x12'\n" +
+	"\x0foutbound_opened\x18\f \x01(\x04R\x0eoutboundOpened\x12)\n" +
+	"\x10outbound_refused\x18\r \x01(\x04R\x0foutboundRefused2\xa3\x05\n" +
 	"\bExecutor\x12L\n" +
 	"\aVersion\x12\x1f.wasmexecutor.v1.VersionRequest\x1a .wasmexecutor.v1.VersionResponse\x12F\n" +
 	"\x05Start\x12\x1d.wasmexecutor.v1.StartRequest\x1a\x1e.wasmexecutor.v1.StartResponse\x12C\n" +
@@ -2041,7 +2232,7 @@ func file_executor_proto_rawDescGZIP() []byte {
 	return file_executor_proto_rawDescData
 }
 
-var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_executor_proto_goTypes = []any{
 	(*ReleaseRequest)(nil),  // 0: wasmexecutor.v1.ReleaseRequest
 	(*ReleaseResponse)(nil), // 1: wasmexecutor.v1.ReleaseResponse
@@ -2053,60 +2244,66 @@ var file_executor_proto_goTypes = []any{
 	(*VersionResponse)(nil), // 7: wasmexecutor.v1.VersionResponse
 	(*Mount)(nil),           // 8: wasmexecutor.v1.Mount
 	(*StartRequest)(nil),    // 9: wasmexecutor.v1.StartRequest
-	(*RunAs)(nil),           // 10: wasmexecutor.v1.RunAs
-	(*Logs)(nil),            // 11: wasmexecutor.v1.Logs
-	(*Listener)(nil),        // 12: wasmexecutor.v1.Listener
-	(*HTTPTrigger)(nil),     // 13: wasmexecutor.v1.HTTPTrigger
-	(*StartResponse)(nil),   // 14: wasmexecutor.v1.StartResponse
-	(*Span)(nil),            // 15: wasmexecutor.v1.Span
-	(*WaitRequest)(nil),     // 16: wasmexecutor.v1.WaitRequest
-	(*ExitStatus)(nil),      // 17: wasmexecutor.v1.ExitStatus
-	(*WaitResponse)(nil),    // 18: wasmexecutor.v1.WaitResponse
-	(*StopRequest)(nil),     // 19: wasmexecutor.v1.StopRequest
-	(*StopResponse)(nil),    // 20: wasmexecutor.v1.StopResponse
-	(*SignalRequest)(nil),   // 21: wasmexecutor.v1.SignalRequest
-	(*SignalResponse)(nil),  // 22: wasmexecutor.v1.SignalResponse
-	(*StatsRequest)(nil),    // 23: wasmexecutor.v1.StatsRequest
-	(*StatsResponse)(nil),   // 24: wasmexecutor.v1.StatsResponse
-	nil,                     // 25: wasmexecutor.v1.VersionResponse.FeaturesEntry
-	nil,                     // 26: wasmexecutor.v1.StartRequest.EnvEntry
+	(*Outbound)(nil),        // 10: wasmexecutor.v1.Outbound
+	(*Notice)(nil),          // 11: wasmexecutor.v1.Notice
+	(*RunAs)(nil),           // 12: wasmexecutor.v1.RunAs
+	(*Logs)(nil),            // 13: wasmexecutor.v1.Logs
+	(*Listener)(nil),        // 14: wasmexecutor.v1.Listener
+	(*HTTPTrigger)(nil),     // 15: wasmexecutor.v1.HTTPTrigger
+	(*StartResponse)(nil),   // 16: wasmexecutor.v1.StartResponse
+	(*Span)(nil),            // 17: wasmexecutor.v1.Span
+	(*WaitRequest)(nil),     // 18: wasmexecutor.v1.WaitRequest
+	(*ExitStatus)(nil),      // 19: wasmexecutor.v1.ExitStatus
+	(*WaitResponse)(nil),    // 20: wasmexecutor.v1.WaitResponse
+	(*StopRequest)(nil),     // 21: wasmexecutor.v1.StopRequest
+	(*StopResponse)(nil),    // 22: wasmexecutor.v1.StopResponse
+	(*SignalRequest)(nil),   // 23: wasmexecutor.v1.SignalRequest
+	(*SignalResponse)(nil),  // 24: wasmexecutor.v1.SignalResponse
+	(*StatsRequest)(nil),    // 25: wasmexecutor.v1.StatsRequest
+	(*StatsResponse)(nil),   // 26: wasmexecutor.v1.StatsResponse
+	nil,                     // 27: wasmexecutor.v1.VersionResponse.FeaturesEntry
+	nil,                     // 28: wasmexecutor.v1.StartRequest.EnvEntry
+	nil,                     // 29: wasmexecutor.v1.Notice.AnnotationsEntry
 }
 var file_executor_proto_depIdxs = []int32{
-	17, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
-	25, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
-	26, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
+	19, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
+	27, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
+	28, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
 	8,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
-	12, // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
-	13, // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
-	11, // 6: wasmexecutor.v1.StartRequest.logs:type_name -> wasmexecutor.v1.Logs
-	10, // 7: wasmexecutor.v1.StartRequest.run_as:type_name -> wasmexecutor.v1.RunAs
-	12, // 8: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
-	12, // 9: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
-	15, // 10: wasmexecutor.v1.StartResponse.spans:type_name -> wasmexecutor.v1.Span
-	17, // 11: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
-	6,  // 12: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
-	9,  // 13: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
-	16, // 14: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
-	19, // 15: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
-	21, // 16: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
-	23, // 17: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
-	4,  // 18: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
-	0,  // 19: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
-	2,  // 20: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
-	7,  // 21: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
-	14, // 22: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
-	18, // 23: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
-	20, // 24: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
-	22, // 25: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
-	24, // 26: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
-	5,  // 27: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
-	1,  // 28: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
-	3,  // 29: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	14, // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
+	15, // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
+	13, // 6: wasmexecutor.v1.StartRequest.logs:type_name -> wasmexecutor.v1.Logs
+	12, // 7: wasmexecutor.v1.StartRequest.run_as:type_name -> wasmexecutor.v1.RunAs
+	10, // 8: wasmexecutor.v1.StartRequest.outbound:type_name -> wasmexecutor.v1.Outbound
+	29, // 9: wasmexecutor.v1.Notice.annotations:type_name -> wasmexecutor.v1.Notice.AnnotationsEntry
+	14, // 10: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
+	14, // 11: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
+	17, // 12: wasmexecutor.v1.StartResponse.spans:type_name -> wasmexecutor.v1.Span
+	19, // 13: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
+	11, // 14: wasmexecutor.v1.StatsResponse.notices:type_name -> wasmexecutor.v1.Notice
+	6,  // 15: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
+	9,  // 16: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
+	18, // 17: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
+	21, // 18: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
+	23, // 19: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
+	25, // 20: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
+	4,  // 21: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
+	0,  // 22: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
+	2,  // 23: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
+	7,  // 24: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
+	16, // 25: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
+	20, // 26: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
+	22, // 27: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
+	24, // 28: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
+	26, // 29: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
+	5,  // 30: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
+	1,  // 31: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
+	3,  // 32: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
+	24, // [24:33] is the sub-list for method output_type
+	15, // [15:24] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_executor_proto_init() }
@@ -2120,7 +2317,7 @@ func file_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_proto_rawDesc), len(file_executor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -53,6 +53,12 @@ var recipes = map[string]recipe{
 	// listen: the C HTTP server of the listener example, on the granted
 	// listener WASM_LISTENER_HTTP.
 	"listen": {[]string{"../../example-jobs/src/serve.c"}, clang("../../example-jobs/src/serve.c")},
+	// connect: an outbound TCP client through WasmEdge's socket
+	// extension (see connect.c).
+	"connect": {[]string{"connect.c"}, clang("connect.c")},
+	// connect-go: the same in Go, with github.com/stealthrocket/net's
+	// wasip1.Dial.
+	"connect-go": {[]string{"connect-go/main.go", "connect-go/go.mod", "connect-go/go.sum"}, goWasip1("connect-go")},
 	// files: the file-heavy guest of the WASI host's benchmark.
 	"files": {[]string{"files.c"}, clang("files.c")},
 	// compute: the CPU-bound guest of the compute benchmark.

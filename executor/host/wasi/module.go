@@ -184,14 +184,51 @@ var functions = []function{
 	{"sock_recv", sockRecv, []string{"fd", "ri_data", "ri_data_len", "ri_flags", "result.ro_datalen", "result.ro_flags"}},
 	{"sock_send", sockSend, []string{"fd", "si_data", "si_data_len", "si_flags", "result.so_datalen"}},
 	{"sock_shutdown", sockShutdown, []string{"fd", "how"}},
+	// WasmEdge's socket extension (outbound.go).
+	{"sock_open", sockOpen, []string{"af", "socktype", "result.fd"}},
+	{"sock_connect", sockConnect, []string{"fd", "addr", "port"}},
+	{"sock_bind", sockBind, []string{"fd", "addr", "port"}},
+	{"sock_listen", sockListen, []string{"fd", "backlog"}},
+	{"sock_getlocaladdr", sockAddr(false, false), []string{"fd", "addr", "result.port"}},
+	{"sock_getpeeraddr", sockAddr(true, false), []string{"fd", "addr", "result.port"}},
+	{"sock_getsockopt", sockGetsockopt, []string{"fd", "level", "name", "flag", "flag_size"}},
+	{"sock_setsockopt", sockSetsockopt, []string{"fd", "level", "name", "flag", "flag_size"}},
+	{"sock_getaddrinfo", sockGetaddrinfo, []string{"node", "node_len", "server", "server_len", "hint", "res", "max_res_len", "result.res_len"}},
+	{"sock_recv_from", sockRecvFrom(true), []string{"fd", "ri_data", "ri_data_len", "addr", "ri_flags", "result.port", "result.ro_datalen", "result.ro_flags"}},
+	{"sock_send_to", sockSendTo, []string{"fd", "si_data", "si_data_len", "addr", "port", "si_flags", "result.so_datalen"}},
+}
+
+// variants are the other signatures of functions that guests import in
+// more than one: WasmEdge 0.11's socket extension, which Rust's
+// wasmedge_wasi_socket and WasmEdge's C header still import for some
+// functions. A guest gets, per function, the variant its import matches
+// by its number of parameters (as WasmEdge itself chooses).
+var variants = []function{
+	{"sock_accept", sockAcceptV1, []string{"fd", "result.fd"}},
+	{"sock_getlocaladdr", sockAddr(false, true), []string{"fd", "addr", "result.addr_type", "result.port"}},
+	{"sock_getpeeraddr", sockAddr(true, true), []string{"fd", "addr", "result.addr_type", "result.port"}},
+	{"sock_recv_from", sockRecvFrom(false), []string{"fd", "ri_data", "ri_data_len", "addr", "ri_flags", "result.ro_datalen", "result.ro_flags"}},
 }
 
 // Instantiate instantiates this package's WASI preview 1 host module in
 // r, with the guard (guard.go) when guard is set (r compiles guests
-// without the per-loop check).
-func Instantiate(ctx context.Context, r wazero.Runtime, guard bool) (api.Closer, error) {
+// without the per-loop check). imports are the functions the guest
+// imports, which choose the variant of a function that has more than one
+// signature (see variants); without them, each function has its first.
+func Instantiate(ctx context.Context, r wazero.Runtime, guard bool, imports ...api.FunctionDefinition) (api.Closer, error) {
+	wanted := map[string]int{} // the number of parameters imported, by name
+	for _, def := range imports {
+		if module, name, ok := def.Import(); ok && module == ModuleName {
+			wanted[name] = len(def.ParamTypes())
+		}
+	}
 	b := r.NewHostModuleBuilder(ModuleName)
 	for _, f := range functions {
+		for _, v := range variants {
+			if v.name == f.name && wanted[f.name] == len(v.params) {
+				f = v
+			}
+		}
 		var types []api.ValueType
 		names := make([]string, len(f.params))
 		for i, p := range f.params {

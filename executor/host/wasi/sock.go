@@ -31,6 +31,13 @@ const (
 type Socket struct {
 	fd       int
 	listener bool
+	// outbound: the guest opened it (sock_open), to connect out; family
+	// is its address family (unix.AF_INET or AF_INET6).
+	outbound bool
+	family   int
+	// rcvTimeout and sndTimeout bound a blocking receive or send
+	// (SO_RCVTIMEO, SO_SNDTIMEO); 0: no bound.
+	rcvTimeout, sndTimeout time.Duration
 }
 
 // Listen binds a TCP listener on address ("host:port"; an empty host is
@@ -110,9 +117,17 @@ func (t *Table) socketOf(fd uint32, needed uint64) (*descriptor, errno) {
 	return d, errnoSuccess
 }
 
+// sockAcceptV1 is WasmEdge 0.11's sock_accept(fd, result.fd).
+func sockAcceptV1(ctx context.Context, mod api.Module, stack []uint64) {
+	accept(ctx, mod, stack, uint32(stack[0]), 0, uint32(stack[1]))
+}
+
 // sockAccept is WASI's sock_accept(fd, flags, result.fd).
 func sockAccept(ctx context.Context, mod api.Module, stack []uint64) {
-	fd, flags, result := uint32(stack[0]), uint16(stack[1]), uint32(stack[2])
+	accept(ctx, mod, stack, uint32(stack[0]), uint16(stack[1]), uint32(stack[2]))
+}
+
+func accept(ctx context.Context, mod api.Module, stack []uint64, fd uint32, flags uint16, result uint32) {
 	t := table(ctx)
 	d, e := t.socketOf(fd, rightSockAccept)
 	switch {
@@ -129,7 +144,7 @@ func sockAccept(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	for {
-		nfd, err := accept(d.sock.fd)
+		nfd, err := acceptConn(d.sock.fd)
 		if err == nil {
 			conn := &descriptor{filetype: filetypeSocketStream, base: rightsSocket, flags: flags & fdflagNonblock, sock: &Socket{fd: nfd}}
 			writeResult32(mod.Memory(), stack, result, t.insert(conn), errnoSuccess)
@@ -139,7 +154,7 @@ func sockAccept(ctx context.Context, mod api.Module, stack []uint64) {
 			stack[0] = uint64(fromErr(err))
 			return
 		}
-		t.wait(ctx, d.sock.fd, false)
+		t.wait(ctx, d.sock.fd, false, 0)
 	}
 }
 
@@ -174,7 +189,9 @@ func (s *Socket) recv(ctx context.Context, t *Table, mem api.Memory, iovs, n uin
 		case !errors.Is(failed, unix.EAGAIN) || nonblock:
 			return 0, fromErr(failed)
 		}
-		t.wait(ctx, s.fd, false)
+		if !t.wait(ctx, s.fd, false, s.rcvTimeout) {
+			return 0, errnoAgain // SO_RCVTIMEO passed
+		}
 	}
 }
 
@@ -204,7 +221,9 @@ func (s *Socket) send(ctx context.Context, t *Table, mem api.Memory, iovs, n uin
 		case !errors.Is(failed, unix.EAGAIN) || nonblock:
 			return 0, fromErr(failed)
 		}
-		t.wait(ctx, s.fd, true)
+		if !t.wait(ctx, s.fd, true, s.sndTimeout) {
+			return 0, errnoAgain // SO_SNDTIMEO passed
+		}
 	}
 }
 
@@ -316,14 +335,19 @@ func (w *waker) close() {
 }
 
 // wait waits until fd is ready to read (or, with write, to write), or
-// the instance is stopped, which ends the guest.
-func (t *Table) wait(ctx context.Context, fd int, write bool) {
+// timeout passes (0: no bound), and says whether it is ready. A stop of
+// the instance ends the guest.
+func (t *Table) wait(ctx context.Context, fd int, write bool, timeout time.Duration) bool {
 	events := int16(unix.POLLIN)
 	if write {
 		events = unix.POLLOUT
 	}
+	if timeout == 0 {
+		timeout = -1
+	}
 	fds := []unix.PollFd{{Fd: int32(fd), Events: events}}
-	_, _ = t.poll(ctx, fds, -1)
+	n, err := t.poll(ctx, fds, timeout)
+	return err != nil || n > 0 // an error: the next call finds it out
 }
 
 // poll waits until one of fds is ready, timeout passes (negative: no

@@ -12,9 +12,9 @@ import (
 // dupCloexec duplicates fd, close-on-exec.
 func dupCloexec(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
 
-// accept accepts a connection on listener fd, non-blocking and
+// acceptConn accepts a connection on listener fd, non-blocking and
 // close-on-exec.
-func accept(fd int) (int, error) {
+func acceptConn(fd int) (int, error) {
 	nfd, _, err := unix.Accept4(fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	return nfd, err
 }

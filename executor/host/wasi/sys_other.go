@@ -14,9 +14,9 @@ import (
 // dupCloexec duplicates fd, close-on-exec.
 func dupCloexec(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
 
-// accept accepts a connection on listener fd, non-blocking and
+// acceptConn accepts a connection on listener fd, non-blocking and
 // close-on-exec.
-func accept(fd int) (int, error) {
+func acceptConn(fd int) (int, error) {
 	nfd, _, err := unix.Accept(fd)
 	if err != nil {
 		return -1, err

@@ -5,7 +5,7 @@ package wasi
 
 import (
 	"io"
-	"math"
+	"net/netip"
 	"sync"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
@@ -144,6 +144,13 @@ type Table struct {
 	fds  []*descriptor
 	free int // a lower bound of the lowest free number
 
+	// network is the guest's way out (sock_open, sock_connect,
+	// sock_getaddrinfo); nil: it has none.
+	network Network
+	// resolved are the names the guest resolved to each address
+	// (sock_getaddrinfo), which its connects are checked with.
+	resolved map[netip.Addr][]string
+
 	// waker wakes a wait for sockets when the instance is stopped.
 	wakeOnce sync.Once
 	waker    *waker
@@ -269,12 +276,4 @@ func (d *descriptor) opened() (experimentalsys.File, errno) {
 	}
 	d.file = f
 	return f, errnoSuccess
-}
-
-// clampSize bounds a length the guest gives to what fits an int.
-func clampSize(n uint64) int {
-	if n > math.MaxInt32 {
-		return math.MaxInt32
-	}
-	return int(n)
 }

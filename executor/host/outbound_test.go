@@ -1,0 +1,191 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+package host
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
+)
+
+// echoServer listens on loopback and answers each connection with
+// "echo:" and what it read until its peer's end of writing. It returns
+// its port and a count of the connections it accepted.
+func echoServer(t *testing.T) (int, func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	var mu sync.Mutex
+	accepted := 0
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted++
+			mu.Unlock()
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				_, _ = io.WriteString(c, "echo:"+string(b))
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port, func() int { mu.Lock(); defer mu.Unlock(); return accepted }
+}
+
+// outboundRun is how a run of an outbound guest ended.
+type outboundRun struct {
+	exit           int32
+	stdout, stderr string
+	network        *taskNetwork
+}
+
+// runOutbound runs module (a test guest) with args as a task's instance
+// whose outbound policy is out, through the program and instance path.
+func runOutbound(t *testing.T, module string, out *proto.Outbound, args ...string) outboundRun {
+	t.Helper()
+	local := t.TempDir()
+	testmodule.Install(t, module, local, "app.wasm")
+	files, err := openTaskFiles(&proto.StartRequest{Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: local}}})
+	must.NoError(t, err)
+	t.Cleanup(files.close)
+	b, digest, err := files.view.read("/local/app.wasm", 0)
+	must.NoError(t, err)
+	engine, err := resolveEngine(executor.EngineAuto)
+	must.NoError(t, err)
+	network, err := newTaskNetwork(out, "", hclog.NewNullLogger())
+	must.NoError(t, err)
+	t.Cleanup(network.close)
+	spec := programSpec{Module: "/local/app.wasm", Engine: engine, Entrypoint: "_start", View: files.view, Network: network}
+	cache := modcache.Cache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger(), Validate: validateConfig()}
+	p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, b, digest, nil)
+	must.NoError(t, err)
+	t.Cleanup(p.close)
+	stdout, stderr := &collect{}, &collect{}
+	in, err := p.start(runOptions{argv0: "app.wasm", args: args, streams: stdio{stdout: stdout, stderr: stderr}})
+	must.NoError(t, err)
+	<-in.ended
+	return outboundRun{exit: in.status.ExitCode, stdout: stdout.String(), stderr: stderr.String(), network: network}
+}
+
+// loopbackRules allows the guest the port on 127.0.0.1 (and localhost),
+// within an operator's ceiling of anything but the metadata address.
+func loopbackRules(port int) *proto.Outbound {
+	return &proto.Outbound{
+		Rules:        []string{fmt.Sprintf("tcp://127.0.0.1:%d", port), fmt.Sprintf("tcp://localhost:%d", port)},
+		Allow:        []string{"tcp://*:*"},
+		DenyNetworks: []string{"169.254.169.254/32"},
+	}
+}
+
+// TestOutboundC: the C guest (WasmEdge's socket extension, as its C
+// header declares it) connects to a server on loopback, sends, receives,
+// with blocking calls and with non-blocking ones waited for in
+// poll_oneoff, by address and by a name it resolves with
+// sock_getaddrinfo; each allowed connect is counted.
+func TestOutboundC(t *testing.T) {
+	t.Parallel()
+	port, accepted := echoServer(t)
+	for _, tc := range []struct{ mode, host string }{
+		{"block", "127.0.0.1"},
+		{"nonblock", "127.0.0.1"},
+		{"block", "localhost"},
+		{"nonblock", "localhost"},
+	} {
+		t.Run(tc.mode+"/"+tc.host, func(t *testing.T) {
+			r := runOutbound(t, "connect", loopbackRules(port), tc.mode, tc.host, strconv.Itoa(port), "hello "+tc.mode)
+			must.Eq(t, int32(0), r.exit, must.Sprintf("stderr: %s", r.stderr))
+			must.StrContains(t, r.stdout, fmt.Sprintf("connected to 127.0.0.1:%d", port))
+			must.StrContains(t, r.stdout, "received: echo:hello "+tc.mode)
+			if tc.host == "localhost" {
+				must.StrContains(t, r.stdout, "resolved localhost to 127.0.0.1")
+			}
+			opened, refused := r.network.counts()
+			must.Eq(t, uint64(1), opened)
+			must.Eq(t, uint64(0), refused)
+		})
+	}
+	must.Eq(t, 4, accepted())
+}
+
+// TestOutboundGo: a Go guest dials with github.com/stealthrocket/net's
+// wasip1.Dial (a non-blocking connect polled for writing, then SO_ERROR
+// and the peer's address), sends and receives.
+func TestOutboundGo(t *testing.T) {
+	t.Parallel()
+	port, accepted := echoServer(t)
+	r := runOutbound(t, "connect-go", loopbackRules(port), fmt.Sprintf("127.0.0.1:%d", port), "hello from go")
+	must.Eq(t, int32(0), r.exit, must.Sprintf("stdout: %s\nstderr: %s", r.stdout, r.stderr))
+	must.StrContains(t, r.stdout, fmt.Sprintf("connected to 127.0.0.1:%d", port))
+	must.StrContains(t, r.stdout, "received: echo:hello from go")
+	must.Eq(t, 1, accepted())
+}
+
+// TestOutboundRefused: a connect that no rule allows fails with EACCES
+// (2) before any packet leaves, is counted, and queues one task event
+// naming the destination and what would allow it; a second one to the
+// same destination adds no event. A name no rule names is not resolved.
+func TestOutboundRefused(t *testing.T) {
+	t.Parallel()
+	port, accepted := echoServer(t)
+	other := &proto.Outbound{Rules: []string{"tcp://127.0.0.1:1"}, Allow: []string{"tcp://*:*"}}
+	for _, tc := range []struct {
+		name string
+		out  *proto.Outbound
+		host string
+		step string
+	}{
+		{"no rules", nil, "127.0.0.1", "sock_connect: errno 2"},
+		{"another port", other, "127.0.0.1", "sock_connect: errno 2"},
+		{"denied by the operator", &proto.Outbound{Rules: []string{"tcp://*:*"}, Allow: []string{"tcp://*:*"}, DenyNetworks: []string{"loopback"}}, "127.0.0.1", "sock_connect: errno 2"},
+		{"beyond the operator's ceiling", &proto.Outbound{Rules: []string{"tcp://127.0.0.1:*"}, Allow: []string{"tcp://10.0.0.0/8:*"}}, "127.0.0.1", "sock_connect: errno 2"},
+		{"a name no rule names", other, "localhost", "sock_getaddrinfo: errno 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runOutbound(t, "connect", tc.out, "block", tc.host, strconv.Itoa(port), "x")
+			must.Eq(t, int32(2), r.exit, must.Sprintf("stdout: %s\nstderr: %s", r.stdout, r.stderr))
+			must.StrContains(t, r.stderr, tc.step)
+			notices := r.network.takeNotices()
+			must.Len(t, 1, notices)
+			if strings.HasPrefix(tc.step, "sock_connect") {
+				_, refused := r.network.counts()
+				must.Eq(t, uint64(1), refused)
+				must.StrContains(t, notices[0].Message, fmt.Sprintf("connection to 127.0.0.1:%d refused (EACCES)", port))
+				// The same destination again: counted, not reported again.
+				must.False(t, r.network.Allow(mustAddrPort(t, fmt.Sprintf("127.0.0.1:%d", port)), nil))
+				must.Len(t, 0, r.network.takeNotices())
+			} else {
+				must.StrContains(t, notices[0].Message, "lookup of localhost was refused")
+			}
+		})
+	}
+	must.Eq(t, 0, accepted(), must.Sprint("a refused connect reached the server"))
+}
+
+func mustAddrPort(t *testing.T, s string) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(s)
+	must.NoError(t, err)
+	return ap
+}
