@@ -15,9 +15,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
+	"golang.org/x/sys/unix"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
@@ -30,8 +32,19 @@ import (
 // its port and a count of the connections it accepted.
 func echoServer(t *testing.T) (int, func() int) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must.NoError(t, err)
+	return echoServerIn(t, "", "echo:")
+}
+
+// echoServerIn is echoServer in the network namespace netns, answering
+// with prefix.
+func echoServerIn(t *testing.T, netns, prefix string) (int, func() int) {
+	t.Helper()
+	var l net.Listener
+	must.NoError(t, inNetNS(netns, func() error {
+		var err error
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	}))
 	t.Cleanup(func() { _ = l.Close() })
 	var mu sync.Mutex
 	accepted := 0
@@ -47,7 +60,7 @@ func echoServer(t *testing.T) (int, func() int) {
 			go func() {
 				defer c.Close()
 				b, _ := io.ReadAll(c)
-				_, _ = io.WriteString(c, "echo:"+string(b))
+				_, _ = io.WriteString(c, prefix+string(b))
 			}()
 		}
 	}()
@@ -65,6 +78,12 @@ type outboundRun struct {
 // whose outbound policy is out, through the program and instance path.
 func runOutbound(t *testing.T, module string, out *proto.Outbound, args ...string) outboundRun {
 	t.Helper()
+	return runOutboundIn(t, "", module, out, args...)
+}
+
+// runOutboundIn is runOutbound for a task in the network namespace netns.
+func runOutboundIn(t *testing.T, netns, module string, out *proto.Outbound, args ...string) outboundRun {
+	t.Helper()
 	local := t.TempDir()
 	testmodule.Install(t, module, local, "app.wasm")
 	files, err := openTaskFiles(&proto.StartRequest{Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: local}}})
@@ -74,7 +93,7 @@ func runOutbound(t *testing.T, module string, out *proto.Outbound, args ...strin
 	must.NoError(t, err)
 	engine, err := resolveEngine(executor.EngineAuto)
 	must.NoError(t, err)
-	network, err := newTaskNetwork(out, "", hclog.NewNullLogger())
+	network, err := newTaskNetwork(out, netns, hclog.NewNullLogger())
 	must.NoError(t, err)
 	t.Cleanup(network.close)
 	spec := programSpec{Module: "/local/app.wasm", Engine: engine, Entrypoint: "_start", View: files.view, Network: network}
@@ -188,4 +207,84 @@ func mustAddrPort(t *testing.T, s string) netip.AddrPort {
 	ap, err := netip.ParseAddrPort(s)
 	must.NoError(t, err)
 	return ap
+}
+
+// TestOutboundInNetworkNamespace: in bridge mode the guest's sockets are
+// made in the allocation's namespace, so 127.0.0.1 is the namespace's
+// loopback (the group's other tasks and sidecars), not the node's.
+func TestOutboundInNetworkNamespace(t *testing.T) {
+	ns := testNetNS(t, "out")
+	t.Parallel()
+	port, accepted := echoServerIn(t, ns, "from the namespace:")
+	r := runOutboundIn(t, ns, "connect", loopbackRules(port), "nonblock", "127.0.0.1", strconv.Itoa(port), "hi")
+	must.Eq(t, int32(0), r.exit, must.Sprintf("stdout: %s\nstderr: %s", r.stdout, r.stderr))
+	must.StrContains(t, r.stdout, "received: from the namespace:hi")
+	must.Eq(t, 1, accepted())
+}
+
+// peerSockets counts the sockets of this process connected to port on
+// loopback: a guest's connections, seen from the host.
+func peerSockets(t *testing.T, port int) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	must.NoError(t, err)
+	n := 0
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if sa, err := unix.Getpeername(fd); err == nil {
+			if a, ok := sa.(*unix.SockaddrInet4); ok && a.Port == port {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestOutboundStopClosesSockets: a guest stopped while it waits on its
+// connection is woken, and its socket is closed with it.
+func TestOutboundStopClosesSockets(t *testing.T) {
+	t.Parallel()
+	// A server that takes the connection and never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	held := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			held <- c
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	local := t.TempDir()
+	testmodule.Install(t, "connect", local, "app.wasm")
+	files, err := openTaskFiles(&proto.StartRequest{Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: local}}})
+	must.NoError(t, err)
+	t.Cleanup(files.close)
+	b, digest, err := files.view.read("/local/app.wasm", 0)
+	must.NoError(t, err)
+	engine, err := resolveEngine(executor.EngineAuto)
+	must.NoError(t, err)
+	network, err := newTaskNetwork(loopbackRules(port), "", hclog.NewNullLogger())
+	must.NoError(t, err)
+	spec := programSpec{Module: "/local/app.wasm", Engine: engine, Entrypoint: "_start", View: files.view, Network: network, Interruptible: true}
+	cache := modcache.Cache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger(), Validate: validateConfig()}
+	p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, b, digest, nil)
+	must.NoError(t, err)
+	t.Cleanup(p.close)
+	in, err := p.start(runOptions{argv0: "app.wasm", args: []string{"block", "127.0.0.1", strconv.Itoa(port), "x"}, streams: stdio{stdout: &collect{}, stderr: &collect{}}})
+	must.NoError(t, err)
+	conn := <-held
+	defer conn.Close()
+	waitUntil(t, func() bool { return peerSockets(t, port) == 1 }, "the guest's connection is not open")
+	in.stop(int32(unix.SIGTERM))
+	select {
+	case <-in.ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stop did not wake the guest from its receive")
+	}
+	must.Eq(t, int32(unix.SIGTERM), in.status.Signal)
+	waitUntil(t, func() bool { return peerSockets(t, port) == 0 }, "the stopped guest's connection was left open")
 }

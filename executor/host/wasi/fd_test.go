@@ -247,7 +247,7 @@ func TestFdFdstat(t *testing.T) {
 
 	// Rights: dropped, never regained.
 	h.expect(errnoNotcapable, "fd_fdstat_set_rights", fd, rightsRW|rightFdFdstatSetFlags, uint64(0))
-	h.expect(errnoNotcapable, "fd_fdstat_set_rights", fd, rightsRW, uint64(rightFdRead))
+	h.expect(errnoNotcapable, "fd_fdstat_set_rights", fd, rightsRW, rightFdRead)
 	must.Eq(t, rightsRW, h.mustFdstat(fd).base)
 	h.expect(errnoSuccess, "fd_fdstat_set_rights", fd, uint64(0), uint64(0))
 	must.Eq(t, uint64(0), h.mustFdstat(fd).base)

@@ -149,7 +149,7 @@ func sockOpen(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	d := &descriptor{filetype: filetypeSocketStream, base: rightsSocket, sock: &Socket{fd: fd, outbound: true, family: family}}
-	writeResult32(mod.Memory(), stack, result, t.insert(d), errnoSuccess)
+	stack[0] = uint64(t.give(mod.Memory(), d, result))
 }
 
 // readAddress reads a WasiAddress at ptr: its IP address.

@@ -176,7 +176,7 @@ func pathOpen(ctx context.Context, mod api.Module, stack []uint64) {
 	} else {
 		nd.base = base & rightsFile
 	}
-	writeResult32(mem, stack, result, t.insert(nd), errnoSuccess)
+	stack[0] = uint64(t.give(mem, nd, result))
 }
 
 // pathCreateDirectory is WASI's path_create_directory(fd, path,

@@ -138,9 +138,13 @@ func pollOneoffErrno(ctx context.Context, mod api.Module, in, out, n, resultNeve
 			}
 			emit(polled[k], errnoSuccess, flags)
 		}
-	case wait > 0 && wait != noTimeout:
+	case wait == noTimeout:
+		// Only clocks that never come due: until a stop ends the guest.
+		<-ctx.Done()
+		endIfStopped(ctx)
+	case wait > 0:
 		sleep(ctx, wait)
-	case wait == 0:
+	default:
 		endIfStopped(ctx)
 	}
 	if written == 0 {

@@ -147,7 +147,7 @@ func accept(ctx context.Context, mod api.Module, stack []uint64, fd uint32, flag
 		nfd, err := acceptConn(d.sock.fd)
 		if err == nil {
 			conn := &descriptor{filetype: filetypeSocketStream, base: rightsSocket, flags: flags & fdflagNonblock, sock: &Socket{fd: nfd}}
-			writeResult32(mod.Memory(), stack, result, t.insert(conn), errnoSuccess)
+			stack[0] = uint64(t.give(mod.Memory(), conn, result))
 			return
 		}
 		if !errors.Is(err, unix.EAGAIN) || d.flags&fdflagNonblock != 0 {
@@ -359,13 +359,16 @@ func (t *Table) poll(ctx context.Context, fds []unix.PollFd, timeout time.Durati
 	if err != nil {
 		return 0, err
 	}
-	fds = append(fds, unix.PollFd{Fd: int32(w.r), Events: unix.POLLIN})
+	// The waker is polled with the caller's descriptors, in a slice of
+	// the table's own: the kernel's answers are copied back to fds.
+	t.polled = append(append(t.polled[:0], fds...), unix.PollFd{Fd: int32(w.r), Events: unix.POLLIN})
+	defer copy(fds, t.polled)
 	var deadline time.Time
 	if timeout >= 0 {
 		deadline = time.Now().Add(timeout)
 	}
 	for {
-		n, err := pollFDs(fds, timeout)
+		n, err := pollFDs(t.polled, timeout)
 		if errors.Is(err, syscall.EINTR) {
 			if timeout >= 0 {
 				timeout = max(0, time.Until(deadline))

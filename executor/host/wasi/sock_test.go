@@ -161,7 +161,7 @@ func TestSockAccept(t *testing.T) {
 		{l, fdflagAppend, errnoInval},
 	} {
 		_, e := h.accept(tc.fd, tc.flags)
-		if e != tc.want && !(tc.fd == conn && e == errnoInval) {
+		if e != tc.want && (tc.fd != conn || e != errnoInval) {
 			t.Errorf("sock_accept(%d, %d): %s, want %s", tc.fd, tc.flags, errnoName(e), errnoName(tc.want))
 		}
 	}

@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/tetratelabs/wazero/api"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+	"golang.org/x/sys/unix"
 )
 
 // WASI preview 1 file types (filetype).
@@ -151,6 +153,9 @@ type Table struct {
 	// (sock_getaddrinfo), which its connects are checked with.
 	resolved map[netip.Addr][]string
 
+	// polled is poll's scratch: the descriptors waited for, and the waker.
+	polled []unix.PollFd
+
 	// waker wakes a wait for sockets when the instance is stopped.
 	wakeOnce sync.Once
 	waker    *waker
@@ -185,6 +190,19 @@ func (t *Table) insert(d *descriptor) uint32 {
 	t.fds = append(t.fds, d)
 	t.free = len(t.fds)
 	return uint32(len(t.fds) - 1)
+}
+
+// give puts d into the table and writes its number at result for the
+// guest; when result is outside the guest's memory, d is closed again and
+// the call fails (EFAULT), so that nothing stays open that the guest does
+// not know of.
+func (t *Table) give(mem api.Memory, d *descriptor, result uint32) errno {
+	fd := t.insert(d)
+	if !mem.WriteUint32Le(result, fd) {
+		_ = t.remove(fd).close()
+		return errnoFault
+	}
+	return errnoSuccess
 }
 
 // full says whether the table holds as many descriptors as it may.
@@ -236,8 +254,12 @@ func (d *descriptor) close() errno {
 	return e
 }
 
-// Close closes every descriptor: the instance has ended.
+// Close closes every descriptor: the instance has ended. A second Close
+// does nothing.
 func (t *Table) Close() {
+	if t.closed {
+		return
+	}
 	for i, d := range t.fds {
 		if d != nil {
 			_ = d.close()
@@ -247,6 +269,7 @@ func (t *Table) Close() {
 	t.closed = true
 	if t.waker != nil {
 		t.waker.close()
+		t.waker = nil
 	}
 }
 

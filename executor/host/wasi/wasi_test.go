@@ -393,17 +393,6 @@ func await(t *testing.T, done <-chan outcome, what string) outcome {
 	}
 }
 
-// blocked fails the test if the call started has ended within d: it
-// must be waiting.
-func blocked(t *testing.T, done <-chan outcome, d time.Duration, what string) {
-	t.Helper()
-	select {
-	case o := <-done:
-		t.Fatalf("%s returned (%s, %v) when it should wait", what, errnoName(o.errno), o.err)
-	case <-time.After(d):
-	}
-}
-
 // alloc hands out n bytes of the guest's memory, 8-aligned.
 func (h *host) alloc(n uint32) uint32 {
 	h.t.Helper()
