@@ -367,6 +367,10 @@ plugin "nomad-driver-wasm" {
       collector = "executor"
       max_files = 5
     }
+    # Tasks may connect to loopback only (their own rules say where).
+    outbound {
+      allow = ["tcp://127.0.0.0/8:*"]
+    }
   }
 }
 {{end}}

@@ -155,6 +155,11 @@ plugin_dir = "$DEMO/plugins"
 plugin "nomad-driver-wasm" {
   config {
     cache_dir = "$DEMO/cache"
+    # Tasks may connect to loopback only (the outbound example's counter);
+    # each task's own outbound rules say where within it.
+    outbound {
+      allow = ["tcp://127.0.0.0/8:*"]
+    }
   }
 }
 plugin "raw_exec" {
@@ -196,6 +201,7 @@ HCL
 	docker info >/dev/null 2>&1 || docker=no
 	if [ $docker = yes ]; then
 		nomad job run -detach example-jobs/mixed.nomad.hcl >/dev/null
+		nomad job run -detach example-jobs/outbound.nomad.hcl >/dev/null
 	fi
 	wait_for "the hello job" sh -c "nomad job status hello | grep -q ' complete '"
 	wait_for "the dispatched job" sh -c "nomad job status '$dispatched' | grep -q ' complete '"
@@ -232,6 +238,17 @@ HCL
 	echo
 	echo "== An HTTP request to the wasm service Consul knows as greet, one fresh instance per request (curl http://$greet/demo)"
 	curl -s "http://$greet/demo"
+	if [ $docker = yes ]; then
+		wait_for "the outbound-visits service, passing its checks in Consul" \
+			sh -c "curl -sf 'http://127.0.0.1:8500/v1/health/service/outbound-visits?passing=1' | grep -q '\"ServiceID\"'"
+		local visits
+		visits=$(curl -sf 'http://127.0.0.1:8500/v1/health/service/outbound-visits?passing=1' |
+			python3 -c 'import json, sys; s = json.load(sys.stdin)[0]["Service"]; print("%s:%d" % (s["Address"], s["Port"]))')
+		echo
+		echo "== A wasm HTTP handler that calls the job's counter (a Docker task) on every request (curl http://$visits/ twice)"
+		curl -s "http://$visits/"
+		curl -s "http://$visits/"
+	fi
 	echo
 	echo "== Jobs"
 	nomad job status

@@ -238,8 +238,7 @@ func TestNetwork(t *testing.T) {
 		must.StrContains(t, out, "GET http://"+wasmAddr+"/from-docker:\nHello from WebAssembly! You asked for /from-docker")
 		// The test → Docker, through the address Consul gives.
 		must.Eq(t, "Hello from a Docker task: /from-test\n", httpGet(t, "http://"+dockerAddr+"/from-test"))
-		// (Wasm → Docker is impossible by design: a WASI preview 1 guest
-		// cannot open a connection.)
+		// (Wasm → Docker, under outbound rules: TestOutbound.)
 
 		_, _, err := c.Nomad.Jobs().Deregister(*job.ID, true, nil)
 		must.NoError(t, err)

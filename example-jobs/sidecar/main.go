@@ -8,6 +8,8 @@
 //	heartbeat        prints a line every second until it is stopped
 //	serve PORT       serves HTTP on PORT ("Hello from a Docker task: PATH")
 //	                 until it is stopped
+//	count PORT       serves HTTP on PORT, answering each request with the
+//	                 number of requests so far ("count N"), until stopped
 //	get URL          fetches URL until it answers 200 (every 250 ms), prints
 //	                 the body, then waits until it is stopped, so that it
 //	                 fits a service job
@@ -25,11 +27,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-const usage = "usage: sidecar write FILE TEXT | heartbeat | serve PORT | get URL | pause"
+const usage = "usage: sidecar write FILE TEXT | heartbeat | serve PORT | count PORT | get URL | pause"
 
 func main() {
 	args := os.Args[1:]
@@ -42,8 +45,8 @@ func main() {
 		fmt.Println("wrote", args[1])
 	case len(args) >= 1 && args[0] == "heartbeat":
 		heartbeat()
-	case len(args) >= 2 && args[0] == "serve":
-		if err := serve(args[1]); err != nil {
+	case len(args) >= 2 && (args[0] == "serve" || args[0] == "count"):
+		if err := serve(args[1], args[0] == "count"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -87,17 +90,27 @@ func heartbeat() {
 	}
 }
 
-// serve answers every request with a greeting naming its path, on all
-// addresses of the container and the given port, until it is stopped.
-func serve(port string) error {
+// serve answers every request with a greeting naming its path (or, with
+// count, with the number of requests so far), on all addresses of the
+// container and the given port, until it is stopped.
+func serve(port string, count bool) error {
 	stop := stopped()
 	l, err := net.Listen("tcp", net.JoinHostPort("", port))
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
+	var requests atomic.Int64
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
+		if count && r.URL.Path == "/health" {
+			fmt.Fprintln(w, "ok")
+			return
+		}
+		if count {
+			fmt.Fprintf(w, "count %d\n", requests.Add(1))
+			return
+		}
 		fmt.Fprintf(w, "Hello from a Docker task: %s\n", r.URL.Path)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
