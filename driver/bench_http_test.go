@@ -5,6 +5,7 @@ package driver
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -14,10 +15,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/nomad/nomad/structs"
+	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
@@ -113,7 +116,7 @@ func serveLocal(b *testing.B, h http.Handler) string {
 
 // startHTTPBenchTask starts module in http mode through the driver, with a
 // real executor process, and returns its URL and the executor's PID.
-func startHTTPBenchTask(b *testing.B, d *Driver, module string, concurrency int) (string, int) {
+func startHTTPBenchTask(b *testing.B, d *Driver, module string, concurrency int, adjust ...func(*drivers.TaskConfig, *TaskConfig)) (string, int) {
 	b.Helper()
 	cfg := benchTask(b, module, nil)
 	cfg.Resources.NomadResources.Memory.MemoryMB = 256
@@ -125,6 +128,9 @@ func startHTTPBenchTask(b *testing.B, d *Driver, module string, concurrency int)
 	_ = l.Close()
 	cfg.Resources.Ports = &structs.AllocatedPorts{{Label: "http", Value: port, HostIP: "127.0.0.1"}}
 	tc := TaskConfig{Module: "local/app.wasm", HTTP: HTTPConfig{Port: "http", MaxConcurrency: concurrency, Timeout: "10s", MaxBodyBytes: 1 << 20}}
+	for _, f := range adjust {
+		f(cfg, &tc)
+	}
 	if err := cfg.EncodeConcreteDriverConfig(&tc); err != nil {
 		b.Fatal(err)
 	}
@@ -230,6 +236,107 @@ func BenchmarkHTTPTrigger(b *testing.B) {
 	b.ReportMetric(wasmPer, "cpu-µs/req")
 	b.ReportMetric(natPer, "native-cpu-µs/req")
 	b.ReportMetric(natPer/wasmPer, "x-native-cpu")
+}
+
+// BenchmarkHTTPTriggerUpstream: an HTTP handler that makes one upstream
+// call per request (the outbound example's visits: a new connection to a
+// counter, an HTTP/1.0 request, the answer relayed), under hey at
+// concurrency 32, against a native Go handler making the same call (a new
+// connection each time), in one run: requests per second and CPU per
+// request (the executor's for the trigger, this process's for the native
+// handler; the counter is a process of its own, the examples' sidecar).
+func BenchmarkHTTPTriggerUpstream(b *testing.B) {
+	const concurrency = 32
+	span := 5 * time.Second
+	counter := startCounter(b)
+	d := benchDriver(b, b.TempDir(), 0)
+	d.config.Outbound.Allow = []string{"tcp://127.0.0.0/8:*"}
+	if err := d.config.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	url, executorPID := startHTTPBenchTask(b, d, "visits", 64, func(cfg *drivers.TaskConfig, tc *TaskConfig) {
+		cfg.Env["UPSTREAM"] = counter
+		tc.Outbound = []string{"tcp://" + counter}
+	})
+	upstream := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	native := serveLocal(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := upstream.Get("http://" + counter + "/visit")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "Hello from Go! The counter at %s says: %s", counter, body)
+	}))
+	var wasm, nat load
+	var wasmCPU, natCPU time.Duration
+	for b.Loop() {
+		cpu := procCPU(b, executorPID)
+		wasm = hey(b, url+"/", concurrency, span)
+		wasmCPU = procCPU(b, executorPID) - cpu
+		cpu = procCPU(b, os.Getpid())
+		nat = hey(b, native+"/", concurrency, span)
+		natCPU = procCPU(b, os.Getpid()) - cpu
+	}
+	for name, l := range map[string]load{"trigger": wasm, "native": nat} {
+		if l.failures() > 0 {
+			b.Errorf("%s: %d requests failed: %v", name, l.failures(), l.responses)
+		}
+	}
+	b.ReportMetric(wasm.rps, "req/s")
+	b.ReportMetric(float64(wasm.p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(nat.rps, "native-req/s")
+	b.ReportMetric(wasm.rps/nat.rps, "x-native")
+	wasmPer, natPer := perRequest(wasmCPU, wasm), perRequest(natCPU, nat)
+	b.ReportMetric(wasmPer, "cpu-µs/req")
+	b.ReportMetric(natPer, "native-cpu-µs/req")
+	b.ReportMetric(natPer/wasmPer, "x-native-cpu")
+}
+
+// startCounter runs the examples' sidecar as a counter on loopback (make
+// examples builds it) and returns its address once it answers.
+func startCounter(b *testing.B) string {
+	b.Helper()
+	bin, err := filepath.Abs("../example-jobs/build/sidecar")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		b.Fatalf("the upstream benchmark needs the examples' sidecar (make examples builds it): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "count", port)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			_ = resp.Body.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the counter never answered: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // perRequest is cpu per request of l, in microseconds.

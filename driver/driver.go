@@ -311,6 +311,7 @@ func (d *Driver) RecoverTask(handle *drivers.TaskHandle) error {
 	}
 	logger.Info("reattached to executor", "executor_pid", state.ExecutorPid)
 	go h.run()
+	go h.relayNotices()
 	return nil
 }
 
@@ -437,11 +438,6 @@ func (d *Driver) TaskStats(ctx context.Context, taskID string, interval time.Dur
 				if !ok {
 					return
 				}
-			}
-			for _, n := range s.Notices {
-				// What the executor reported since (an outbound
-				// connection refused, say): a task event each.
-				h.emit(n.Message, n.Annotations)
 			}
 			u := d.usage(s)
 			if m := cgroups.MemoryUsage(h.state.memoryCgroup()); m > 0 {

@@ -67,6 +67,27 @@ func (h *taskHandle) run() {
 	cgroups.Remove(h.state.Cgroups)
 }
 
+// relayNotices reports what the executor asks to be reported (an outbound
+// connection refused, say) as the task's events, until the task ends.
+// Independent of stats, which Nomad collects only when its telemetry
+// publishes allocation metrics.
+func (h *taskHandle) relayNotices() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-h.doneCh
+		cancel()
+	}()
+	notices, err := h.exec.Notices(ctx)
+	if err != nil {
+		h.logger.Debug("the executor sends no notices", "error", err)
+		return
+	}
+	for n := range notices {
+		h.emit(n.Message, n.Annotations)
+	}
+}
+
 // finish records the exit. status is nil when err says why it is unknown.
 func (h *taskHandle) finish(status *proto.ExitStatus, err error) {
 	h.mu.Lock()

@@ -318,6 +318,7 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 	}
 	d.tasks.Set(cfg.ID, h)
 	go h.run()
+	go h.relayNotices()
 	return handle, nil
 }
 

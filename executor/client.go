@@ -309,6 +309,32 @@ func (t *Task) Stats(ctx context.Context, interval time.Duration) (<-chan *proto
 	return ch, nil
 }
 
+// Notices streams what the executor asks the driver to report as the
+// task's events, until ctx ends, the task is released or the executor
+// goes away; the channel is closed then.
+func (t *Task) Notices(ctx context.Context) (<-chan *proto.Notice, error) {
+	stream, err := t.c.rpc.Notices(ctx, &proto.NoticesRequest{TaskId: t.id})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	ch := make(chan *proto.Notice)
+	go func() {
+		defer close(ch)
+		for {
+			n, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- n:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
 // Exec runs the command module at module (a path in the guest's view) in
 // the task's sandbox, copying stdin to it and its output to stdout and
 // stderr, and returns how it exited. Exec closes stdin when the module has

@@ -45,6 +45,9 @@ type taskNetwork struct {
 
 	opened, refused atomic.Uint64
 
+	// more is signalled when a notice is queued (Notices waits on it).
+	more chan struct{}
+
 	mu       sync.Mutex
 	noticed  map[string]time.Time // destination → last event
 	notices  []*proto.Notice      // not yet sent
@@ -57,7 +60,7 @@ var _ wasi.Network = (*taskNetwork)(nil)
 // mode its namespace thread enters the allocation's namespace now, while
 // the executor still may. Its errors are classified.
 func newTaskNetwork(o *proto.Outbound, netns string, logger hclog.Logger) (*taskNetwork, error) {
-	n := &taskNetwork{policy: &outbound.Policy{}, logger: logger, noticed: map[string]time.Time{}}
+	n := &taskNetwork{policy: &outbound.Policy{}, logger: logger, noticed: map[string]time.Time{}, more: make(chan struct{}, 1)}
 	if o != nil {
 		var err error
 		if n.policy.Job, err = outbound.ParseRules("outbound", o.Rules); err != nil {
@@ -240,6 +243,10 @@ func (n *taskNetwork) notice(key, msg string) {
 		return
 	}
 	n.notices = append(n.notices, &proto.Notice{Message: msg, Annotations: map[string]string{"destination": key}})
+	select {
+	case n.more <- struct{}{}:
+	default:
+	}
 }
 
 // takeNotices hands over the notices not yet sent.

@@ -30,14 +30,14 @@ import (
 // echoServer listens on loopback and answers each connection with
 // "echo:" and what it read until its peer's end of writing. It returns
 // its port and a count of the connections it accepted.
-func echoServer(t *testing.T) (int, func() int) {
+func echoServer(t testing.TB) (int, func() int) {
 	t.Helper()
 	return echoServerIn(t, "", "echo:")
 }
 
 // echoServerIn is echoServer in the network namespace netns, answering
 // with prefix.
-func echoServerIn(t *testing.T, netns, prefix string) (int, func() int) {
+func echoServerIn(t testing.TB, netns, prefix string) (int, func() int) {
 	t.Helper()
 	var l net.Listener
 	must.NoError(t, inNetNS(netns, func() error {
@@ -76,13 +76,13 @@ type outboundRun struct {
 
 // runOutbound runs module (a test guest) with args as a task's instance
 // whose outbound policy is out, through the program and instance path.
-func runOutbound(t *testing.T, module string, out *proto.Outbound, args ...string) outboundRun {
+func runOutbound(t testing.TB, module string, out *proto.Outbound, args ...string) outboundRun {
 	t.Helper()
 	return runOutboundIn(t, "", module, out, args...)
 }
 
 // runOutboundIn is runOutbound for a task in the network namespace netns.
-func runOutboundIn(t *testing.T, netns, module string, out *proto.Outbound, args ...string) outboundRun {
+func runOutboundIn(t testing.TB, netns, module string, out *proto.Outbound, args ...string) outboundRun {
 	t.Helper()
 	local := t.TempDir()
 	testmodule.Install(t, module, local, "app.wasm")

@@ -217,12 +217,40 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 			CpuSystemSeconds:  cur.system.Seconds(),
 			LinearMemoryBytes: t.run.linearMemory(),
 			Shared:            s.shared,
-			Notices:           t.prog.spec.Network.takeNotices(),
 			OutboundOpened:    opened,
 			OutboundRefused:   refused,
 		})
 		if err != nil {
 			return err
+		}
+	}
+}
+
+// Notices streams the task's notices (task events the driver reports: an
+// outbound connection refused) as they come, until the task is released or
+// the driver ends the stream.
+func (s *server) Notices(req *proto.NoticesRequest, stream proto.Executor_NoticesServer) error {
+	t, err := s.current(req.TaskId)
+	if err != nil {
+		return err
+	}
+	n := t.prog.spec.Network
+	var more <-chan struct{}
+	if n != nil {
+		more = n.more
+	}
+	for {
+		for _, m := range n.takeNotices() {
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-more:
+		case <-t.released:
+			return nil
+		case <-stream.Context().Done():
+			return nil
 		}
 	}
 }

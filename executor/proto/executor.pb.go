@@ -34,6 +34,50 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type NoticesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoticesRequest) Reset() {
+	*x = NoticesRequest{}
+	mi := &file_executor_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoticesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoticesRequest) ProtoMessage() {}
+
+func (x *NoticesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoticesRequest.ProtoReflect.Descriptor instead.
+func (*NoticesRequest) Descriptor() ([]byte, []int) {
+	return file_executor_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *NoticesRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
 type ReleaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -43,7 +87,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_executor_proto_msgTypes[0]
+	mi := &file_executor_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -55,7 +99,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[0]
+	mi := &file_executor_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -68,7 +112,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{0}
+	return file_executor_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ReleaseRequest) GetTaskId() string {
@@ -86,7 +130,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_executor_proto_msgTypes[1]
+	mi := &file_executor_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +142,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[1]
+	mi := &file_executor_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +155,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{1}
+	return file_executor_proto_rawDescGZIP(), []int{2}
 }
 
 type AttachRequest struct {
@@ -122,7 +166,7 @@ type AttachRequest struct {
 
 func (x *AttachRequest) Reset() {
 	*x = AttachRequest{}
-	mi := &file_executor_proto_msgTypes[2]
+	mi := &file_executor_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -134,7 +178,7 @@ func (x *AttachRequest) String() string {
 func (*AttachRequest) ProtoMessage() {}
 
 func (x *AttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[2]
+	mi := &file_executor_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -147,7 +191,7 @@ func (x *AttachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
 func (*AttachRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{2}
+	return file_executor_proto_rawDescGZIP(), []int{3}
 }
 
 type AttachResponse struct {
@@ -158,7 +202,7 @@ type AttachResponse struct {
 
 func (x *AttachResponse) Reset() {
 	*x = AttachResponse{}
-	mi := &file_executor_proto_msgTypes[3]
+	mi := &file_executor_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -170,7 +214,7 @@ func (x *AttachResponse) String() string {
 func (*AttachResponse) ProtoMessage() {}
 
 func (x *AttachResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[3]
+	mi := &file_executor_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -183,7 +227,7 @@ func (x *AttachResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
 func (*AttachResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{3}
+	return file_executor_proto_rawDescGZIP(), []int{4}
 }
 
 type ExecRequest struct {
@@ -203,7 +247,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_executor_proto_msgTypes[4]
+	mi := &file_executor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -215,7 +259,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[4]
+	mi := &file_executor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -228,7 +272,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{4}
+	return file_executor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExecRequest) GetModule() string {
@@ -278,7 +322,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_executor_proto_msgTypes[5]
+	mi := &file_executor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +334,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[5]
+	mi := &file_executor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +347,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{5}
+	return file_executor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExecResponse) GetStdout() []byte {
@@ -340,7 +384,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_executor_proto_msgTypes[6]
+	mi := &file_executor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +396,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[6]
+	mi := &file_executor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +409,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{6}
+	return file_executor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VersionRequest) GetEngine() string {
@@ -415,7 +459,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_executor_proto_msgTypes[7]
+	mi := &file_executor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +471,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[7]
+	mi := &file_executor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +484,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{7}
+	return file_executor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -546,7 +590,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_executor_proto_msgTypes[8]
+	mi := &file_executor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +602,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[8]
+	mi := &file_executor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +615,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{8}
+	return file_executor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Mount) GetGuestPath() string {
@@ -672,7 +716,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_executor_proto_msgTypes[9]
+	mi := &file_executor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +728,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[9]
+	mi := &file_executor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +741,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{9}
+	return file_executor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StartRequest) GetModule() string {
@@ -903,7 +947,7 @@ type Outbound struct {
 
 func (x *Outbound) Reset() {
 	*x = Outbound{}
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +959,7 @@ func (x *Outbound) String() string {
 func (*Outbound) ProtoMessage() {}
 
 func (x *Outbound) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[10]
+	mi := &file_executor_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +972,7 @@ func (x *Outbound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outbound.ProtoReflect.Descriptor instead.
 func (*Outbound) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{10}
+	return file_executor_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Outbound) GetRules() []string {
@@ -978,7 +1022,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1034,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[11]
+	mi := &file_executor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1047,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{11}
+	return file_executor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Notice) GetMessage() string {
@@ -1035,7 +1079,7 @@ type RunAs struct {
 
 func (x *RunAs) Reset() {
 	*x = RunAs{}
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1091,7 @@ func (x *RunAs) String() string {
 func (*RunAs) ProtoMessage() {}
 
 func (x *RunAs) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[12]
+	mi := &file_executor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1104,7 @@ func (x *RunAs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunAs.ProtoReflect.Descriptor instead.
 func (*RunAs) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{12}
+	return file_executor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RunAs) GetName() string {
@@ -1109,7 +1153,7 @@ type Logs struct {
 
 func (x *Logs) Reset() {
 	*x = Logs{}
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1165,7 @@ func (x *Logs) String() string {
 func (*Logs) ProtoMessage() {}
 
 func (x *Logs) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[13]
+	mi := &file_executor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1178,7 @@ func (x *Logs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logs.ProtoReflect.Descriptor instead.
 func (*Logs) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{13}
+	return file_executor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Logs) GetDir() string {
@@ -1179,7 +1223,7 @@ type Listener struct {
 
 func (x *Listener) Reset() {
 	*x = Listener{}
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1235,7 @@ func (x *Listener) String() string {
 func (*Listener) ProtoMessage() {}
 
 func (x *Listener) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[14]
+	mi := &file_executor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1248,7 @@ func (x *Listener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listener.ProtoReflect.Descriptor instead.
 func (*Listener) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{14}
+	return file_executor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Listener) GetLabel() string {
@@ -1249,7 +1293,7 @@ type HTTPTrigger struct {
 
 func (x *HTTPTrigger) Reset() {
 	*x = HTTPTrigger{}
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1305,7 @@ func (x *HTTPTrigger) String() string {
 func (*HTTPTrigger) ProtoMessage() {}
 
 func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[15]
+	mi := &file_executor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1318,7 @@ func (x *HTTPTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPTrigger.ProtoReflect.Descriptor instead.
 func (*HTTPTrigger) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{15}
+	return file_executor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HTTPTrigger) GetListener() *Listener {
@@ -1351,7 +1395,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1407,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[16]
+	mi := &file_executor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1420,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{16}
+	return file_executor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartResponse) GetCacheHit() bool {
@@ -1448,7 +1492,7 @@ type Span struct {
 
 func (x *Span) Reset() {
 	*x = Span{}
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1504,7 @@ func (x *Span) String() string {
 func (*Span) ProtoMessage() {}
 
 func (x *Span) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[17]
+	mi := &file_executor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1517,7 @@ func (x *Span) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Span.ProtoReflect.Descriptor instead.
 func (*Span) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{17}
+	return file_executor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Span) GetName() string {
@@ -1499,7 +1543,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1555,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[18]
+	mi := &file_executor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1568,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{18}
+	return file_executor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WaitRequest) GetTaskId() string {
@@ -1548,7 +1592,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_executor_proto_msgTypes[19]
+	mi := &file_executor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1604,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[19]
+	mi := &file_executor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1617,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{19}
+	return file_executor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExitStatus) GetExitCode() int32 {
@@ -1613,7 +1657,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_executor_proto_msgTypes[20]
+	mi := &file_executor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1669,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[20]
+	mi := &file_executor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1682,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{20}
+	return file_executor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WaitResponse) GetStatus() *ExitStatus {
@@ -1659,7 +1703,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_executor_proto_msgTypes[21]
+	mi := &file_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1715,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[21]
+	mi := &file_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1728,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{21}
+	return file_executor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StopRequest) GetSignal() int32 {
@@ -1718,7 +1762,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_executor_proto_msgTypes[22]
+	mi := &file_executor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1774,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[22]
+	mi := &file_executor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1787,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{22}
+	return file_executor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StopResponse) GetExited() bool {
@@ -1763,7 +1807,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_executor_proto_msgTypes[23]
+	mi := &file_executor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +1819,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[23]
+	mi := &file_executor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +1832,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{23}
+	return file_executor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SignalRequest) GetSignal() int32 {
@@ -1813,7 +1857,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_executor_proto_msgTypes[24]
+	mi := &file_executor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +1869,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[24]
+	mi := &file_executor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +1882,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{24}
+	return file_executor_proto_rawDescGZIP(), []int{25}
 }
 
 type StatsRequest struct {
@@ -1851,7 +1895,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_executor_proto_msgTypes[25]
+	mi := &file_executor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1907,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[25]
+	mi := &file_executor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1920,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{25}
+	return file_executor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatsRequest) GetIntervalNanos() int64 {
@@ -1907,20 +1951,16 @@ type StatsResponse struct {
 	// Set by a shared executor: rss_bytes is the whole process's, shared by
 	// all its tasks, and the CPU fields are the task's own guest's (the OS
 	// thread its main instance runs on).
-	Shared bool `protobuf:"varint,10,opt,name=shared,proto3" json:"shared,omitempty"`
-	// Task events since the last response (e.g. an outbound connection
-	// refused), and the task's outbound connections opened and refused so
-	// far.
-	Notices         []*Notice `protobuf:"bytes,11,rep,name=notices,proto3" json:"notices,omitempty"`
-	OutboundOpened  uint64    `protobuf:"varint,12,opt,name=outbound_opened,json=outboundOpened,proto3" json:"outbound_opened,omitempty"`
-	OutboundRefused uint64    `protobuf:"varint,13,opt,name=outbound_refused,json=outboundRefused,proto3" json:"outbound_refused,omitempty"`
+	Shared          bool   `protobuf:"varint,10,opt,name=shared,proto3" json:"shared,omitempty"`
+	OutboundOpened  uint64 `protobuf:"varint,12,opt,name=outbound_opened,json=outboundOpened,proto3" json:"outbound_opened,omitempty"`
+	OutboundRefused uint64 `protobuf:"varint,13,opt,name=outbound_refused,json=outboundRefused,proto3" json:"outbound_refused,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_executor_proto_msgTypes[26]
+	mi := &file_executor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +1972,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_executor_proto_msgTypes[26]
+	mi := &file_executor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +1985,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_executor_proto_rawDescGZIP(), []int{26}
+	return file_executor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StatsResponse) GetTimestampUnixNano() int64 {
@@ -2018,13 +2058,6 @@ func (x *StatsResponse) GetShared() bool {
 	return false
 }
 
-func (x *StatsResponse) GetNotices() []*Notice {
-	if x != nil {
-		return x.Notices
-	}
-	return nil
-}
-
 func (x *StatsResponse) GetOutboundOpened() uint64 {
 	if x != nil {
 		return x.OutboundOpened
@@ -2044,6 +2077,8 @@ var File_executor_proto protoreflect.FileDescriptor
 const file_executor_proto_rawDesc = "" +
 	"\n" +
 	"\x0eexecutor.proto\x12\x0fwasmexecutor.v1\")\n" +
+	"\x0eNoticesRequest\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\")\n" +
 	"\x0eReleaseRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\x11\n" +
 	"\x0fReleaseResponse\"\x0f\n" +
@@ -2192,7 +2227,7 @@ const file_executor_proto_rawDesc = "" +
 	"\x0eSignalResponse\"N\n" +
 	"\fStatsRequest\x12%\n" +
 	"\x0einterval_nanos\x18\x01 \x01(\x03R\rintervalNanos\x12\x17\n" +
-	"\atask_id\x18\x02 \x01(\tR\x06taskId\"\x8e\x04\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\"\xe1\x03\n" +
 	"\rStatsResponse\x12.\n" +
 	"\x13timestamp_unix_nano\x18\x01 \x01(\x03R\x11timestampUnixNano\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12\x1b\n" +
@@ -2205,10 +2240,9 @@ const file_executor_proto_rawDesc = "" +
 	"\x12cpu_system_seconds\x18\b \x01(\x01R\x10cpuSystemSeconds\x12.\n" +
 	"\x13linear_memory_bytes\x18\t \x01(\x04R\x11linearMemoryBytes\x12\x16\n" +
 	"\x06shared\x18\n" +
-	" \x01(\bR\x06shared\x121\n" +
-	"\anotices\x18\v \x03(\v2\x17.wasmexecutor.v1.NoticeR\anotices\x12'\n" +
+	" \x01(\bR\x06shared\x12'\n" +
 	"\x0foutbound_opened\x18\f \x01(\x04R\x0eoutboundOpened\x12)\n" +
-	"\x10outbound_refused\x18\r \x01(\x04R\x0foutboundRefused2\xa3\x05\n" +
+	"\x10outbound_refused\x18\r \x01(\x04R\x0foutboundRefusedJ\x04\b\v\x10\f2\xea\x05\n" +
 	"\bExecutor\x12L\n" +
 	"\aVersion\x12\x1f.wasmexecutor.v1.VersionRequest\x1a .wasmexecutor.v1.VersionResponse\x12F\n" +
 	"\x05Start\x12\x1d.wasmexecutor.v1.StartRequest\x1a\x1e.wasmexecutor.v1.StartResponse\x12C\n" +
@@ -2218,7 +2252,8 @@ const file_executor_proto_rawDesc = "" +
 	"\x05Stats\x12\x1d.wasmexecutor.v1.StatsRequest\x1a\x1e.wasmexecutor.v1.StatsResponse0\x01\x12G\n" +
 	"\x04Exec\x12\x1c.wasmexecutor.v1.ExecRequest\x1a\x1d.wasmexecutor.v1.ExecResponse(\x010\x01\x12L\n" +
 	"\aRelease\x12\x1f.wasmexecutor.v1.ReleaseRequest\x1a .wasmexecutor.v1.ReleaseResponse\x12K\n" +
-	"\x06Attach\x12\x1e.wasmexecutor.v1.AttachRequest\x1a\x1f.wasmexecutor.v1.AttachResponse0\x01B?Z=github.com/nomad-driver-wasm/nomad-driver-wasm/executor/protob\x06proto3"
+	"\x06Attach\x12\x1e.wasmexecutor.v1.AttachRequest\x1a\x1f.wasmexecutor.v1.AttachResponse0\x01\x12E\n" +
+	"\aNotices\x12\x1f.wasmexecutor.v1.NoticesRequest\x1a\x17.wasmexecutor.v1.Notice0\x01B?Z=github.com/nomad-driver-wasm/nomad-driver-wasm/executor/protob\x06proto3"
 
 var (
 	file_executor_proto_rawDescOnce sync.Once
@@ -2232,78 +2267,80 @@ func file_executor_proto_rawDescGZIP() []byte {
 	return file_executor_proto_rawDescData
 }
 
-var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_executor_proto_goTypes = []any{
-	(*ReleaseRequest)(nil),  // 0: wasmexecutor.v1.ReleaseRequest
-	(*ReleaseResponse)(nil), // 1: wasmexecutor.v1.ReleaseResponse
-	(*AttachRequest)(nil),   // 2: wasmexecutor.v1.AttachRequest
-	(*AttachResponse)(nil),  // 3: wasmexecutor.v1.AttachResponse
-	(*ExecRequest)(nil),     // 4: wasmexecutor.v1.ExecRequest
-	(*ExecResponse)(nil),    // 5: wasmexecutor.v1.ExecResponse
-	(*VersionRequest)(nil),  // 6: wasmexecutor.v1.VersionRequest
-	(*VersionResponse)(nil), // 7: wasmexecutor.v1.VersionResponse
-	(*Mount)(nil),           // 8: wasmexecutor.v1.Mount
-	(*StartRequest)(nil),    // 9: wasmexecutor.v1.StartRequest
-	(*Outbound)(nil),        // 10: wasmexecutor.v1.Outbound
-	(*Notice)(nil),          // 11: wasmexecutor.v1.Notice
-	(*RunAs)(nil),           // 12: wasmexecutor.v1.RunAs
-	(*Logs)(nil),            // 13: wasmexecutor.v1.Logs
-	(*Listener)(nil),        // 14: wasmexecutor.v1.Listener
-	(*HTTPTrigger)(nil),     // 15: wasmexecutor.v1.HTTPTrigger
-	(*StartResponse)(nil),   // 16: wasmexecutor.v1.StartResponse
-	(*Span)(nil),            // 17: wasmexecutor.v1.Span
-	(*WaitRequest)(nil),     // 18: wasmexecutor.v1.WaitRequest
-	(*ExitStatus)(nil),      // 19: wasmexecutor.v1.ExitStatus
-	(*WaitResponse)(nil),    // 20: wasmexecutor.v1.WaitResponse
-	(*StopRequest)(nil),     // 21: wasmexecutor.v1.StopRequest
-	(*StopResponse)(nil),    // 22: wasmexecutor.v1.StopResponse
-	(*SignalRequest)(nil),   // 23: wasmexecutor.v1.SignalRequest
-	(*SignalResponse)(nil),  // 24: wasmexecutor.v1.SignalResponse
-	(*StatsRequest)(nil),    // 25: wasmexecutor.v1.StatsRequest
-	(*StatsResponse)(nil),   // 26: wasmexecutor.v1.StatsResponse
-	nil,                     // 27: wasmexecutor.v1.VersionResponse.FeaturesEntry
-	nil,                     // 28: wasmexecutor.v1.StartRequest.EnvEntry
-	nil,                     // 29: wasmexecutor.v1.Notice.AnnotationsEntry
+	(*NoticesRequest)(nil),  // 0: wasmexecutor.v1.NoticesRequest
+	(*ReleaseRequest)(nil),  // 1: wasmexecutor.v1.ReleaseRequest
+	(*ReleaseResponse)(nil), // 2: wasmexecutor.v1.ReleaseResponse
+	(*AttachRequest)(nil),   // 3: wasmexecutor.v1.AttachRequest
+	(*AttachResponse)(nil),  // 4: wasmexecutor.v1.AttachResponse
+	(*ExecRequest)(nil),     // 5: wasmexecutor.v1.ExecRequest
+	(*ExecResponse)(nil),    // 6: wasmexecutor.v1.ExecResponse
+	(*VersionRequest)(nil),  // 7: wasmexecutor.v1.VersionRequest
+	(*VersionResponse)(nil), // 8: wasmexecutor.v1.VersionResponse
+	(*Mount)(nil),           // 9: wasmexecutor.v1.Mount
+	(*StartRequest)(nil),    // 10: wasmexecutor.v1.StartRequest
+	(*Outbound)(nil),        // 11: wasmexecutor.v1.Outbound
+	(*Notice)(nil),          // 12: wasmexecutor.v1.Notice
+	(*RunAs)(nil),           // 13: wasmexecutor.v1.RunAs
+	(*Logs)(nil),            // 14: wasmexecutor.v1.Logs
+	(*Listener)(nil),        // 15: wasmexecutor.v1.Listener
+	(*HTTPTrigger)(nil),     // 16: wasmexecutor.v1.HTTPTrigger
+	(*StartResponse)(nil),   // 17: wasmexecutor.v1.StartResponse
+	(*Span)(nil),            // 18: wasmexecutor.v1.Span
+	(*WaitRequest)(nil),     // 19: wasmexecutor.v1.WaitRequest
+	(*ExitStatus)(nil),      // 20: wasmexecutor.v1.ExitStatus
+	(*WaitResponse)(nil),    // 21: wasmexecutor.v1.WaitResponse
+	(*StopRequest)(nil),     // 22: wasmexecutor.v1.StopRequest
+	(*StopResponse)(nil),    // 23: wasmexecutor.v1.StopResponse
+	(*SignalRequest)(nil),   // 24: wasmexecutor.v1.SignalRequest
+	(*SignalResponse)(nil),  // 25: wasmexecutor.v1.SignalResponse
+	(*StatsRequest)(nil),    // 26: wasmexecutor.v1.StatsRequest
+	(*StatsResponse)(nil),   // 27: wasmexecutor.v1.StatsResponse
+	nil,                     // 28: wasmexecutor.v1.VersionResponse.FeaturesEntry
+	nil,                     // 29: wasmexecutor.v1.StartRequest.EnvEntry
+	nil,                     // 30: wasmexecutor.v1.Notice.AnnotationsEntry
 }
 var file_executor_proto_depIdxs = []int32{
-	19, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
-	27, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
-	28, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
-	8,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
-	14, // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
-	15, // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
-	13, // 6: wasmexecutor.v1.StartRequest.logs:type_name -> wasmexecutor.v1.Logs
-	12, // 7: wasmexecutor.v1.StartRequest.run_as:type_name -> wasmexecutor.v1.RunAs
-	10, // 8: wasmexecutor.v1.StartRequest.outbound:type_name -> wasmexecutor.v1.Outbound
-	29, // 9: wasmexecutor.v1.Notice.annotations:type_name -> wasmexecutor.v1.Notice.AnnotationsEntry
-	14, // 10: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
-	14, // 11: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
-	17, // 12: wasmexecutor.v1.StartResponse.spans:type_name -> wasmexecutor.v1.Span
-	19, // 13: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
-	11, // 14: wasmexecutor.v1.StatsResponse.notices:type_name -> wasmexecutor.v1.Notice
-	6,  // 15: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
-	9,  // 16: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
-	18, // 17: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
-	21, // 18: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
-	23, // 19: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
-	25, // 20: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
-	4,  // 21: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
-	0,  // 22: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
-	2,  // 23: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
-	7,  // 24: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
-	16, // 25: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
-	20, // 26: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
-	22, // 27: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
-	24, // 28: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
-	26, // 29: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
-	5,  // 30: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
-	1,  // 31: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
-	3,  // 32: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
-	24, // [24:33] is the sub-list for method output_type
-	15, // [15:24] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	20, // 0: wasmexecutor.v1.ExecResponse.exit:type_name -> wasmexecutor.v1.ExitStatus
+	28, // 1: wasmexecutor.v1.VersionResponse.features:type_name -> wasmexecutor.v1.VersionResponse.FeaturesEntry
+	29, // 2: wasmexecutor.v1.StartRequest.env:type_name -> wasmexecutor.v1.StartRequest.EnvEntry
+	9,  // 3: wasmexecutor.v1.StartRequest.mounts:type_name -> wasmexecutor.v1.Mount
+	15, // 4: wasmexecutor.v1.StartRequest.listeners:type_name -> wasmexecutor.v1.Listener
+	16, // 5: wasmexecutor.v1.StartRequest.http:type_name -> wasmexecutor.v1.HTTPTrigger
+	14, // 6: wasmexecutor.v1.StartRequest.logs:type_name -> wasmexecutor.v1.Logs
+	13, // 7: wasmexecutor.v1.StartRequest.run_as:type_name -> wasmexecutor.v1.RunAs
+	11, // 8: wasmexecutor.v1.StartRequest.outbound:type_name -> wasmexecutor.v1.Outbound
+	30, // 9: wasmexecutor.v1.Notice.annotations:type_name -> wasmexecutor.v1.Notice.AnnotationsEntry
+	15, // 10: wasmexecutor.v1.HTTPTrigger.listener:type_name -> wasmexecutor.v1.Listener
+	15, // 11: wasmexecutor.v1.HTTPTrigger.metrics:type_name -> wasmexecutor.v1.Listener
+	18, // 12: wasmexecutor.v1.StartResponse.spans:type_name -> wasmexecutor.v1.Span
+	20, // 13: wasmexecutor.v1.WaitResponse.status:type_name -> wasmexecutor.v1.ExitStatus
+	7,  // 14: wasmexecutor.v1.Executor.Version:input_type -> wasmexecutor.v1.VersionRequest
+	10, // 15: wasmexecutor.v1.Executor.Start:input_type -> wasmexecutor.v1.StartRequest
+	19, // 16: wasmexecutor.v1.Executor.Wait:input_type -> wasmexecutor.v1.WaitRequest
+	22, // 17: wasmexecutor.v1.Executor.Stop:input_type -> wasmexecutor.v1.StopRequest
+	24, // 18: wasmexecutor.v1.Executor.Signal:input_type -> wasmexecutor.v1.SignalRequest
+	26, // 19: wasmexecutor.v1.Executor.Stats:input_type -> wasmexecutor.v1.StatsRequest
+	5,  // 20: wasmexecutor.v1.Executor.Exec:input_type -> wasmexecutor.v1.ExecRequest
+	1,  // 21: wasmexecutor.v1.Executor.Release:input_type -> wasmexecutor.v1.ReleaseRequest
+	3,  // 22: wasmexecutor.v1.Executor.Attach:input_type -> wasmexecutor.v1.AttachRequest
+	0,  // 23: wasmexecutor.v1.Executor.Notices:input_type -> wasmexecutor.v1.NoticesRequest
+	8,  // 24: wasmexecutor.v1.Executor.Version:output_type -> wasmexecutor.v1.VersionResponse
+	17, // 25: wasmexecutor.v1.Executor.Start:output_type -> wasmexecutor.v1.StartResponse
+	21, // 26: wasmexecutor.v1.Executor.Wait:output_type -> wasmexecutor.v1.WaitResponse
+	23, // 27: wasmexecutor.v1.Executor.Stop:output_type -> wasmexecutor.v1.StopResponse
+	25, // 28: wasmexecutor.v1.Executor.Signal:output_type -> wasmexecutor.v1.SignalResponse
+	27, // 29: wasmexecutor.v1.Executor.Stats:output_type -> wasmexecutor.v1.StatsResponse
+	6,  // 30: wasmexecutor.v1.Executor.Exec:output_type -> wasmexecutor.v1.ExecResponse
+	2,  // 31: wasmexecutor.v1.Executor.Release:output_type -> wasmexecutor.v1.ReleaseResponse
+	4,  // 32: wasmexecutor.v1.Executor.Attach:output_type -> wasmexecutor.v1.AttachResponse
+	12, // 33: wasmexecutor.v1.Executor.Notices:output_type -> wasmexecutor.v1.Notice
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_executor_proto_init() }
@@ -2317,7 +2354,7 @@ func file_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_proto_rawDesc), len(file_executor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,7 @@ const (
 	Executor_Exec_FullMethodName    = "/wasmexecutor.v1.Executor/Exec"
 	Executor_Release_FullMethodName = "/wasmexecutor.v1.Executor/Release"
 	Executor_Attach_FullMethodName  = "/wasmexecutor.v1.Executor/Attach"
+	Executor_Notices_FullMethodName = "/wasmexecutor.v1.Executor/Notices"
 )
 
 // ExecutorClient is the client API for Executor service.
@@ -78,6 +79,10 @@ type ExecutorClient interface {
 	// launch (one it reattached to): while it is open, the executor does not
 	// exit for want of a driver. The executor sends nothing on it.
 	Attach(ctx context.Context, in *AttachRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AttachResponse], error)
+	// Notices streams what the executor asks the driver to report as the
+	// task's events (an outbound connection refused, say), as they come,
+	// until the task is released or the caller ends the stream.
+	Notices(ctx context.Context, in *NoticesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Notice], error)
 }
 
 type executorClient struct {
@@ -199,6 +204,25 @@ func (c *executorClient) Attach(ctx context.Context, in *AttachRequest, opts ...
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Executor_AttachClient = grpc.ServerStreamingClient[AttachResponse]
 
+func (c *executorClient) Notices(ctx context.Context, in *NoticesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Notice], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Executor_ServiceDesc.Streams[3], Executor_Notices_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[NoticesRequest, Notice]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Executor_NoticesClient = grpc.ServerStreamingClient[Notice]
+
 // ExecutorServer is the server API for Executor service.
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
@@ -234,6 +258,10 @@ type ExecutorServer interface {
 	// launch (one it reattached to): while it is open, the executor does not
 	// exit for want of a driver. The executor sends nothing on it.
 	Attach(*AttachRequest, grpc.ServerStreamingServer[AttachResponse]) error
+	// Notices streams what the executor asks the driver to report as the
+	// task's events (an outbound connection refused, say), as they come,
+	// until the task is released or the caller ends the stream.
+	Notices(*NoticesRequest, grpc.ServerStreamingServer[Notice]) error
 	mustEmbedUnimplementedExecutorServer()
 }
 
@@ -270,6 +298,9 @@ func (UnimplementedExecutorServer) Release(context.Context, *ReleaseRequest) (*R
 }
 func (UnimplementedExecutorServer) Attach(*AttachRequest, grpc.ServerStreamingServer[AttachResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Attach not implemented")
+}
+func (UnimplementedExecutorServer) Notices(*NoticesRequest, grpc.ServerStreamingServer[Notice]) error {
+	return status.Errorf(codes.Unimplemented, "method Notices not implemented")
 }
 func (UnimplementedExecutorServer) mustEmbedUnimplementedExecutorServer() {}
 func (UnimplementedExecutorServer) testEmbeddedByValue()                  {}
@@ -429,6 +460,17 @@ func _Executor_Attach_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Executor_AttachServer = grpc.ServerStreamingServer[AttachResponse]
 
+func _Executor_Notices_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(NoticesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ExecutorServer).Notices(m, &grpc.GenericServerStream[NoticesRequest, Notice]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Executor_NoticesServer = grpc.ServerStreamingServer[Notice]
+
 // Executor_ServiceDesc is the grpc.ServiceDesc for Executor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -476,6 +518,11 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Attach",
 			Handler:       _Executor_Attach_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Notices",
+			Handler:       _Executor_Notices_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -5,9 +5,13 @@
 // WASI preview 1, as WasmEdge's C header declares it. Usage:
 //
 //	connect MODE HOST PORT MESSAGE
+//	connect loop HOST PORT N
 //
 // MODE is block (blocking calls) or nonblock (a non-blocking connect,
-// sends and receives, each waited for in poll_oneoff). HOST is an IPv4
+// sends and receives, each waited for in poll_oneoff). loop times N
+// blocking round trips (connect, send "x", shut down writing, receive to
+// the end, close) and prints the median and 99th percentile in
+// microseconds: the benchmark of a guest's connect and round trip. HOST is an IPv4
 // address or a name, resolved with sock_getaddrinfo. It connects, sends
 // MESSAGE, shuts down its writing side, prints what it receives until the
 // peer closes, and exits 0; on a failure it prints the step and the WASI
@@ -70,9 +74,52 @@ static int waitFor(int fd, int write) {
 	return 0;
 }
 
+static int cmp(const void *a, const void *b) {
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+// loop times n round trips to ip:port; see the usage above.
+static int loop(uint8_t ip[4], int port, int n) {
+	double *took = calloc(n, sizeof *took);
+	for (int i = 0; i < n; i++) {
+		__wasi_timestamp_t t0, t1;
+		(void)__wasi_clock_time_get(__WASI_CLOCKID_MONOTONIC, 1, &t0);
+		int32_t fd;
+		int e = sock_open(1, 2, &fd);
+		if (e) return fail("sock_open", e);
+		wasi_address_t addr = {ip, 4};
+		if ((e = sock_connect(fd, &addr, port))) return fail("sock_connect", e);
+		__wasi_ciovec_t out = {(const uint8_t *)"x", 1};
+		__wasi_size_t sent;
+		if ((e = __wasi_sock_send(fd, &out, 1, 0, &sent))) return fail("sock_send", e);
+		if ((e = __wasi_sock_shutdown(fd, __WASI_SDFLAGS_WR))) return fail("sock_shutdown", e);
+		for (;;) {
+			char buf[64];
+			__wasi_iovec_t in = {(uint8_t *)buf, sizeof buf};
+			__wasi_size_t got;
+			__wasi_roflags_t flags;
+			if ((e = __wasi_sock_recv(fd, &in, 1, 0, &got, &flags))) return fail("sock_recv", e);
+			if (got == 0) break;
+		}
+		if ((e = __wasi_fd_close(fd))) return fail("fd_close", e);
+		(void)__wasi_clock_time_get(__WASI_CLOCKID_MONOTONIC, 1, &t1);
+		took[i] = (double)(t1 - t0) / 1000.0;
+	}
+	qsort(took, n, sizeof *took, cmp);
+	printf("p50-us %.1f p99-us %.1f\n", took[n / 2], took[n * 99 / 100]);
+	return 0;
+}
+
 int main(int argc, char **argv) {
+	if (argc == 5 && strcmp(argv[1], "loop") == 0) {
+		unsigned a, b, c, d;
+		if (sscanf(argv[2], "%u.%u.%u.%u", &a, &b, &c, &d) != 4) return fail("loop: HOST must be an IPv4 address", 0);
+		uint8_t ip[4] = {a, b, c, d};
+		return loop(ip, atoi(argv[3]), atoi(argv[4]));
+	}
 	if (argc != 5) {
-		fprintf(stderr, "usage: connect block|nonblock HOST PORT MESSAGE\n");
+		fprintf(stderr, "usage: connect block|nonblock HOST PORT MESSAGE | connect loop HOST PORT N\n");
 		return 1;
 	}
 	int nonblock = strcmp(argv[1], "nonblock") == 0;

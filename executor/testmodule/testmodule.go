@@ -61,6 +61,9 @@ var recipes = map[string]recipe{
 	"connect-go": {[]string{"connect-go/main.go", "connect-go/go.mod", "connect-go/go.sum"}, goWasip1("connect-go")},
 	// files: the file-heavy guest of the WASI host's benchmark.
 	"files": {[]string{"files.c"}, clang("files.c")},
+	// visits: the outbound example's HTTP handler, which calls a counter
+	// at UPSTREAM on every request.
+	"visits": {[]string{"../../example-jobs/src/visits.c"}, clang("../../example-jobs/src/visits.c")},
 	// compute: the CPU-bound guest of the compute benchmark.
 	"compute": {[]string{"compute.c"}, clang("compute.c")},
 	// listen-go: a Go wasip1 HTTP server on WASM_LISTENER_HTTP.
