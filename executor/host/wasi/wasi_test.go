@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -156,8 +157,13 @@ var specSignatures = map[string]signature{
 }
 
 // called are the host functions the tests called through a guest
-// (host.call): TestMain checks, after a whole run, that every one was.
+// (host.call), by name and by name and number of parameters (the variant
+// called, "sock_accept/2"): TestMain checks, after a whole run, that
+// every one was, each variant of the host's too.
 var called sync.Map
+
+// calledKey is called's key of a function's variant of n parameters.
+func calledKey(name string, n int) string { return fmt.Sprintf("%s/%d", name, n) }
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -175,6 +181,17 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "FAIL: host functions no test called: %v\n", missing)
 			code = 1
 		}
+		missing = nil
+		for _, f := range slices.Concat(functions, variants) {
+			if _, ok := called.Load(calledKey(f.name, len(f.params))); !ok {
+				missing = append(missing, calledKey(f.name, len(f.params)))
+			}
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			fmt.Fprintf(os.Stderr, "FAIL: host functions (name/parameters) no test called: %v\n", missing)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
@@ -185,9 +202,13 @@ func TestMain(m *testing.M) {
 // calls it with its own arguments and returns its results; and one page
 // of memory, exported as "memory". A test calls a host function as a
 // guest does, through wazero, by calling the guest's export.
-var passThroughGuest = sync.OnceValue(func() []byte {
-	names := make([]string, 0, len(specSignatures))
-	for name := range specSignatures {
+var passThroughGuest = sync.OnceValue(func() []byte { return assembleGuest(specSignatures) })
+
+// assembleGuest assembles a pass-through guest (see passThroughGuest)
+// of the functions sigs.
+func assembleGuest(sigs map[string]signature) []byte {
+	names := make([]string, 0, len(sigs))
+	for name := range sigs {
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -205,7 +226,7 @@ var passThroughGuest = sync.OnceValue(func() []byte {
 	name := func(s string) []byte { return append(uleb(uint32(len(s))), s...) }
 	var types, imports, funcs, exports, code [][]byte
 	for i, n := range names {
-		s := specSignatures[n]
+		s := sigs[n]
 		types = append(types, slices.Concat([]byte{0x60}, valtypes(s.params), valtypes(s.results)))
 		imports = append(imports, slices.Concat(name(ModuleName), name(n), []byte{0x00}, uleb(uint32(i))))
 		funcs = append(funcs, uleb(uint32(i)))
@@ -229,7 +250,7 @@ var passThroughGuest = sync.OnceValue(func() []byte {
 		section(7, vec(exports)),
 		section(10, vec(code)),
 	)
-})
+}
 
 func uleb(n uint32) []byte {
 	var b []byte
@@ -265,6 +286,10 @@ type host struct {
 type hostOptions struct {
 	config func() wazero.RuntimeConfig
 	guard  bool
+	// imports are functions the guest imports besides (or, by the same
+	// name, instead of) preview 1's, with their types: which choose the
+	// host's variants (Instantiate).
+	imports map[string]signature
 }
 
 // newHost instantiates the host and a guest calling it, for an instance
@@ -280,9 +305,17 @@ func newHostWith(t *testing.T, o hostOptions) *host {
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, config())
 	t.Cleanup(func() { _ = r.Close(ctx) })
-	_, err := Instantiate(ctx, r, o.guard)
+	guest := passThroughGuest()
+	if o.imports != nil {
+		sigs := maps.Clone(specSignatures)
+		maps.Copy(sigs, o.imports)
+		guest = assembleGuest(sigs)
+	}
+	compiled, err := r.CompileModule(ctx, guest)
 	must.NoError(t, err)
-	mod, err := r.InstantiateWithConfig(ctx, passThroughGuest(), wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	_, err = Instantiate(ctx, r, o.guard, compiled.ImportedFunctions()...)
+	must.NoError(t, err)
+	mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	must.NoError(t, err, must.Sprint("a guest importing every function with its specification's type"))
 	return &host{t: t, in: newTestInstance(t), r: r, mod: mod, mem: mod.Memory(), next: 16}
 }
@@ -299,6 +332,7 @@ func (h *host) callErr(ctx context.Context, name string, args ...any) ([]uint64,
 	if f == nil {
 		h.t.Fatalf("the guest has no %s", name)
 	}
+	called.Store(calledKey(name, len(f.Definition().ParamTypes())), true)
 	params := make([]uint64, len(args))
 	for i, a := range args {
 		switch v := a.(type) {
