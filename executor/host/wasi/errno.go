@@ -119,6 +119,36 @@ func fromErr(err error) errno {
 		return errno2big
 	case syscall.EADDRINUSE:
 		return errnoAddrinuse
+	case syscall.EADDRNOTAVAIL:
+		return 4
+	case syscall.EAFNOSUPPORT:
+		return 5
+	case syscall.EALREADY:
+		return 7
+	case syscall.EDESTADDRREQ:
+		return 17
+	case syscall.EHOSTUNREACH:
+		return 23
+	case syscall.EINPROGRESS:
+		return 26
+	case syscall.EISCONN:
+		return 30
+	case syscall.EMSGSIZE:
+		return 35
+	case syscall.ENETDOWN:
+		return 38
+	case syscall.ENETRESET:
+		return 39
+	case syscall.ENETUNREACH:
+		return 40
+	case syscall.ENOPROTOOPT:
+		return 50
+	case syscall.EPROTONOSUPPORT:
+		return 66
+	case syscall.EPROTOTYPE:
+		return 67
+	case syscall.ETIMEDOUT:
+		return 73
 	case syscall.ECONNABORTED:
 		return errnoConnaborted
 	case syscall.ECONNREFUSED:

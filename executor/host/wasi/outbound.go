@@ -214,6 +214,14 @@ func sockConnect(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = uint64(e)
 		return
 	}
+	if addr.Unmap().IsUnspecified() {
+		// The kernel connects to the unspecified address as to loopback:
+		// so is it checked, and connected.
+		addr = netip.IPv6Loopback()
+		if d.sock.family == unix.AF_INET {
+			addr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+	}
 	sa, e := sockaddrOf(addr, uint16(port), d.sock.family)
 	if e != errnoSuccess {
 		stack[0] = uint64(e)
@@ -232,7 +240,11 @@ func sockConnect(ctx context.Context, mod api.Module, stack []uint64) {
 	case d.flags&fdflagNonblock != 0:
 		stack[0] = errnoInprogress
 	default:
-		t.wait(ctx, d.sock.fd, true, d.sock.sndTimeout)
+		if !t.wait(ctx, d.sock.fd, true, d.sock.sndTimeout) {
+			// SO_SNDTIMEO passed: still in progress, as Linux says.
+			stack[0] = errnoInprogress
+			return
+		}
 		soerr, err := unix.GetsockoptInt(d.sock.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 		if err == nil && soerr != 0 {
 			err = unix.Errno(soerr)
@@ -269,6 +281,11 @@ func sockRecvFrom(withPort bool) api.GoModuleFunc {
 		d, e := t.socketOf(fd, rightFdRead)
 		if e == errnoSuccess && flags&^(riflagRecvPeek|riflagWaitall) != 0 {
 			e = errnoInval
+		}
+		if e == errnoSuccess {
+			// The address's buffer is checked before anything is
+			// received: a failure must not lose what was waiting.
+			e = checkAddressBuffer(mem, addrPtr)
 		}
 		if e != errnoSuccess {
 			stack[0] = uint64(e)
@@ -365,6 +382,23 @@ func writeAddress(mem api.Memory, addrPtr, typePtr, portPtr uint32, sa unix.Sock
 		}
 	}
 	if portPtr != 0 && !mem.WriteUint32Le(portPtr, uint32(port)) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// checkAddressBuffer checks the WasiAddress at addrPtr: in the guest's
+// memory, with a buffer of 4, 16 or 128 bytes.
+func checkAddressBuffer(mem api.Memory, addrPtr uint32) errno {
+	head, ok := mem.Read(addrPtr, 8)
+	if !ok {
+		return errnoFault
+	}
+	n := le.Uint32(head[4:])
+	if n != 4 && n != 16 && n != addrStorageSize {
+		return errnoInval
+	}
+	if _, ok := mem.Read(le.Uint32(head), n); !ok {
 		return errnoFault
 	}
 	return errnoSuccess
