@@ -95,8 +95,10 @@ type agent struct {
 	dir     string
 	logFile string
 	args    []string
-	bin     string
-	done    chan struct{}
+	// env is the agent's environment; nil: this process's.
+	env  []string
+	bin  string
+	done chan struct{}
 }
 
 func (a *agent) start(t testing.TB) {
@@ -104,6 +106,7 @@ func (a *agent) start(t testing.TB) {
 	log, err := os.OpenFile(a.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	must.NoError(t, err)
 	a.cmd = exec.Command(a.bin, a.args...)
+	a.cmd.Env = a.env
 	a.cmd.Stdout, a.cmd.Stderr = log, log
 	// A process group of its own, so that teardown can end the agent and
 	// everything it started that stayed in its group.
@@ -196,7 +199,10 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 	// Built first: a build that fails leaves no cluster directory behind.
 	plugins := pluginBinaryDir(t)
 	// Short, so that unix socket paths below it stay within their limit.
-	dir, err := os.MkdirTemp("", "wasm-e2e-")
+	// A short name: Nomad binds unix sockets below the clients' data_dirs
+	// (a Connect group's alloc/<id>/alloc/tmp/consul_grpc.sock), and a
+	// socket's path must fit 107 bytes.
+	dir, err := os.MkdirTemp("", "we-")
 	must.NoError(t, err)
 	// Traversable by the tasks' user (nobody), for the wasm cache_dir
 	// below it; a temp dir is 0700. The agents' data_dirs are not: each
@@ -207,9 +213,11 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 	c.ArtifactURL, c.ArtifactDir = serveArtifacts(t)
 
 	consulHTTP := freePort(t, "127.0.0.1")
+	// Connect (on in -dev) needs the gRPC port: Nomad places a group with
+	// a sidecar only where Consul has one.
 	c.consul = &agent{name: "consul", bin: agentBinary(t, "consul"), dir: filepath.Join(dir, "consul"), logFile: filepath.Join(dir, "consul.log"),
 		args: []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-			"-http-port", strconv.Itoa(consulHTTP), "-dns-port", "-1", "-grpc-port", "-1",
+			"-http-port", strconv.Itoa(consulHTTP), "-dns-port", "-1", "-grpc-port", strconv.Itoa(freePort(t, "127.0.0.1")),
 			"-serf-lan-port", strconv.Itoa(freePort(t, "127.0.0.1")), "-serf-wan-port", strconv.Itoa(freePort(t, "127.0.0.1")),
 			"-server-port", strconv.Itoa(freePort(t, "127.0.0.1"))}}
 	c.consul.start(t)
@@ -251,7 +259,14 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 		cfg := nomadConfig{
 			Addr: opts.Addr, HTTP: freePort(t, opts.Addr), RPC: freePort(t, opts.Addr), Serf: freePort(t, opts.Addr),
 			Servers: fmt.Sprintf("127.0.0.1:%d", serverRPC), ConsulAddr: fmt.Sprintf("127.0.0.1:%d", consulHTTP),
-			Plugin: !opts.NoPlugin, PluginDir: c.plugins, CacheDir: c.CacheDir, SharedExecutor: opts.SharedExecutor,
+			// The tests' Connect sidecars are Consul's built-in proxy
+			// (no Envoy image can be had here), which talks to its agent
+			// over HTTP; Nomad hands a sidecar in its allocation's
+			// namespace one way to the agent, a socket to what
+			// grpc_address names (Envoy's xDS in production): here the
+			// agent's HTTP port. See TestServiceMesh.
+			ConsulGRPCAddr: fmt.Sprintf("127.0.0.1:%d", consulHTTP),
+			Plugin:         !opts.NoPlugin, PluginDir: c.plugins, CacheDir: c.CacheDir, SharedExecutor: opts.SharedExecutor,
 			InsecureRegistries: opts.InsecureRegistries, AllowedHostPaths: opts.AllowedHostPaths, HostVolumes: opts.HostVolumes,
 			Name: fmt.Sprintf("client-%d", i),
 		}
@@ -275,6 +290,7 @@ type nomadConfig struct {
 	HTTP, RPC, Serf     int
 	Server              bool
 	Servers, ConsulAddr string
+	ConsulGRPCAddr      string
 	Plugin              bool
 	SharedExecutor      bool
 	InsecureRegistries  []string
@@ -302,6 +318,9 @@ advertise {
 }
 consul {
   address = "{{.ConsulAddr}}"
+{{- if .ConsulGRPCAddr}}
+  grpc_address = "{{.ConsulGRPCAddr}}"
+{{- end}}
 }
 {{if .Server}}
 server {
@@ -394,7 +413,10 @@ func (c *Cluster) nomadAgent(t testing.TB, name string, cfg nomadConfig) *agent 
 	file := filepath.Join(dir, "agent.hcl")
 	must.NoError(t, os.WriteFile(file, buf.Bytes(), 0o644))
 	a := &agent{name: name, bin: agentBinary(t, "nomad"), dir: dir, logFile: filepath.Join(c.dir, name+".log"),
-		args: []string{"agent", "-config", file}}
+		args: []string{"agent", "-config", file},
+		// A client runs consul (connect envoy -bootstrap) for a Connect
+		// sidecar: the one the tests built.
+		env: append(os.Environ(), "PATH="+filepath.Dir(agentBinary(t, "consul"))+":"+os.Getenv("PATH"))}
 	a.start(t)
 	return a
 }

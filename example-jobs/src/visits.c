@@ -117,6 +117,14 @@ int main(void) {
 	}
 	resp[got] = 0;
 	(void)__wasi_fd_close(fd);
+	if (strncmp(resp, "HTTP/", 5) != 0) {
+		// Through a service mesh's sidecar the connection is the local
+		// proxy's: a refused upstream (an intention that denies it) is a
+		// connection closed without an answer.
+		printf("Status: 502 Bad Gateway\nContent-Type: text/plain\n\n");
+		printf("visits: cannot reach the counter at %s: it closed the connection without an answer\n", upstream);
+		return 0;
+	}
 	const char *body = strstr(resp, "\r\n\r\n");
 	body = body ? body + 4 : "";
 

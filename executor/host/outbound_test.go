@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
+	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
@@ -161,6 +162,21 @@ func TestOutboundGo(t *testing.T) {
 	must.Eq(t, 1, accepted())
 }
 
+// TestOutboundGoRefused: the Go guest's dial to a destination no rule
+// allows fails with EACCES (wasip1's "Permission denied"), and reaches
+// nothing.
+func TestOutboundGoRefused(t *testing.T) {
+	t.Parallel()
+	port, accepted := echoServer(t)
+	out := &proto.Outbound{Rules: []string{"tcp://127.0.0.1:1"}, Allow: []string{"tcp://*:*"}}
+	r := runOutbound(t, "connect-go", out, fmt.Sprintf("127.0.0.1:%d", port), "x")
+	must.Eq(t, int32(1), r.exit, must.Sprintf("stdout: %s\nstderr: %s", r.stdout, r.stderr))
+	must.StrContains(t, r.stderr, "connect: Permission denied")
+	_, refused := r.network.counts()
+	must.Eq(t, uint64(1), refused)
+	must.Eq(t, 0, accepted())
+}
+
 // TestOutboundRefused: a connect that no rule allows fails with EACCES
 // (2) before any packet leaves, is counted, and queues one task event
 // naming the destination and what would allow it; a second one to the
@@ -287,4 +303,74 @@ func TestOutboundStopClosesSockets(t *testing.T) {
 	}
 	must.Eq(t, int32(unix.SIGTERM), in.status.Signal)
 	waitUntil(t, func() bool { return peerSockets(t, port) == 0 }, "the stopped guest's connection was left open")
+}
+
+// dnsServer answers A queries for the names in answers (FQDN to IPv4) on
+// a UDP port of loopback, and NXDOMAIN for the rest; it returns its
+// address.
+func dnsServer(t *testing.T, answers map[string][4]byte) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			resp := dnsmessage.Message{Header: dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true}, Questions: []dnsmessage.Question{q}}
+			ip, ok := answers[strings.ToLower(q.Name.String())]
+			switch {
+			case !ok:
+				resp.RCode = dnsmessage.RCodeNameError
+			case q.Type == dnsmessage.TypeA:
+				resp.Answers = []dnsmessage.Resource{{
+					Header: dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 5},
+					Body:   &dnsmessage.AResource{A: ip},
+				}}
+			}
+			out, err := resp.Pack()
+			if err == nil {
+				_, _ = pc.WriteTo(out, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// TestOutboundResolvesWithTheTasksDNS: names are resolved with the
+// task's name servers (the group's dns block) and search domains, and a
+// name rule allows the addresses resolved for its name: the guest reaches
+// db.service.consul, and db through the search domain service.consul.
+func TestOutboundResolvesWithTheTasksDNS(t *testing.T) {
+	t.Parallel()
+	port, accepted := echoServer(t)
+	dns := dnsServer(t, map[string][4]byte{"db.service.consul.": {127, 0, 0, 1}})
+	out := &proto.Outbound{
+		Rules:       []string{fmt.Sprintf("tcp://db.service.consul:%d", port), fmt.Sprintf("tcp://db:%d", port)},
+		Allow:       []string{"tcp://*:*"},
+		DnsServers:  []string{dns},
+		DnsSearches: []string{"service.consul"},
+	}
+	for _, host := range []string{"db.service.consul", "db"} {
+		r := runOutbound(t, "connect", out, "block", host, strconv.Itoa(port), "hi")
+		must.Eq(t, int32(0), r.exit, must.Sprintf("%s: stdout: %s\nstderr: %s", host, r.stdout, r.stderr))
+		must.StrContains(t, r.stdout, "resolved "+host+" to 127.0.0.1")
+		must.StrContains(t, r.stdout, "received: echo:hi")
+	}
+	// A name the server does not know: no such host (EAI_NONAME, 84).
+	r := runOutbound(t, "connect", &proto.Outbound{Rules: []string{"tcp://*:*"}, Allow: []string{"tcp://*:*"}, DnsServers: []string{dns}}, "block", "nothing.service.consul", strconv.Itoa(port), "hi")
+	must.Eq(t, int32(84), r.exit, must.Sprintf("stderr: %s", r.stderr))
+	must.Eq(t, 2, accepted())
 }

@@ -1,0 +1,282 @@
+// Copyright (c) nomad-driver-wasm contributors
+// SPDX-License-Identifier: MPL-2.0
+
+//go:build e2e
+
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"github.com/shoenig/test/must"
+)
+
+// TestServiceMesh: Wasm tasks in Consul's service mesh, with Nomad's
+// Connect sidecars, against real Nomad and Consul with Connect on. In one
+// bridge-mode group: the visits handler (http mode) calls the Docker
+// counter as its upstream, at NOMAD_UPSTREAM_ADDR_mesh_counter, through
+// its sidecar; a Docker client reaches the Wasm handler, and another the
+// Wasm listener (command mode, serve.wasm), each through its own sidecar.
+// An intention that denies visits → counter stops the call (502); one that
+// allows it lets it flow.
+//
+// No Envoy image can be had here: the sidecars are Consul's built-in proxy
+// (consul connect proxy, in a FROM scratch image of the consul binary the
+// tests built), through Nomad's sidecar_task; production uses Nomad's
+// default Envoy sidecar unchanged. With the agents on loopback
+// (network_interface = "lo") every sidecar is registered at 127.0.0.1,
+// which only a sidecar in the same namespace reaches: so the services
+// share one group.
+func TestServiceMesh(t *testing.T) {
+	c := networkCluster(t)
+	requireDocker(t, c)
+	buildConsulImage(t)
+
+	job := c.parseJob(t, meshJob, map[string]string{"artifact_url": c.ArtifactURL})
+	c.register(t, job)
+	alloc := c.waitAllocs(t, *job.ID, 1, status("running"))[0]
+
+	// Another mesh service reaches each Wasm service through its sidecar;
+	// the handler's call to the counter went through its own.
+	out := c.waitLogs(t, alloc, "client-http", "stdout", "Hello from WebAssembly!")
+	must.StrContains(t, out, "GET http://127.0.0.1:9002/from-mesh:\nHello from WebAssembly! The counter at 127.0.0.1:9001 says: count ")
+	out = c.waitLogs(t, alloc, "client-listener", "stdout", "Hello from a WebAssembly listener")
+	must.StrContains(t, out, "GET http://127.0.0.1:9003/from-mesh:\nHello from a WebAssembly listener: /from-mesh\n")
+
+	// Intentions: visits → counter denied, then allowed.
+	url := "http://" + bridgePort(t, alloc, "web", 8080) + "/"
+	setIntention(t, c, "mesh-visits", "mesh-counter", consulapi.IntentionActionDeny)
+	body := httpStatus(t, url, http.StatusBadGateway)
+	must.StrContains(t, body, "visits: cannot reach the counter at 127.0.0.1:9001")
+	setIntention(t, c, "mesh-visits", "mesh-counter", consulapi.IntentionActionAllow)
+	must.StrContains(t, httpGet(t, url), "Hello from WebAssembly! The counter at 127.0.0.1:9001 says: count ")
+
+	_, _, err := c.Nomad.Jobs().Deregister(*job.ID, true, nil)
+	must.NoError(t, err)
+}
+
+// setIntention makes the intention from source to destination action.
+func setIntention(t *testing.T, c *Cluster, source, destination string, action consulapi.IntentionAction) {
+	t.Helper()
+	_, _, err := c.Consul.ConfigEntries().Set(&consulapi.ServiceIntentionsConfigEntry{
+		Kind: consulapi.ServiceIntentions, Name: destination,
+		Sources: []*consulapi.SourceIntention{{Name: source, Action: action}},
+	}, nil)
+	must.NoError(t, err)
+}
+
+// buildConsulImage builds wasm-e2e/consul:1, the consul binary the tests
+// built (statically linked) in a FROM scratch image: the sidecar proxy.
+func buildConsulImage(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(agentBinary(t, "consul"))
+	must.NoError(t, err)
+	must.NoError(t, os.WriteFile(filepath.Join(dir, "consul"), b, 0o755))
+	must.NoError(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY consul /consul\nENTRYPOINT [\"/consul\"]\n"), 0o644))
+	out, err := exec.Command("docker", "build", "-q", "-t", "wasm-e2e/consul:1", dir).CombinedOutput()
+	must.NoError(t, err, must.Sprintf("docker build: %s", out))
+}
+
+// meshJob: one bridge-mode group with three mesh services (the Wasm
+// handler, the Wasm listener, the Docker counter), each with a Consul
+// built-in proxy as its sidecar, and two Docker clients that call the Wasm
+// services through their own sidecars' upstreams.
+const meshJob = `
+variable "artifact_url" {
+  type = string
+}
+
+job "mesh" {
+  type = "service"
+
+  group "mesh" {
+    network {
+      mode = "bridge"
+      port "web" {
+        to = 8080
+      }
+      # serve.wasm serves WASM_LISTENER_HTTP.
+      port "http" {
+        to = 8081
+      }
+    }
+
+    service {
+      name = "mesh-visits"
+      port = "8080"
+      connect {
+        sidecar_service {
+          proxy {
+            upstreams {
+              destination_name = "mesh-counter"
+              local_bind_port  = 9001
+            }
+          }
+        }
+        sidecar_task {
+          driver = "docker"
+          config {
+            image      = "wasm-e2e/consul:1"
+            force_pull = false
+            args       = ["connect", "proxy", "-service", "mesh-visits", "-listen", "0.0.0.0:${NOMAD_PORT_connect_proxy_mesh_visits}", "-service-addr", "127.0.0.1:8080", "-upstream", "mesh-counter:9001"]
+          }
+          env {
+            CONSUL_HTTP_ADDR = "unix:///alloc/tmp/consul_grpc.sock"
+          }
+        }
+      }
+    }
+
+    service {
+      name = "mesh-listener"
+      port = "8081"
+      connect {
+        sidecar_service {}
+        sidecar_task {
+          driver = "docker"
+          config {
+            image      = "wasm-e2e/consul:1"
+            force_pull = false
+            args       = ["connect", "proxy", "-service", "mesh-listener", "-listen", "0.0.0.0:${NOMAD_PORT_connect_proxy_mesh_listener}", "-service-addr", "127.0.0.1:8081"]
+          }
+          env {
+            CONSUL_HTTP_ADDR = "unix:///alloc/tmp/consul_grpc.sock"
+          }
+        }
+      }
+    }
+
+    service {
+      name = "mesh-counter"
+      port = "9000"
+      connect {
+        sidecar_service {}
+        sidecar_task {
+          driver = "docker"
+          config {
+            image      = "wasm-e2e/consul:1"
+            force_pull = false
+            args       = ["connect", "proxy", "-service", "mesh-counter", "-listen", "0.0.0.0:${NOMAD_PORT_connect_proxy_mesh_counter}", "-service-addr", "127.0.0.1:9000"]
+          }
+          env {
+            CONSUL_HTTP_ADDR = "unix:///alloc/tmp/consul_grpc.sock"
+          }
+        }
+      }
+    }
+
+    service {
+      name = "mesh-clients"
+      port = "9100"
+      connect {
+        sidecar_service {
+          proxy {
+            upstreams {
+              destination_name = "mesh-visits"
+              local_bind_port  = 9002
+            }
+            upstreams {
+              destination_name = "mesh-listener"
+              local_bind_port  = 9003
+            }
+          }
+        }
+        sidecar_task {
+          driver = "docker"
+          config {
+            image      = "wasm-e2e/consul:1"
+            force_pull = false
+            args       = ["connect", "proxy", "-service", "mesh-clients", "-listen", "0.0.0.0:${NOMAD_PORT_connect_proxy_mesh_clients}", "-service-addr", "127.0.0.1:9100", "-upstream", "mesh-visits:9002", "-upstream", "mesh-listener:9003"]
+          }
+          env {
+            CONSUL_HTTP_ADDR = "unix:///alloc/tmp/consul_grpc.sock"
+          }
+        }
+      }
+    }
+
+    task "counter" {
+      driver = "docker"
+      config {
+        image      = "wasm-e2e/sidecar:1"
+        force_pull = false
+        args       = ["count", "9000"]
+      }
+      resources {
+        cpu    = 50
+        memory = 32
+      }
+    }
+
+    task "visits" {
+      driver = "wasm"
+      artifact {
+        source      = "${var.artifact_url}/visits.wasm"
+        destination = "local/"
+      }
+      env {
+        UPSTREAM = "${NOMAD_UPSTREAM_ADDR_mesh_counter}"
+      }
+      config {
+        module   = "local/visits.wasm"
+        outbound = ["tcp://${NOMAD_UPSTREAM_ADDR_mesh_counter}"]
+        http {
+          port = "web"
+        }
+      }
+      resources {
+        cpu    = 100
+        memory = 32
+      }
+    }
+
+    task "listener" {
+      driver = "wasm"
+      artifact {
+        source      = "${var.artifact_url}/serve.wasm"
+        destination = "local/"
+      }
+      config {
+        module    = "local/serve.wasm"
+        listeners = ["http"]
+      }
+      resources {
+        cpu    = 100
+        memory = 32
+      }
+    }
+
+    task "client-http" {
+      driver = "docker"
+      config {
+        image      = "wasm-e2e/sidecar:1"
+        force_pull = false
+        args       = ["get", "http://127.0.0.1:9002/from-mesh"]
+      }
+      resources {
+        cpu    = 50
+        memory = 32
+      }
+    }
+
+    task "client-listener" {
+      driver = "docker"
+      config {
+        image      = "wasm-e2e/sidecar:1"
+        force_pull = false
+        args       = ["get", "http://127.0.0.1:9003/from-mesh"]
+      }
+      resources {
+        cpu    = 50
+        memory = 32
+      }
+    }
+  }
+}
+`
