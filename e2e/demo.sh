@@ -244,6 +244,9 @@ HCL
 		local visits
 		visits=$(curl -sf 'http://127.0.0.1:8500/v1/health/service/outbound-visits?passing=1' |
 			python3 -c 'import json, sys; s = json.load(sys.stdin)[0]["Service"]; print("%s:%d" % (s["Address"], s["Port"]))')
+		# Until its template has the counter's address from Consul (the
+		# task then restarts with it), the handler says so.
+		wait_for "the visits handler to reach its counter" sh -c "curl -sf 'http://$visits/' | grep -q 'says: count'"
 		echo
 		echo "== A wasm HTTP handler that calls the job's counter (a Docker task) on every request (curl http://$visits/ twice)"
 		curl -s "http://$visits/"
