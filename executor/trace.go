@@ -34,15 +34,19 @@ const (
 	// SpanRemember: recording the module as recently started, for the next
 	// spare to prepare.
 	SpanRemember
-	// SpanInstantiate: becoming the task's user, binding its sockets and
-	// instantiating the guest (in http mode, starting the trigger).
+	// SpanInstantiate: binding the task's sockets and instantiating the
+	// guest (in http mode, starting the trigger).
 	SpanInstantiate
 	// SpanReply: recording the task and scheduling what follows a start.
 	SpanReply
+	// SpanUser: becoming the task's user (set apart from instantiate,
+	// which it is part of: it comes before or after the instantiation, as
+	// the module has a start function or not).
+	SpanUser
 )
 
 // StartSpanNames names the executor's steps of a Start (SpanAdmit…).
-var StartSpanNames = []string{"admit", "open", "logs", "cgroup-join", "read", "compile", "remember", "instantiate", "reply"}
+var StartSpanNames = []string{"admit", "open", "logs", "cgroup-join", "read", "compile", "remember", "instantiate", "reply", "user"}
 
 // Trace times the steps of one task start, each from the end of the step
 // before (Mark), so that they add up to the whole. It is always on: a

@@ -138,6 +138,9 @@ type runOptions struct {
 	// (see asUserOnThread); the main instance of a task that runs as
 	// another user than the executor's.
 	runAs *proto.RunAs
+	// trace, when set, times the start's steps (the task's main
+	// instance).
+	trace *executor.Trace
 }
 
 // errNoMemory: an instance could not get its initial memory from its budget.
@@ -226,6 +229,14 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 	if !p.hasStart {
 		bound = 0
 	}
+	// The start's trace times becoming the user apart (executor.SpanUser),
+	// where instantiation runs on the caller's behalf alone: a start
+	// function's instantiation may outlive its bound on a goroutine of its
+	// own.
+	trace := opts.trace
+	if bound > 0 {
+		trace = nil
+	}
 	in.module, err = instantiateWithin(bound, cancelSpin, func() (api.Module, error) {
 		if opts.runAs != nil {
 			return asUserOnThread(opts.runAs, opts.netns, p.hasStart, func() (api.Module, error) {
@@ -233,7 +244,7 @@ func (p *program) instantiate(opts runOptions) (_ *instance, err error) {
 					return nil, err
 				}
 				return p.runtime.InstantiateModule(ctx, p.module, p.config)
-			}, func(m api.Module) { _ = m.Close(context.Background()) })
+			}, func(m api.Module) { _ = m.Close(context.Background()) }, trace)
 		}
 		var mod api.Module
 		err := inNetNS(opts.netns, func() error {

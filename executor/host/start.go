@@ -202,7 +202,7 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest, trace *exec
 			s.disableGC()
 		}
 		t.command, err = prog.start(runOptions{argv0: path.Base(req.Module), args: req.Args, streams: streams, stateDir: files.stateDir,
-			listeners: req.Listeners, netns: req.NetworkNamespace, instantiateTimeout: s.instantiateTimeout, ownThread: s.shared, runAs: runAs})
+			listeners: req.Listeners, netns: req.NetworkNamespace, instantiateTimeout: s.instantiateTimeout, ownThread: s.shared, runAs: runAs, trace: trace})
 		if err == nil {
 			t.run = t.command
 		}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -68,7 +69,7 @@ func becomeUser(u *proto.RunAs) error {
 // The thread never leaves the namespace (a dropped process cannot setns
 // back): it stays locked to its goroutine, and Go ends it when the
 // goroutine returns, so no other goroutine ever runs on it.
-func asUserOnThread[T any](u *proto.RunAs, netns string, guestCodeFirst bool, instantiate func() (T, error), discard func(T)) (T, error) {
+func asUserOnThread[T any](u *proto.RunAs, netns string, guestCodeFirst bool, instantiate func() (T, error), discard func(T), trace *executor.Trace) (T, error) {
 	type result struct {
 		v   T
 		err error
@@ -85,19 +86,23 @@ func asUserOnThread[T any](u *proto.RunAs, netns string, guestCodeFirst bool, in
 			}
 		}
 		if guestCodeFirst {
+			trace.Mark(executor.SpanInstantiate)
 			if err := becomeUser(u); err != nil {
 				r.err = errDrop{err}
 				return
 			}
+			trace.Mark(executor.SpanUser)
 		}
 		if r.v, r.err = instantiate(); r.err != nil || guestCodeFirst {
 			return
 		}
+		trace.Mark(executor.SpanInstantiate)
 		if err := becomeUser(u); err != nil {
 			discard(r.v)
 			var zero T
 			r.v, r.err = zero, errDrop{err}
 		}
+		trace.Mark(executor.SpanUser)
 	}()
 	r := <-done
 	return r.v, r.err

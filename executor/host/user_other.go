@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
@@ -19,7 +20,7 @@ var errNoDrop = errors.New("running a task as another user is supported on Linux
 func becomeUser(*proto.RunAs) error { return errNoDrop }
 
 // asUserOnThread is Linux-only.
-func asUserOnThread[T any](_ *proto.RunAs, _ string, _ bool, _ func() (T, error), _ func(T)) (T, error) {
+func asUserOnThread[T any](_ *proto.RunAs, _ string, _ bool, _ func() (T, error), _ func(T), _ *executor.Trace) (T, error) {
 	var zero T
 	return zero, errDrop{errNoDrop}
 }
