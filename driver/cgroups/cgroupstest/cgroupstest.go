@@ -19,7 +19,7 @@ import (
 // cgroups with the cpu and memory controllers), except in CI, where that
 // fails. WASM_TEST_CGROUP, where set, is the version the run must find
 // (the cgroup v2 machine of make test-cgroup2 sets it to v2).
-func Require(t *testing.T, version func() (string, error)) string {
+func Require(t testing.TB, version func() (string, error)) string {
 	t.Helper()
 	v, err := version()
 	if want := os.Getenv("WASM_TEST_CGROUP"); want != "" && v != want {
@@ -36,7 +36,7 @@ func Require(t *testing.T, version func() (string, error)) string {
 }
 
 // Read is the content of a cgroup file, trimmed.
-func Read(t *testing.T, dir, file string) string {
+func Read(t testing.TB, dir, file string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, file))
 	must.NoError(t, err)
