@@ -26,6 +26,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/dataseg"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/wasi"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
@@ -95,7 +96,13 @@ type compiled struct {
 // compile compiles b (whose SHA-256 is digest; module names it in
 // messages) through cache for engine, with the per-loop check or not.
 // Its errors are classified (executor.Error).
+//
+// What is compiled is b with its data segments merged (dataseg): the same
+// module to the guest, whose instances start without applying a Go
+// module's tens of thousands of segments one by one. The cache is keyed
+// by b's digest (modcache names the form in its directories).
 func compile(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
+	b, _ = dataseg.Coalesce(b)
 	key := modcache.Key{Engine: engine, Interruptible: interruptible, Digest: digest}
 	c, err := cache.Compile(ctx, runtimeConfig(engine, interruptible), key, module, b)
 	if errors.Is(err, modcache.ErrNotCached) {

@@ -69,8 +69,8 @@ func wazeroVersionFrom(info *debug.BuildInfo) string {
 // Layout (persisted; changing it orphans existing entries, which is safe but
 // costs one compile per module):
 //
-//	<dir>/wazero-<version>/<engine>/<code>/<module sha256>/   wazero's cache for one module
-//	<dir>/wazero-<version>/<engine>/<code>/<module sha256>.lock
+//	<dir>/wazero-<version>-<form>/<engine>/<code>/<module sha256>/   wazero's cache for one module
+//	<dir>/wazero-<version>-<form>/<engine>/<code>/<module sha256>.lock
 //
 // where <code> is "interruptible" for code compiled with wazero's per-loop
 // check and "uninterruptible" for code without it (Key.Interruptible): a
@@ -126,6 +126,13 @@ type Cache struct {
 	Validate wazero.RuntimeConfig
 }
 
+// form names, in the cache's directories, the form of the bytes the
+// executor compiles for a module's digest: "ds1", its data segments merged
+// (executor/host/dataseg). A change of it is a new directory, so that code
+// compiled from another form of the module is never taken for it (wazero
+// keys its entries by the bytes it compiled).
+const form = "ds1"
+
 // Key names a module's entry: the engine it is compiled for, whether its
 // code has wazero's per-loop check, and the module's SHA-256 (lowercase
 // hex). The configuration a module is compiled with must follow from its
@@ -174,7 +181,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 		code = "interruptible"
 	}
 	digest := key.Digest
-	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion(), key.Engine, code, digest)
+	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion()+"-"+form, key.Engine, code, digest)
 	if c.CachedOnly {
 		if !hasEntry(dir) || verifyEntry(dir) != nil {
 			return nil, ErrNotCached

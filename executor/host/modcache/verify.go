@@ -21,7 +21,7 @@ import (
 // So each entry's digest is recorded apart from it, when it is written,
 // and an entry is loaded only if it matches:
 //
-//	<dir>/wazero-<version>/<engine>/<code>/<module sha256>.sha256
+//	<dir>/wazero-<version>-<form>/<engine>/<code>/<module sha256>.sha256
 //
 // holds the SHA-256 over the entry's files (their names and contents, in
 // name order), in hex. An entry that does not match, or has no record, is
