@@ -8,7 +8,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -666,25 +665,7 @@ func (c *Cluster) waitNomadChecks(t *testing.T, allocID string, n int) {
 // httpGet polls url until it answers 200 and returns the body.
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
-	var body string
-	waitErr(t, func() error {
-		resp, err := client.Get(url)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s: %q", url, resp.Status, b)
-		}
-		body = string(b)
-		return nil
-	})
-	return body
+	return httpStatus(t, url, http.StatusOK)
 }
 
 // checkMetrics reads the Prometheus text at url and checks that

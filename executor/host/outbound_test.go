@@ -85,6 +85,19 @@ func runOutbound(t testing.TB, module string, out *proto.Outbound, args ...strin
 // runOutboundIn is runOutbound for a task in the network namespace netns.
 func runOutboundIn(t testing.TB, netns, module string, out *proto.Outbound, args ...string) outboundRun {
 	t.Helper()
+	p, network := outboundProgram(t, netns, module, out, false)
+	stdout, stderr := &collect{}, &collect{}
+	in, err := p.start(runOptions{argv0: "app.wasm", args: args, streams: stdio{stdout: stdout, stderr: stderr}})
+	must.NoError(t, err)
+	<-in.ended
+	return outboundRun{exit: in.status.ExitCode, stdout: stdout.String(), stderr: stderr.String(), network: network}
+}
+
+// outboundProgram loads module (a test guest) as a task's program whose
+// outbound policy is out, in the network namespace netns (when set), with
+// the per-loop check when interruptible; both last until the test ends.
+func outboundProgram(t testing.TB, netns, module string, out *proto.Outbound, interruptible bool) (*program, *taskNetwork) {
+	t.Helper()
 	local := t.TempDir()
 	testmodule.Install(t, module, local, "app.wasm")
 	files, err := openTaskFiles(&proto.StartRequest{Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: local}}})
@@ -97,16 +110,12 @@ func runOutboundIn(t testing.TB, netns, module string, out *proto.Outbound, args
 	network, err := newTaskNetwork(out, netns, hclog.NewNullLogger())
 	must.NoError(t, err)
 	t.Cleanup(network.close)
-	spec := programSpec{Module: "/local/app.wasm", Engine: engine, Entrypoint: "_start", View: files.view, Network: network}
+	spec := programSpec{Module: "/local/app.wasm", Engine: engine, Entrypoint: "_start", View: files.view, Network: network, Interruptible: interruptible}
 	cache := modcache.Cache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger(), Validate: validateConfig()}
 	p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, b, digest, nil)
 	must.NoError(t, err)
 	t.Cleanup(p.close)
-	stdout, stderr := &collect{}, &collect{}
-	in, err := p.start(runOptions{argv0: "app.wasm", args: args, streams: stdio{stdout: stdout, stderr: stderr}})
-	must.NoError(t, err)
-	<-in.ended
-	return outboundRun{exit: in.status.ExitCode, stdout: stdout.String(), stderr: stderr.String(), network: network}
+	return p, network
 }
 
 // loopbackRules allows the guest the port on 127.0.0.1 (and localhost),
@@ -274,22 +283,7 @@ func TestOutboundStopClosesSockets(t *testing.T) {
 		}
 	}()
 	port := l.Addr().(*net.TCPAddr).Port
-	local := t.TempDir()
-	testmodule.Install(t, "connect", local, "app.wasm")
-	files, err := openTaskFiles(&proto.StartRequest{Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: local}}})
-	must.NoError(t, err)
-	t.Cleanup(files.close)
-	b, digest, err := files.view.read("/local/app.wasm", 0)
-	must.NoError(t, err)
-	engine, err := resolveEngine(executor.EngineAuto)
-	must.NoError(t, err)
-	network, err := newTaskNetwork(loopbackRules(port), "", hclog.NewNullLogger())
-	must.NoError(t, err)
-	spec := programSpec{Module: "/local/app.wasm", Engine: engine, Entrypoint: "_start", View: files.view, Network: network, Interruptible: true}
-	cache := modcache.Cache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger(), Validate: validateConfig()}
-	p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, b, digest, nil)
-	must.NoError(t, err)
-	t.Cleanup(p.close)
+	p, _ := outboundProgram(t, "", "connect", loopbackRules(port), true)
 	in, err := p.start(runOptions{argv0: "app.wasm", args: []string{"block", "127.0.0.1", strconv.Itoa(port), "x"}, streams: stdio{stdout: &collect{}, stderr: &collect{}}})
 	must.NoError(t, err)
 	conn := <-held
