@@ -56,8 +56,7 @@ func TestServiceMesh(t *testing.T) {
 	setIntention(t, c, "mesh-visits", "mesh-counter", consulapi.IntentionActionAllow)
 	must.StrContains(t, httpGet(t, url), "Hello from WebAssembly! The counter at 127.0.0.1:9001 says: count ")
 
-	_, _, err := c.Nomad.Jobs().Deregister(*job.ID, true, nil)
-	must.NoError(t, err)
+	c.stopBridgeJob(t, *job.ID, alloc)
 }
 
 // setIntention makes the intention from source to destination action.

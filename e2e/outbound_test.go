@@ -75,8 +75,7 @@ func TestOutbound(t *testing.T) {
 		url := "http://" + bridgePort(t, alloc, "web", 8080) + "/"
 		must.Eq(t, "Hello from WebAssembly! The counter at 127.0.0.1:9000 says: count 1\n", httpGet(t, url))
 		must.Eq(t, "Hello from WebAssembly! The counter at 127.0.0.1:9000 says: count 2\n", httpGet(t, url))
-		_, _, err := c.Nomad.Jobs().Deregister(*job.ID, true, nil)
-		must.NoError(t, err)
+		c.stopBridgeJob(t, *job.ID, alloc)
 	})
 
 	t.Run("beyond the operator's ceiling", func(t *testing.T) {
@@ -92,6 +91,25 @@ func TestOutbound(t *testing.T) {
 		_, _, err := c.Nomad.Jobs().Deregister(*job.ID, true, nil)
 		must.NoError(t, err)
 	})
+}
+
+// stopBridgeJob stops job (purged) and waits until the client has torn
+// down its allocations' bridge networks: once purged, the job's
+// allocations are no longer listed, and networkCluster's own wait at the
+// end would not see them; agents stopped sooner leave the networks (CNI's
+// port mappings among them) behind on the host for the next test.
+func (c *Cluster) stopBridgeJob(t *testing.T, jobID string, allocs ...*nomadapi.Allocation) {
+	t.Helper()
+	_, _, err := c.Nomad.Jobs().Deregister(jobID, true, nil)
+	must.NoError(t, err)
+	for _, a := range allocs {
+		waitErr(t, func() error {
+			if left := networkLeft(a.ID); len(left) > 0 {
+				return fmt.Errorf("allocation %s stopped but its network is still there: %v", a.ID, left)
+			}
+			return nil
+		})
+	}
 }
 
 // httpStatus gets url until it answers with status code, and returns its
