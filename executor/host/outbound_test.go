@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -367,4 +368,40 @@ func TestOutboundResolvesWithTheTasksDNS(t *testing.T) {
 	r := runOutbound(t, "connect", &proto.Outbound{Rules: []string{"tcp://*:*"}, Allow: []string{"tcp://*:*"}, DnsServers: []string{dns}}, "block", "nothing.service.consul", strconv.Itoa(port), "hi")
 	must.Eq(t, int32(84), r.exit, must.Sprintf("stderr: %s", r.stderr))
 	must.Eq(t, 2, accepted())
+}
+
+// TestOutboundHTTPRequestClosesItsSockets: in http mode an instance's
+// sockets are closed when its request ends, though its guest left its
+// connection open (the connect guest as an HTTP handler), and the task's metrics
+// count the connection.
+func TestOutboundHTTPRequestClosesItsSockets(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	held := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			held <- c
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	h := startHTTPTask(t, "connect", func(r *proto.StartRequest) { r.Outbound = loopbackRules(port) })
+	resp := h.do(t, "GET", "/?"+strconv.Itoa(port), "")
+	must.Eq(t, 200, resp.status)
+	must.StrContains(t, resp.body, "connect errno 0")
+	conn := <-held
+	defer conn.Close()
+	waitUntil(t, func() bool { return peerSockets(t, port) == 0 }, "the request's connection outlived its request")
+	must.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	n, err := conn.Read(make([]byte, 1))
+	must.Eq(t, 0, n)
+	must.ErrorIs(t, err, io.EOF, must.Sprint("the server did not see the connection closed"))
+	metrics, err := http.Get("http://" + h.tk.trigger().metricsAddr.String() + "/metrics")
+	must.NoError(t, err)
+	defer metrics.Body.Close()
+	b, err := io.ReadAll(metrics.Body)
+	must.NoError(t, err)
+	must.StrContains(t, string(b), `wasm_outbound_connections_total{result="opened"} 1`)
+	must.StrContains(t, string(b), `wasm_outbound_connections_total{result="refused"} 0`)
 }

@@ -11,7 +11,11 @@
 // sends and receives, each waited for in poll_oneoff). loop times N
 // blocking round trips (connect, send "x", shut down writing, receive to
 // the end, close) and prints the median and 99th percentile in
-// microseconds: the benchmark of a guest's connect and round trip. HOST is an IPv4
+// microseconds: the benchmark of a guest's connect and round trip.
+//
+// As an HTTP handler (the driver's http mode: REQUEST_METHOD is set) it
+// connects to 127.0.0.1:PORT (the query string), answers, and exits without
+// closing the connection: the driver closes it when the request ends. HOST is an IPv4
 // address or a name, resolved with sock_getaddrinfo. It connects, sends
 // MESSAGE, shuts down its writing side, prints what it receives until the
 // peer closes, and exits 0; on a failure it prints the step and the WASI
@@ -112,6 +116,16 @@ static int loop(uint8_t ip[4], int port, int n) {
 }
 
 int main(int argc, char **argv) {
+	if (getenv("REQUEST_METHOD")) {
+		const char *query = getenv("QUERY_STRING");
+		int32_t fd;
+		uint8_t ip[4] = {127, 0, 0, 1};
+		wasi_address_t addr = {ip, 4};
+		int e = sock_open(1, 2, &fd);
+		if (e == 0) e = sock_connect(fd, &addr, query ? atoi(query) : 0);
+		printf("Content-Type: text/plain\n\nconnect errno %d\n", e);
+		return 0;
+	}
 	if (argc == 5 && strcmp(argv[1], "loop") == 0) {
 		unsigned a, b, c, d;
 		if (sscanf(argv[2], "%u.%u.%u.%u", &a, &b, &c, &d) != 4) return fail("loop: HOST must be an IPv4 address", 0);
