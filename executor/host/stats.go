@@ -227,8 +227,8 @@ func (s *server) Stats(req *proto.StatsRequest, stream proto.Executor_StatsServe
 }
 
 // Notices streams the task's notices (task events the driver reports: an
-// outbound connection refused) as they come, until the task is released or
-// the driver ends the stream.
+// outbound connection refused) as they come, until the task's guest ends,
+// the task is released or the driver ends the stream.
 func (s *server) Notices(req *proto.NoticesRequest, stream proto.Executor_NoticesServer) error {
 	t, err := s.current(req.TaskId)
 	if err != nil {
@@ -239,14 +239,24 @@ func (s *server) Notices(req *proto.NoticesRequest, stream proto.Executor_Notice
 	if n != nil {
 		more = n.more
 	}
-	for {
+	send := func() error {
 		for _, m := range n.takeNotices() {
 			if err := stream.Send(m); err != nil {
 				return err
 			}
 		}
+		return nil
+	}
+	for {
+		if err := send(); err != nil {
+			return err
+		}
 		select {
 		case <-more:
+		case <-t.run.done():
+			// Its guest has ended: what it made is sent, and the stream
+			// ends, so that it holds nothing open after its task.
+			return send()
 		case <-t.released:
 			return nil
 		case <-stream.Context().Done():
