@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -666,6 +667,31 @@ func (c *Cluster) waitNomadChecks(t *testing.T, allocID string, n int) {
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	return httpStatus(t, url, http.StatusOK)
+}
+
+// httpStatus gets url until it answers with status code, and returns its
+// body.
+func httpStatus(t *testing.T, url string, code int) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	var body string
+	waitErr(t, func() error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != code {
+			return fmt.Errorf("GET %s: %s: %q", url, resp.Status, b)
+		}
+		body = string(b)
+		return nil
+	})
+	return body
 }
 
 // checkMetrics reads the Prometheus text at url and checks that

@@ -7,13 +7,11 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/shoenig/test/must"
@@ -110,31 +108,6 @@ func (c *Cluster) stopBridgeJob(t *testing.T, jobID string, allocs ...*nomadapi.
 			return nil
 		})
 	}
-}
-
-// httpStatus gets url until it answers with status code, and returns its
-// body.
-func httpStatus(t *testing.T, url string, code int) string {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
-	var body string
-	waitErr(t, func() error {
-		resp, err := client.Get(url)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != code {
-			return fmt.Errorf("GET %s: %s: %q", url, resp.Status, b)
-		}
-		body = string(b)
-		return nil
-	})
-	return body
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -248,6 +248,33 @@ func TestOutboundInNetworkNamespace(t *testing.T) {
 	must.Eq(t, 1, accepted())
 }
 
+// holdingServer listens on loopback, takes one connection, hands it over
+// and never answers on it; the connection and the listener are closed when
+// the test ends. It returns the port.
+func holdingServer(t *testing.T) (int, <-chan net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must.NoError(t, err)
+	held := make(chan net.Conn, 1)
+	var conn net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		if c, err := l.Accept(); err == nil {
+			conn = c
+			held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-accepted
+		if conn != nil {
+			_ = conn.Close()
+		}
+	})
+	return l.Addr().(*net.TCPAddr).Port, held
+}
+
 // peerSockets counts the sockets of this process connected to port on
 // loopback: a guest's connections, seen from the host.
 func peerSockets(t *testing.T, port int) int {
@@ -273,22 +300,11 @@ func peerSockets(t *testing.T, port int) int {
 // connection is woken, and its socket is closed with it.
 func TestOutboundStopClosesSockets(t *testing.T) {
 	t.Parallel()
-	// A server that takes the connection and never answers.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-	held := make(chan net.Conn, 1)
-	go func() {
-		if c, err := l.Accept(); err == nil {
-			held <- c
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port, held := holdingServer(t)
 	p, _ := outboundProgram(t, "", "connect", loopbackRules(port), true)
 	in, err := p.start(runOptions{argv0: "app.wasm", args: []string{"block", "127.0.0.1", strconv.Itoa(port), "x"}, streams: stdio{stdout: &collect{}, stderr: &collect{}}})
 	must.NoError(t, err)
-	conn := <-held
-	defer conn.Close()
+	<-held // the guest has connected
 	waitUntil(t, func() bool { return peerSockets(t, port) == 1 }, "the guest's connection is not open")
 	in.stop(int32(unix.SIGTERM))
 	select {
@@ -376,22 +392,12 @@ func TestOutboundResolvesWithTheTasksDNS(t *testing.T) {
 // count the connection.
 func TestOutboundHTTPRequestClosesItsSockets(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-	held := make(chan net.Conn, 1)
-	go func() {
-		if c, err := l.Accept(); err == nil {
-			held <- c
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port, held := holdingServer(t)
 	h := startHTTPTask(t, "connect", func(r *proto.StartRequest) { r.Outbound = loopbackRules(port) })
 	resp := h.do(t, "GET", "/?"+strconv.Itoa(port), "")
 	must.Eq(t, 200, resp.status)
 	must.StrContains(t, resp.body, "connect errno 0")
 	conn := <-held
-	defer conn.Close()
 	waitUntil(t, func() bool { return peerSockets(t, port) == 0 }, "the request's connection outlived its request")
 	must.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
 	n, err := conn.Read(make([]byte, 1))
@@ -404,4 +410,21 @@ func TestOutboundHTTPRequestClosesItsSockets(t *testing.T) {
 	must.NoError(t, err)
 	must.StrContains(t, string(b), `wasm_outbound_connections_total{result="opened"} 1`)
 	must.StrContains(t, string(b), `wasm_outbound_connections_total{result="refused"} 0`)
+}
+
+// TestOutboundBridgeInSharedExecutor: a bridge-mode task with outbound
+// rules is refused by a shared executor that runs as its user (it cannot
+// enter the allocation's namespace), as the operator's to fix, before
+// anything of the task is opened.
+func TestOutboundBridgeInSharedExecutor(t *testing.T) {
+	t.Parallel()
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	s.shared = true
+	s.user.Store(&proto.RunAs{Name: "nobody", Uid: 65534, Gid: 65534})
+	_, err := s.start(context.Background(), &proto.StartRequest{
+		TaskId: "bridge", Module: "/local/app.wasm", NetworkNamespace: "/var/run/netns/alloc",
+		Outbound: &proto.Outbound{Rules: []string{"tcp://127.0.0.1:5432"}, Allow: []string{"tcp://*:*"}},
+	}, nil)
+	must.ErrorContains(t, err, "outbound connections from a task with bridge networking need an executor of the task's own")
+	must.Eq(t, executor.ClassOperator, executor.ClassOf(err))
 }

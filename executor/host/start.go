@@ -111,6 +111,9 @@ func (s *server) admit(req *proto.StartRequest) (int, error) {
 // steps.
 func (s *server) start(ctx context.Context, req *proto.StartRequest, trace *executor.Trace) (_ *task, err error) {
 	defer s.warm.take(nil, "", false)
+	if s.shared && s.user.Load() != nil && req.NetworkNamespace != "" && req.Outbound != nil && len(req.Outbound.Rules) > 0 {
+		return nil, executor.OperatorErrorf("outbound connections from a task with bridge networking need an executor of the task's own: this node runs its tasks in its shared executor, which runs as an unprivileged user and cannot enter the allocation's network namespace; set shared_executor = false, or use host networking")
+	}
 	files, err := s.openFiles(req)
 	if err != nil {
 		return nil, err
@@ -152,9 +155,6 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest, trace *exec
 	runAs, err := s.runAs(req)
 	if err != nil {
 		return nil, err
-	}
-	if s.shared && s.user.Load() != nil && req.NetworkNamespace != "" && req.Outbound != nil && len(req.Outbound.Rules) > 0 {
-		return nil, executor.OperatorErrorf("outbound connections from a task with bridge networking need an executor of the task's own: this node runs its tasks in its shared executor, which runs as an unprivileged user and cannot enter the allocation's network namespace; set shared_executor = false, or use host networking")
 	}
 	network, err := newTaskNetwork(req.Outbound, req.NetworkNamespace, t.logger)
 	if err != nil {
