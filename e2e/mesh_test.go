@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/shoenig/test/must"
@@ -31,30 +32,58 @@ import (
 // default Envoy sidecar unchanged. With the agents on loopback
 // (network_interface = "lo") every sidecar is registered at 127.0.0.1,
 // which only a sidecar in the same namespace reaches: so the services
-// share one group.
+// share one group. The sidecars go without Nomad's default TCP check, which
+// first passes after its 10 s interval: until then Consul has no healthy
+// instance of any service, and every call through the mesh fails.
 func TestServiceMesh(t *testing.T) {
+	began := time.Now()
 	c := networkCluster(t)
 	requireDocker(t, c)
 	buildConsulImage(t)
+	t.Logf("%v: cluster up, sidecar image built", time.Since(began))
 
 	job := c.parseJob(t, meshJob, map[string]string{"artifact_url": c.ArtifactURL})
 	c.register(t, job)
 	alloc := c.waitAllocs(t, *job.ID, 1, status("running"))[0]
+	t.Logf("%v: allocation running", time.Since(began))
+	// What the clients, the handler and the sidecars said, when the mesh
+	// did not come up: their retries name the hop that failed.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, task := range []string{"client-http", "client-listener", "visits", "listener",
+			"connect-proxy-mesh-visits", "connect-proxy-mesh-listener", "connect-proxy-mesh-counter", "connect-proxy-mesh-clients"} {
+			for _, stream := range []string{"stdout", "stderr"} {
+				out, err := c.readLogs(alloc, task, stream)
+				t.Logf("==== %s %s (%v):\n%s", task, stream, err, tail(out, 3000))
+			}
+		}
+		checks, _, err := c.Consul.Health().State(consulapi.HealthAny, nil)
+		for _, ch := range checks {
+			t.Logf("Consul check %s of %s: %s (%s)", ch.Name, ch.ServiceName, ch.Status, ch.Output)
+		}
+		t.Logf("Consul checks: %v", err)
+	})
 
 	// Another mesh service reaches each Wasm service through its sidecar;
 	// the handler's call to the counter went through its own.
 	out := c.waitLogs(t, alloc, "client-http", "stdout", "Hello from WebAssembly!")
 	must.StrContains(t, out, "GET http://127.0.0.1:9002/from-mesh:\nHello from WebAssembly! The counter at 127.0.0.1:9001 says: count ")
+	t.Logf("%v: the handler answered through the mesh", time.Since(began))
 	out = c.waitLogs(t, alloc, "client-listener", "stdout", "Hello from a WebAssembly listener")
 	must.StrContains(t, out, "GET http://127.0.0.1:9003/from-mesh:\nHello from a WebAssembly listener: /from-mesh\n")
+	t.Logf("%v: the listener answered through the mesh", time.Since(began))
 
 	// Intentions: visits → counter denied, then allowed.
 	url := "http://" + bridgePort(t, alloc, "web", 8080) + "/"
 	setIntention(t, c, "mesh-visits", "mesh-counter", consulapi.IntentionActionDeny)
 	body := httpStatus(t, url, http.StatusBadGateway)
 	must.StrContains(t, body, "visits: cannot reach the counter at 127.0.0.1:9001")
+	t.Logf("%v: denied", time.Since(began))
 	setIntention(t, c, "mesh-visits", "mesh-counter", consulapi.IntentionActionAllow)
 	must.StrContains(t, httpGet(t, url), "Hello from WebAssembly! The counter at 127.0.0.1:9001 says: count ")
+	t.Logf("%v: allowed again", time.Since(began))
 
 	c.stopBridgeJob(t, *job.ID, alloc)
 }
@@ -111,6 +140,7 @@ job "mesh" {
       port = "8080"
       connect {
         sidecar_service {
+          disable_default_tcp_check = true
           proxy {
             upstreams {
               destination_name = "mesh-counter"
@@ -136,7 +166,9 @@ job "mesh" {
       name = "mesh-listener"
       port = "8081"
       connect {
-        sidecar_service {}
+        sidecar_service {
+          disable_default_tcp_check = true
+        }
         sidecar_task {
           driver = "docker"
           config {
@@ -155,7 +187,9 @@ job "mesh" {
       name = "mesh-counter"
       port = "9000"
       connect {
-        sidecar_service {}
+        sidecar_service {
+          disable_default_tcp_check = true
+        }
         sidecar_task {
           driver = "docker"
           config {
@@ -175,6 +209,7 @@ job "mesh" {
       port = "9100"
       connect {
         sidecar_service {
+          disable_default_tcp_check = true
           proxy {
             upstreams {
               destination_name = "mesh-visits"
@@ -279,3 +314,11 @@ job "mesh" {
   }
 }
 `
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
