@@ -37,27 +37,54 @@ import (
 // plain process (fork/exec until its first byte of output), measured in the
 // same run. Run them with make bench.
 
-// pluginBinaryDir holds the plugin binary the benchmarks built, removed by
+// pluginBinaryDir holds the programs the benchmarks built, removed by
 // TestMain when the run ends.
 var pluginBinaryDir string
 
-// pluginBinary builds the real plugin binary once, so that the benchmarks
-// measure the executor users run rather than the larger test binary.
-var pluginBinary = sync.OnceValues(func() (string, error) {
+// executorPrograms are what executors can start from, built once: the
+// plugin binary (as every executor did before the build embedded the
+// executor program, and still does where that cannot run) and the executor
+// program the plugin binary embeds (executor/cmd/wasm-executor, built as
+// executor/embedded/build.sh builds it), which a real plugin runs from a
+// memfd and the benchmarks from a file.
+type executorPrograms struct{ plugin, embedded string }
+
+var benchPrograms = sync.OnceValues(func() (executorPrograms, error) {
 	dir, err := os.MkdirTemp("", "nomad-driver-wasm-bench-")
 	if err != nil {
-		return "", err
+		return executorPrograms{}, err
 	}
 	pluginBinaryDir = dir
-	bin := filepath.Join(dir, "nomad-driver-wasm")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", &buildError{out: out, err: err}
+	p := executorPrograms{plugin: filepath.Join(dir, "nomad-driver-wasm"), embedded: filepath.Join(dir, "wasm-executor")}
+	for _, args := range [][]string{
+		{"build", "-o", p.plugin, "."},
+		{"build", "-ldflags", "-s -w", "-o", p.embedded, "./executor/cmd/wasm-executor"},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return executorPrograms{}, &buildError{out: out, err: err}
+		}
 	}
-	return bin, nil
+	return p, nil
 })
+
+// benchExecutor is the program the benchmarks' drivers start executors
+// from: the embedded executor program, as a real plugin does; with
+// WASM_BENCH_EXECUTOR=plugin the plugin binary, to compare the two in one
+// session.
+func benchExecutor(b *testing.B) string {
+	b.Helper()
+	p, err := benchPrograms()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if os.Getenv("WASM_BENCH_EXECUTOR") == "plugin" {
+		return p.plugin
+	}
+	return p.embedded
+}
 
 type buildError struct {
 	out []byte
@@ -66,14 +93,15 @@ type buildError struct {
 
 func (e *buildError) Error() string { return e.err.Error() + ": " + string(e.out) }
 
-// benchDriver is a driver running the real plugin binary as its executor,
-// whose spares prepare up to warm recent modules.
+// benchDriver is a driver running the real executor program (see
+// benchExecutor), whose spares prepare up to warm recent modules.
 func benchDriver(b *testing.B, cacheDir string, warm int) *Driver {
 	b.Helper()
-	bin, err := pluginBinary()
-	if err != nil {
-		b.Fatal(err)
-	}
+	return benchDriverWith(b, benchExecutor(b), cacheDir, warm)
+}
+
+func benchDriverWith(b *testing.B, bin, cacheDir string, warm int) *Driver {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	d := New(ctx, hclog.NewNullLogger())
@@ -82,6 +110,7 @@ func benchDriver(b *testing.B, cacheDir string, warm int) *Driver {
 		b.Fatal(err)
 	}
 	d.executors.binary = bin
+	d.shared.binary = bin // and compiles in the task's cgroups
 	d.executors.setWarm(&executor.Warm{CacheDir: d.config.CacheDir, Engine: d.config.Engine, Modules: warm})
 	d.executors.fill()
 	return d
@@ -484,4 +513,87 @@ func procCPU(t testing.TB, pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// BenchmarkExecutorLaunch: what starting an executor process costs, until
+// it answers over its protocol (executor.Launch, then a Version call): from
+// the executor program the plugin binary embeds, and from the plugin binary
+// itself (how every executor started before, and still does where the
+// embedded one cannot run), against the native hello program's fork/exec
+// until its first byte of output. A task pays it when no spare is ready
+// (cached-burst), and it is most of how soon a new spare is ready.
+func BenchmarkExecutorLaunch(b *testing.B) {
+	p, err := benchPrograms()
+	if err != nil {
+		b.Fatal(err)
+	}
+	native := percentile(nativeStart(b, testmodule.Native(b, "probe"), []string{"hello"}, 50), 0.5)
+	for _, prog := range []struct{ name, bin string }{{"embedded", p.embedded}, {"plugin", p.plugin}} {
+		b.Run(prog.name, func(b *testing.B) {
+			var ds []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				c, err := executor.Launch(executor.LaunchConfig{Binary: prog.bin, Logger: hclog.NewNullLogger()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Version(context.Background(), &proto.VersionRequest{}); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
+				b.StopTimer()
+				c.Kill()
+				b.StartTimer()
+			}
+			p50 := percentile(ds, 0.5)
+			b.ReportMetric(ms(p50), "p50-ms")
+			b.ReportMetric(ms(percentile(ds, 0.9)), "p90-ms")
+			b.ReportMetric(ms(native), "native-p50-ms")
+			b.ReportMetric(float64(p50)/float64(native), "x-native")
+		})
+	}
+}
+
+// BenchmarkSpareReady: how soon after a start the node is ready for the
+// next one: from StartTask's return until the new spare executor holds the
+// module prepared (a repeated start's state), for the C and the Go module,
+// with spares started from the embedded executor program and from the
+// plugin binary, in one run. It includes the guest's own run on the other
+// core and the driver's cleanup of the task.
+func BenchmarkSpareReady(b *testing.B) {
+	p, err := benchPrograms()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, g := range []struct{ name, module string }{{"c", "probe"}, {"go", "hello-go"}} {
+		for _, prog := range []struct{ name, bin string }{{"embedded", p.embedded}, {"plugin", p.plugin}} {
+			b.Run(g.name+"/"+prog.name, func(b *testing.B) {
+				d := benchDriverWith(b, prog.bin, b.TempDir(), 4)
+				startTask(b, d, benchTask(b, g.module, []string{"hello"}))
+				var ds []time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					waitPrepared(b, d)
+					cfg := benchTask(b, g.module, []string{"hello"})
+					if _, _, err := d.StartTask(cfg); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					returned := time.Now()
+					waitPrepared(b, d)
+					ds = append(ds, time.Since(returned))
+					b.StopTimer()
+					ch, err := d.WaitTask(context.Background(), cfg.ID)
+					if err != nil {
+						b.Fatal(err)
+					}
+					<-ch
+					_ = d.DestroyTask(cfg.ID, true)
+					b.StartTimer()
+				}
+				b.ReportMetric(ms(percentile(ds, 0.5)), "ready-p50-ms")
+				b.ReportMetric(ms(percentile(ds, 0.9)), "ready-p90-ms")
+			})
+		}
+	}
 }

@@ -68,9 +68,9 @@ func pluginBinaryDir(t testing.TB) string {
 		if pluginErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "nomad-driver-wasm"), ".")
+		// As make build builds it: with the executor program embedded.
+		cmd := exec.Command("executor/embedded/build.sh", filepath.Join(pluginDir, "nomad-driver-wasm"))
 		cmd.Dir = repoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			pluginErr = fmt.Errorf("build plugin: %w\n%s", err, out)
 		}
@@ -499,11 +499,20 @@ func processes(match func(proc string) bool) []process {
 	return ps
 }
 
-// runProcesses lists the processes running a binary from dir.
+// runProcesses lists the processes running a binary from dir, and the
+// executors started from the executor program that such a binary embeds
+// (which run a memfd, with the plugin binary's path as argv[0]).
 func runProcesses(dir string) []process {
 	return processes(func(proc string) bool {
 		exe, err := os.Readlink(filepath.Join(proc, "exe"))
-		return err == nil && strings.HasPrefix(exe, dir+"/")
+		if err != nil {
+			return false
+		}
+		if strings.HasPrefix(exe, "/memfd:") {
+			cmdline, _ := os.ReadFile(filepath.Join(proc, "cmdline"))
+			exe, _, _ = strings.Cut(string(cmdline), "\x00")
+		}
+		return strings.HasPrefix(exe, dir+"/")
 	})
 }
 

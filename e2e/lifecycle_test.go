@@ -115,6 +115,14 @@ func lastTick(out string) int {
 func TestRestartSurvival(t *testing.T) {
 	c, alloc := runTicker(t, "survivor", 5)
 	pid := executorPid(t, c, alloc)
+	// It runs the executor program the plugin binary embeds (from a sealed
+	// memfd), which outlives the plugin as the plugin binary's would.
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	must.NoError(t, err)
+	must.StrHasPrefix(t, "/memfd:nomad-driver-wasm-executor", exe)
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	must.NoError(t, err)
+	must.Eq(t, "wasm-executor\n", string(comm))
 	// The executor writes the logs: Nomad started no logmon for the task,
 	// which would have made the log FIFOs.
 	files, _, err := c.Nomad.AllocFS().List(alloc, "alloc/logs", nil)

@@ -104,13 +104,25 @@ func (w *Warm) args() []string {
 // a task has claimed it (Claimed), it outlives both. Until then it belongs
 // to this process: it exits when this process is gone.
 func Launch(cfg LaunchConfig) (*Client, error) {
-	bin := cfg.Binary
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("find the plugin binary: %w", err)
-		}
+	if cfg.Binary != "" {
+		return launch(cfg, cfg.Binary)
 	}
+	bin, embedded, err := executorBinary()
+	if err != nil {
+		return nil, err
+	}
+	c, err := launch(cfg, bin)
+	if err != nil && embedded {
+		embeddedFailed(cfg.Logger, err)
+		if bin, _, err = executorBinary(); err != nil {
+			return nil, err
+		}
+		return launch(cfg, bin)
+	}
+	return c, err
+}
+
+func launch(cfg LaunchConfig, bin string) (*Client, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create the executor's watch pipe: %w", err)
@@ -124,7 +136,7 @@ func Launch(cfg LaunchConfig) (*Client, error) {
 			args = append(args, RunAsFlag+"="+RunAsArg(cfg.RunAs))
 		}
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := command(context.Background(), bin, args...)
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	pc := plugin.NewClient(&plugin.ClientConfig{
@@ -148,6 +160,20 @@ func Launch(cfg LaunchConfig) (*Client, error) {
 	pc.Kill()
 	_ = w.Close()
 	return nil, fmt.Errorf("connect to executor: %w", err)
+}
+
+// command runs bin with args. The embedded program's path
+// (/proc/self/fd/N) says nothing in ps: its argv[0] is the plugin binary's
+// path, so that an executor shows as it did when it ran the plugin binary
+// (and its comm is wasm-executor: executor/cmd/wasm-executor).
+func command(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	if strings.HasPrefix(bin, "/proc/self/fd/") {
+		if self, err := os.Executable(); err == nil {
+			cmd.Args[0] = self
+		}
+	}
+	return cmd
 }
 
 // Claimed hands a launched executor over to the task it now runs: it no

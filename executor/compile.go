@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -77,11 +76,11 @@ type CompileConfig struct {
 // gave it; a process killed (the cgroup's OOM killer) is a node error the
 // caller may know better (it can read the cgroup's OOM kills).
 func Compile(ctx context.Context, cfg CompileConfig) error {
-	bin := cfg.Binary
+	bin, embedded := cfg.Binary, false
 	if bin == "" {
 		var err error
-		if bin, err = os.Executable(); err != nil {
-			return fmt.Errorf("find the plugin binary: %w", err)
+		if bin, embedded, err = executorBinary(); err != nil {
+			return err
 		}
 	}
 	args := []string{Subcommand, CompileFlag, CompileCacheDirFlag + "=" + cfg.CacheDir, CompileEngineFlag + "=" + cfg.Engine, CompileNameFlag + "=" + cfg.Name}
@@ -91,11 +90,25 @@ func Compile(ctx context.Context, cfg CompileConfig) error {
 	for _, cg := range cfg.Cgroups {
 		args = append(args, CompileCgroupFlag+"="+cg)
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.ExtraFiles = []*os.File{cfg.Module}
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
+	run := func(bin string) (started bool, err error) {
+		cmd := command(ctx, bin, args...)
+		cmd.ExtraFiles = []*os.File{cfg.Module}
+		stderr.Reset()
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			return false, err
+		}
+		return true, cmd.Wait()
+	}
+	started, err := run(bin)
+	if !started && embedded {
+		embeddedFailed(nil, err)
+		if bin, _, err = executorBinary(); err != nil {
+			return err
+		}
+		_, err = run(bin)
+	}
 	if err == nil {
 		return nil
 	}
