@@ -21,7 +21,7 @@ func BenchmarkSharedStats(b *testing.B) {
 		d := benchDriver(b, b.TempDir(), 0)
 		d.config.SharedExecutor = true
 		d.shared.binary = d.executors.binary
-		d.shared.configure(sharedDir(d.config.CacheDir), d.config.defaultRunAs)
+		d.shared.configure(sharedDir(d.config.CacheDir), d.config.defaultRunAs, d.config.WarmModules)
 		ctx, cancel := context.WithCancel(context.Background())
 		var pid int
 		for range tasks {

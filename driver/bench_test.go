@@ -327,7 +327,10 @@ func waitSpare(b *testing.B, d *Driver) {
 //   - repeated: the module started on the node within the last ten
 //     minutes, so the spare executor has prepared it;
 //   - cached-burst: cached starts back to back, faster than spare
-//     executors are replaced, so that some tasks start their own.
+//     executors are replaced, so that some tasks start their own;
+//   - shared: cached starts in the node's shared executor
+//     (shared_executor = true), which has started and loaded the module
+//     before: no process, no cgroup join.
 func BenchmarkTaskStart(b *testing.B) {
 	guests := []struct {
 		name, module string
@@ -339,8 +342,8 @@ func BenchmarkTaskStart(b *testing.B) {
 	for _, g := range guests {
 		native := nativeStart(b, testmodule.Native(b, g.module), g.args, 50)
 		nativeP50 := percentile(native, 0.5)
-		for _, mode := range []string{"cold", "cached", "repeated", "cached-burst"} {
-			cached, burst, repeated := mode != "cold", mode == "cached-burst", mode == "repeated"
+		for _, mode := range []string{"cold", "cached", "repeated", "cached-burst", "shared"} {
+			cached, burst, repeated, shared := mode != "cold", mode == "cached-burst", mode == "repeated", mode == "shared"
 			b.Run(g.name+"/"+mode, func(b *testing.B) {
 				root := b.TempDir()
 				warm := 0
@@ -348,6 +351,11 @@ func BenchmarkTaskStart(b *testing.B) {
 					warm = 4
 				}
 				d := benchDriver(b, filepath.Join(root, "warm"), warm)
+				if shared {
+					d.config.SharedExecutor = true
+					d.executors.setWarm(nil)
+					d.shared.configure(sharedDir(d.config.CacheDir), d.config.defaultRunAs, 4)
+				}
 				if cached {
 					startTask(b, d, benchTask(b, g.module, g.args)) // fills the cache
 				}
@@ -362,7 +370,7 @@ func BenchmarkTaskStart(b *testing.B) {
 					switch {
 					case repeated:
 						waitPrepared(b, d)
-					case !burst:
+					case !burst && !shared:
 						waitSpare(b, d)
 					}
 					b.StartTimer()

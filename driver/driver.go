@@ -122,7 +122,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 	if u := config.defaultRunAs; u != nil && u.Uid != 0 {
 		sharedUser = u
 	}
-	d.shared.configure(sharedDir(config.CacheDir), sharedUser)
+	d.shared.configure(sharedDir(config.CacheDir), sharedUser, config.WarmModules)
 	if config.SharedExecutor {
 		// Tasks go to the shared executor, which is always ready: no spare.
 		d.executors.setWarm(nil)

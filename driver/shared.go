@@ -47,6 +47,10 @@ type sharedExecutor struct {
 	// runAs is the user a shared executor this driver launches becomes
 	// (default_user), nil when it stays who the driver is (see user.go).
 	runAs *proto.RunAs
+	// keep is how many programs of ended tasks a shared executor this
+	// driver launches keeps for the next task of the same module
+	// (warm_modules).
+	keep int
 	// current is the executor new tasks go to; known are all the shared
 	// executors this driver holds, by pid (a recovered task may run in one
 	// that is not current).
@@ -68,9 +72,9 @@ const (
 
 // configure sets where the shared executor keeps its files and the user
 // it runs as.
-func (s *sharedExecutor) configure(dir string, runAs *proto.RunAs) {
+func (s *sharedExecutor) configure(dir string, runAs *proto.RunAs, keep int) {
 	s.mu.Lock()
-	s.dir, s.runAs = dir, runAs
+	s.dir, s.runAs, s.keep = dir, runAs, keep
 	s.mu.Unlock()
 }
 
@@ -107,7 +111,7 @@ func (s *sharedExecutor) get() (*executor.Client, error) {
 		return c, nil
 	}
 	s.mu.Lock()
-	dir, runAs := s.dir, s.runAs
+	dir, runAs, keep := s.dir, s.runAs, s.keep
 	s.mu.Unlock()
 	if rc := s.readState(dir); rc != nil {
 		if c, err := s.attach(rc); err == nil && s.takesNewTasks(c, runAs) {
@@ -128,7 +132,9 @@ func (s *sharedExecutor) get() (*executor.Client, error) {
 		return nil, fmt.Errorf("create the shared executor's directory: %w", err)
 	}
 	pruneHandoffSockets(dir)
-	c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, SharedLog: filepath.Join(dir, sharedLogFile), RunAs: runAs})
+	// Warm carries only how many programs it keeps (see keep).
+	c, err := executor.Launch(executor.LaunchConfig{Binary: s.binary, Logger: s.logger, SharedLog: filepath.Join(dir, sharedLogFile), RunAs: runAs,
+		Warm: &executor.Warm{Modules: keep}})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,8 @@ import (
 	"github.com/shoenig/test/wait"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
 
 func newSharedHarness(t *testing.T, cacheDir string) *harness {
@@ -232,4 +235,65 @@ func openUnder(t *testing.T, pid int, dir string) []string {
 		}
 	}
 	return open
+}
+
+// TestSharedExecutorKeepsPrograms: the shared executor keeps the compiled
+// program of a task that ended (up to warm_modules of them), and the next
+// task of the same module starts from it, in an instance of its own; a
+// module with other content is never served from it.
+func TestSharedExecutorKeepsPrograms(t *testing.T) {
+	t.Parallel()
+	h := newHarnessConfig(t, Config{Engine: EngineAuto, SharedExecutor: true, WarmModules: 4})
+	events := h.events(t)
+	first := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
+	must.Zero(t, h.run(t, first).ExitCode)
+	ev := waitEvent(t, events, first.cfg.ID, "Module ")
+	must.Eq(t, "false", ev.Annotations["prepared"])
+	sha := ev.Annotations["module_sha256"]
+	must.NoError(t, h.DestroyTask(first.cfg.ID, true))
+	// Kept once the task's program is released.
+	waitKept(t, h.driver, sha)
+
+	// A guest that leaves its memory changed, then the module again: a
+	// fresh instance, which prints what a fresh one prints.
+	grower := h.newTask(t, "probe", 16, TaskConfig{Args: []string{"grow"}})
+	must.Zero(t, h.run(t, grower).ExitCode)
+	ev = waitEvent(t, events, grower.cfg.ID, "was ready: the shared executor had kept it")
+	must.Eq(t, "true", ev.Annotations["prepared"])
+	must.Eq(t, sha, ev.Annotations["module_sha256"])
+	must.NoError(t, h.DestroyTask(grower.cfg.ID, true))
+	waitKept(t, h.driver, sha)
+	again := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
+	must.Zero(t, h.run(t, again).ExitCode)
+	again.waitLog(t, "stdout", "hello from wasm\n")
+	ev = waitEvent(t, events, again.cfg.ID, "was ready: the shared executor had kept it")
+	must.Eq(t, sha, ev.Annotations["module_sha256"])
+
+	// Another module under the same name: its own digest, loaded anew.
+	changed := h.newTask(t, "reactor", 64, TaskConfig{Module: "local/probe.wasm", Entrypoint: "run"})
+	testmodule.Install(t, "reactor", changed.cfg.TaskDir().LocalDir, "probe.wasm")
+	must.Zero(t, h.run(t, changed).ExitCode)
+	ev = waitEvent(t, events, changed.cfg.ID, "Module ")
+	must.Eq(t, "false", ev.Annotations["prepared"])
+	must.NotEq(t, sha, ev.Annotations["module_sha256"])
+}
+
+// sharedPrepared lists the digests of the programs the node's shared
+// executor keeps.
+func sharedPrepared(t *testing.T, d *Driver) []string {
+	t.Helper()
+	c, err := d.shared.get()
+	must.NoError(t, err)
+	v, err := c.Version(context.Background(), &proto.VersionRequest{})
+	must.NoError(t, err)
+	return v.PreparedModules
+}
+
+// waitKept waits until the shared executor keeps the program of module
+// digest.
+func waitKept(t *testing.T, d *Driver, digest string) {
+	t.Helper()
+	must.Wait(t, wait.InitialSuccess(wait.BoolFunc(func() bool {
+		return slices.Contains(sharedPrepared(t, d), digest)
+	}), wait.Timeout(30*time.Second), wait.Gap(10*time.Millisecond)))
 }

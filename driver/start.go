@@ -301,7 +301,7 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 		h.emit(fmt.Sprintf("The node's compiled entry of module %s was damaged and has been replaced (%s); the executor log has the details", resp.ModuleSha256[:12], resp.CacheRepaired),
 			map[string]string{"module_sha256": resp.ModuleSha256, "error_class": executor.ClassNode.String()})
 	}
-	h.emit(loadEvent(resp), map[string]string{
+	h.emit(loadEvent(resp, d.config.SharedExecutor), map[string]string{
 		"cache_hit":     strconv.FormatBool(resp.CacheHit),
 		"prepared":      strconv.FormatBool(resp.Prepared),
 		"load_ms":       strconv.FormatInt(time.Duration(resp.LoadNanos).Milliseconds(), 10),
@@ -545,12 +545,14 @@ func (d *Driver) startIn(exec *executor.Task, cfg *drivers.TaskConfig, req *prot
 	return resp, err
 }
 
-// loadEvent says how the executor had the task's module ready, for its
-// task event.
-func loadEvent(resp *proto.StartResponse) string {
+// loadEvent says how the executor (the shared one when shared) had the
+// task's module ready, for its task event.
+func loadEvent(resp *proto.StartResponse, shared bool) string {
 	took := time.Duration(resp.LoadNanos).Round(100 * time.Microsecond)
 	short := resp.ModuleSha256[:12]
 	switch {
+	case resp.Prepared && shared:
+		return fmt.Sprintf("Module %s was ready: the shared executor had kept it from an earlier task of it that ended on this node recently", short)
 	case resp.Prepared:
 		return fmt.Sprintf("Module %s was ready: the spare executor had prepared it, as it started on this node recently", short)
 	case resp.CacheHit:

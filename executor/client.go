@@ -62,7 +62,9 @@ type LaunchConfig struct {
 	// Logger receives what the executor logs before it is given a task.
 	Logger hclog.Logger
 	// Warm, when set, has the executor prepare the modules started on this
-	// node most recently while it waits for a task: a spare does.
+	// node most recently while it waits for a task: a spare does. A shared
+	// executor (SharedLog) reads only its Modules: how many programs of
+	// ended tasks it keeps for the next task of the same module.
 	Warm *Warm
 	// SharedLog, when set, makes the executor the node's shared executor,
 	// which runs any number of tasks and logs to this file. It exits once

@@ -194,7 +194,14 @@ type program struct {
 	cacheHit bool
 	loadTook time.Duration
 	repaired string
-	// prepared: the module was compiled ahead of the task, by the spare.
+	// comp is what the program was made from; keep, when set, takes it
+	// back once the program is closed (the shared executor's keptSet),
+	// and closeOnce makes close run once.
+	comp      *compiled
+	keep      func(*compiled) bool
+	closeOnce sync.Once
+	// prepared: the module was compiled ahead of the task, by the spare,
+	// or kept by the shared executor from an earlier task of it.
 	prepared bool
 
 	// environ is the program's environment as the guest gets it, sorted
@@ -251,7 +258,7 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache modcache.Cache,
 		}
 	}
 	p = &program{logger: logger, spec: spec, digest: digest, limit: limit, minBytes: uint64(header.minPages) * executor.PageSize, hasStart: header.hasStart, runtime: comp.Runtime, module: comp.Module,
-		cacheHit: comp.Hit, loadTook: comp.Took, repaired: comp.Repaired, prepared: warm != nil}
+		cacheHit: comp.Hit, loadTook: comp.Took, repaired: comp.Repaired, prepared: warm != nil, comp: comp}
 	p.environ = sync.OnceValue(func() environ { return envOf(spec.Env) })
 	p.envNames = sync.OnceValue(func() map[string]bool {
 		names := make(map[string]bool, len(spec.Env))
@@ -335,13 +342,20 @@ func (p *program) stoppedBy() int32 {
 // stuck program, whose guest still runs in it: the process's end releases
 // that. The view is the task's, closed once every program is.
 func (p *program) close() {
-	p.cancel()
-	if p.stuck.Load() {
-		return
-	}
-	if p.runtime != nil {
-		_ = p.runtime.Close(context.Background())
-	}
+	p.closeOnce.Do(func() {
+		p.cancel()
+		if p.stuck.Load() {
+			return
+		}
+		// The shared executor keeps the compiled module for the next task
+		// of it (keptSet); nothing of this program's instances is in it.
+		if p.keep != nil && p.keep(p.comp) {
+			return
+		}
+		if p.runtime != nil {
+			_ = p.runtime.Close(context.Background())
+		}
+	})
 }
 
 // checkModuleSize refuses a module file larger than maxBytes (when

@@ -97,7 +97,13 @@ func Serve(args []string) {
 	if opts.watchFD >= 0 {
 		s.watchLauncher(opts.watchFD)
 	}
-	if opts.warm.Modules > 0 {
+	switch {
+	case s.shared:
+		// The shared executor prepares nothing ahead: it keeps up to
+		// -warm-modules programs of tasks that ended, for the next task
+		// of the same module.
+		s.kept = newKeptSet(opts.warm.Modules)
+	case opts.warm.Modules > 0:
 		s.warmUp(opts.warm)
 	}
 	plugin.Serve(&plugin.ServeConfig{

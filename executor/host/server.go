@@ -44,6 +44,10 @@ const computeGrace = 100 * time.Millisecond
 type server struct {
 	proto.UnimplementedExecutorServer
 
+	// kept is what the shared executor keeps of ended tasks' programs for
+	// the next task of the same module (nil in an executor of one task).
+	kept *keptSet
+
 	logger    hclog.Logger
 	logOutput *logOutput
 	// failedLinger is failedStartLinger, but for tests.
@@ -214,6 +218,7 @@ func (s *server) close() {
 		c()
 	}
 	s.wg.Wait()
+	s.kept.close()
 }
 
 // watchLauncher watches the pipe from the driver that launched this
@@ -246,7 +251,7 @@ func (s *server) watchLauncher(fd int) {
 
 func (s *server) Version(ctx context.Context, req *proto.VersionRequest) (*proto.VersionResponse, error) {
 	resp := version(ctx, req, s.user.Load() != nil)
-	resp.PreparedModules = s.warm.ready()
+	resp.PreparedModules = append(s.warm.ready(), s.kept.digests()...)
 	s.mu.Lock()
 	resp.Shared, resp.Tasks = s.shared, int32(len(s.tasks))
 	s.mu.Unlock()

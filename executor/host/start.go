@@ -264,12 +264,19 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 	}
 	defer unmap()
 	warm, digest := s.warm.take(b, engine, spec.Interruptible)
+	// module is b as the shared executor's kept set may hold it: not a
+	// mapping of the file.
+	var module []byte
+	if warm == nil {
+		warm, digest, module = s.kept.take(b, engine, spec.Interruptible)
+	}
 	if warm == nil {
 		if mapped {
 			// wazero may keep parts of the binary it compiles.
 			b = bytes.Clone(b)
 		}
 		digest = moduleDigest(b)
+		module = b
 	}
 	read := time.Since(began)
 	trace.Mark(executor.SpanRead)
@@ -277,6 +284,10 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 	prog, err := loadProgram(ctx, logger, cache, spec, b, digest, warm)
 	if err != nil {
 		return nil, 0, err
+	}
+	if s.kept != nil && module != nil {
+		key := keptKey{digest: digest, engine: engine, interruptible: spec.Interruptible}
+		prog.keep = func(c *compiled) bool { return s.kept.keep(key, module, c) }
 	}
 	trace.Mark(executor.SpanCompile)
 	if prog.repaired != "" {
