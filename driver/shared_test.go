@@ -22,7 +22,6 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
-	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
 
 func newSharedHarness(t *testing.T, cacheDir string) *harness {
@@ -245,11 +244,7 @@ func TestSharedExecutorKeepsPrograms(t *testing.T) {
 	t.Parallel()
 	h := newHarnessConfig(t, Config{Engine: EngineAuto, SharedExecutor: true, WarmModules: 4})
 	events := h.events(t)
-	first := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
-	must.Zero(t, h.run(t, first).ExitCode)
-	ev := waitEvent(t, events, first.cfg.ID, "Module ")
-	must.Eq(t, "false", ev.Annotations["prepared"])
-	sha := ev.Annotations["module_sha256"]
+	first, sha := runUnprepared(t, h, events, "probe", TaskConfig{Args: []string{"hello"}}, nil)
 	must.NoError(t, h.DestroyTask(first.cfg.ID, true))
 	// Kept once the task's program is released.
 	waitKept(t, h.driver, sha)
@@ -258,7 +253,7 @@ func TestSharedExecutorKeepsPrograms(t *testing.T) {
 	// fresh instance, which prints what a fresh one prints.
 	grower := h.newTask(t, "probe", 16, TaskConfig{Args: []string{"grow"}})
 	must.Zero(t, h.run(t, grower).ExitCode)
-	ev = waitEvent(t, events, grower.cfg.ID, "was ready: the shared executor had kept it")
+	ev := waitEvent(t, events, grower.cfg.ID, "was ready: the shared executor had kept it")
 	must.Eq(t, "true", ev.Annotations["prepared"])
 	must.Eq(t, sha, ev.Annotations["module_sha256"])
 	must.NoError(t, h.DestroyTask(grower.cfg.ID, true))
@@ -270,12 +265,7 @@ func TestSharedExecutorKeepsPrograms(t *testing.T) {
 	must.Eq(t, sha, ev.Annotations["module_sha256"])
 
 	// Another module under the same name: its own digest, loaded anew.
-	changed := h.newTask(t, "reactor", 64, TaskConfig{Module: "local/probe.wasm", Entrypoint: "run"})
-	testmodule.Install(t, "reactor", changed.cfg.TaskDir().LocalDir, "probe.wasm")
-	must.Zero(t, h.run(t, changed).ExitCode)
-	ev = waitEvent(t, events, changed.cfg.ID, "Module ")
-	must.Eq(t, "false", ev.Annotations["prepared"])
-	must.NotEq(t, sha, ev.Annotations["module_sha256"])
+	runChangedModule(t, h, events, sha)
 }
 
 // sharedPrepared lists the digests of the programs the node's shared

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/helper/testlog"
+	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/shoenig/test/must"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
@@ -125,26 +126,42 @@ func TestRepeatedStartIsPrepared(t *testing.T) {
 	t.Parallel()
 	h := newHarnessConfig(t, Config{Engine: EngineAuto, WarmModules: 4})
 	events := h.events(t)
-	first := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
-	must.Zero(t, h.run(t, first).ExitCode)
-	ev := waitEvent(t, events, first.cfg.ID, "Module ")
-	must.Eq(t, "false", ev.Annotations["prepared"])
-	sha := ev.Annotations["module_sha256"]
+	_, sha := runUnprepared(t, h, events, "probe", TaskConfig{Args: []string{"hello"}}, nil)
 	must.Eq(t, []string{sha}, waitPreparedModule(t, h.driver))
 
 	again := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"hello"}})
 	must.Zero(t, h.run(t, again).ExitCode)
 	again.waitLog(t, "stdout", "hello from wasm\n")
-	ev = waitEvent(t, events, again.cfg.ID, "was ready: the spare executor had prepared it")
+	ev := waitEvent(t, events, again.cfg.ID, "was ready: the spare executor had prepared it")
 	must.Eq(t, "true", ev.Annotations["prepared"])
 	must.Eq(t, sha, ev.Annotations["module_sha256"])
 
 	// Another module under the same name: its own digest, compiled anew.
 	waitPreparedModule(t, h.driver)
-	changed := h.newTask(t, "reactor", 64, TaskConfig{Module: "local/probe.wasm", Entrypoint: "run"})
-	testmodule.Install(t, "reactor", changed.cfg.TaskDir().LocalDir, "probe.wasm")
-	must.Zero(t, h.run(t, changed).ExitCode)
-	ev = waitEvent(t, events, changed.cfg.ID, "Module ")
+	runChangedModule(t, h, events, sha)
+}
+
+// runUnprepared runs module (installed by install when set) with cfg,
+// which must exit 0 with a module that nothing had ready, and returns the
+// task and the module's digest.
+func runUnprepared(t *testing.T, h *harness, events func(string) []*drivers.TaskEvent, module string, cfg TaskConfig, install func(*task)) (*task, string) {
+	t.Helper()
+	tk := h.newTask(t, module, 64, cfg)
+	if install != nil {
+		install(tk)
+	}
+	must.Zero(t, h.run(t, tk).ExitCode)
+	ev := waitEvent(t, events, tk.cfg.ID, "Module ")
 	must.Eq(t, "false", ev.Annotations["prepared"])
-	must.NotEq(t, sha, ev.Annotations["module_sha256"])
+	return tk, ev.Annotations["module_sha256"]
+}
+
+// runChangedModule runs another module under the name of the one whose
+// digest is sha: it is never served from what was prepared or kept.
+func runChangedModule(t *testing.T, h *harness, events func(string) []*drivers.TaskEvent, sha string) {
+	t.Helper()
+	_, changed := runUnprepared(t, h, events, "reactor", TaskConfig{Module: "local/probe.wasm", Entrypoint: "run"}, func(tk *task) {
+		testmodule.Install(t, "reactor", tk.cfg.TaskDir().LocalDir, "probe.wasm")
+	})
+	must.NotEq(t, sha, changed)
 }
