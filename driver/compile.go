@@ -35,7 +35,7 @@ func (d *Driver) compileInTask(ctx context.Context, cfg *drivers.TaskConfig, mou
 	}
 	defer cgroups.Remove(cg.Made)
 	err = executor.Compile(ctx, executor.CompileConfig{Binary: d.shared.binary, Module: f, Name: module, CacheDir: d.config.CacheDir,
-		Engine: d.config.Engine, Interruptible: true, Cgroups: cg.Join})
+		Engine: d.config.Engine, Interruptible: true, Cgroups: cg.Join, Logger: d.logger})
 	if err != nil && cg.Memory != "" && cgroups.OOMKills(cg.Memory) > cg.OOMKillsBefore {
 		return compiledOutOfMemory(module, limitSource)
 	}

@@ -301,7 +301,7 @@ func (d *Driver) launch(cfg *drivers.TaskConfig, tc *TaskConfig, pulled *oci.Mod
 		h.emit(fmt.Sprintf("The node's compiled entry of module %s was damaged and has been replaced (%s); the executor log has the details", resp.ModuleSha256[:12], resp.CacheRepaired),
 			map[string]string{"module_sha256": resp.ModuleSha256, "error_class": executor.ClassNode.String()})
 	}
-	h.emit(loadEvent(resp, d.config.SharedExecutor), map[string]string{
+	h.emit(loadEvent(resp, exec.Shared()), map[string]string{
 		"cache_hit":     strconv.FormatBool(resp.CacheHit),
 		"prepared":      strconv.FormatBool(resp.Prepared),
 		"load_ms":       strconv.FormatInt(time.Duration(resp.LoadNanos).Milliseconds(), 10),

@@ -4,6 +4,8 @@
 package executor
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -22,20 +24,28 @@ var program struct {
 	once sync.Once
 	mu   sync.Mutex
 	// path runs the embedded program ("" when there is none); failed is
-	// set once starting from it failed, after which the plugin binary is
-	// used.
-	path   string
-	failed bool
+	// set once executing it failed, after which the plugin binary is used;
+	// warned once that was logged.
+	path           string
+	failed, warned bool
 }
 
 // executorBinary is the program to start an executor from, and whether it
-// is the embedded one.
-func executorBinary() (string, bool, error) {
+// is the embedded one. logger hears, once, why the embedded program cannot
+// be used.
+func executorBinary(logger hclog.Logger) (string, bool, error) {
 	program.once.Do(func() {
-		if b := embedded.Executor(); b != nil {
-			// An error leaves path empty: the plugin binary serves.
-			program.path, _ = runnable(b)
+		f := embedded.Open()
+		if f == nil {
+			return // a build without it: nothing to say
 		}
+		defer f.Close()
+		path, err := runnable(f)
+		if err != nil {
+			embeddedFailed(logger, err)
+			return
+		}
+		program.path = path
 	})
 	program.mu.Lock()
 	path, failed := program.path, program.failed
@@ -50,15 +60,38 @@ func executorBinary() (string, bool, error) {
 	return self, false, nil
 }
 
-// embeddedFailed records that an executor could not be started from the
-// embedded program (for example a kernel that refuses to run in-memory
-// files: vm.memfd_noexec = 2): from now on the plugin binary serves.
+// embeddedFailed records that the embedded program cannot be run (for
+// example a kernel that refuses to run in-memory files: vm.memfd_noexec =
+// 2, or a seccomp filter without memfd_create): from now on the plugin
+// binary serves. The first caller with a logger says so.
 func embeddedFailed(logger hclog.Logger, err error) {
 	program.mu.Lock()
-	first := !program.failed
 	program.failed = true
-	program.mu.Unlock()
-	if first && logger != nil {
-		logger.Warn("cannot start an executor from the embedded executor program; starting executors from the plugin binary, about 10 ms slower each", "error", err)
+	warn := !program.warned && logger != nil
+	if warn {
+		program.warned = true
 	}
+	program.mu.Unlock()
+	if warn {
+		logger.Warn("cannot start executors from the executor program the plugin binary embeds; starting them from the plugin binary, about 10 ms slower each", "error", err)
+	}
+}
+
+// fallBack says whether starting an executor from the embedded program
+// failed in a way that starting it from the plugin binary may not: the
+// program could not be executed. Not a cancelled start, nor an executor
+// that ran and then failed (which the plugin binary would do the same).
+func fallBack(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	var pe *os.PathError
+	return errors.As(err, &pe) && pe.Op == "fork/exec"
+}
+
+// isEmbedded says whether bin is the embedded program's path.
+func isEmbedded(bin string) bool {
+	program.mu.Lock()
+	defer program.mu.Unlock()
+	return bin != "" && bin == program.path
 }

@@ -5,17 +5,20 @@ package executor
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// runnable puts program b in a sealed memfd that this process keeps open,
-// and returns a path that executes it. The seals make its content final
-// (no write, no resize), so what every executor runs is what the plugin
-// binary carried.
-func runnable(b []byte) (string, error) {
-	// MFD_EXEC (Linux 6.3+) keeps it executable where vm.memfd_noexec
+// runnable copies program r into a sealed memfd that this process keeps
+// open, and returns a path that executes it. The seals make its content
+// final (no write, no resize), so what every executor runs is what the
+// plugin binary carried. The path names this process's descriptor
+// (/proc/<pid>/fd/N), not /proc/self: a child resolves it whatever its own
+// descriptors are when it executes it.
+func runnable(r io.Reader) (string, error) {
+	// MFD_EXEC (Linux 6.3+) keeps it executable where vm.memfd_noexec = 1
 	// would make it not; an older kernel refuses the flag.
 	fd, err := unix.MemfdCreate("nomad-driver-wasm-executor", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
 	if err == unix.EINVAL {
@@ -24,16 +27,8 @@ func runnable(b []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("memfd_create: %w", err)
 	}
-	// A descriptor above those an executor's start passes (ExtraFiles are
-	// 3, 4, ... in the child), so that /proc/self/fd/N in the child is
-	// still this file when it runs it.
-	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 64)
-	_ = unix.Close(fd)
-	if err != nil {
-		return "", fmt.Errorf("move the memfd: %w", err)
-	}
-	f := os.NewFile(uintptr(high), "nomad-driver-wasm-executor")
-	if _, err := f.Write(b); err != nil {
+	f := os.NewFile(uintptr(fd), "nomad-driver-wasm-executor")
+	if _, err := io.Copy(f, r); err != nil {
 		_ = f.Close()
 		return "", fmt.Errorf("write the memfd: %w", err)
 	}
@@ -47,7 +42,7 @@ func runnable(b []byte) (string, error) {
 	}
 	// f stays open, and referenced, for the life of the process.
 	memfd = f
-	return fmt.Sprintf("/proc/self/fd/%d", f.Fd()), nil
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), nil
 }
 
 // memfd is the embedded program's file, kept open.

@@ -4,28 +4,73 @@
 package executor
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
+// TestMain: this package's test binary, started as an executor (the
+// plugin binary's stand-in when a test's embedded program cannot run),
+// fails as an executor that cannot start would.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == Subcommand {
+		fmt.Fprintln(os.Stderr, "the executor package's test binary is no executor")
+		os.Exit(3)
+	}
+	os.Exit(m.Run())
+}
+
+// setProgram makes path the embedded program's for the test.
+func setProgram(t *testing.T, path string) {
+	t.Helper()
+	program.once.Do(func() {}) // this build embeds nothing
+	program.mu.Lock()
+	saved := program.path
+	program.path, program.failed, program.warned = path, false, false
+	program.mu.Unlock()
+	t.Cleanup(func() {
+		program.mu.Lock()
+		program.path, program.failed, program.warned = saved, false, false
+		program.mu.Unlock()
+	})
+}
+
+func failed() bool {
+	program.mu.Lock()
+	defer program.mu.Unlock()
+	return program.failed
+}
+
 // TestRunnable: a program put in a memfd runs from the path runnable
-// gives, which names the memfd, and its content can no longer change.
+// gives, which names the memfd through this process's descriptor, and its
+// content can no longer change.
 func TestRunnable(t *testing.T) {
 	b, err := os.ReadFile("/bin/true")
 	must.NoError(t, err)
 	saved := memfd
 	t.Cleanup(func() { memfd = saved })
-	path, err := runnable(b)
+	path, err := runnable(bytes.NewReader(b))
 	must.NoError(t, err)
 	f := memfd
 	t.Cleanup(func() { _ = f.Close() })
 
-	must.StrHasPrefix(t, "/proc/self/fd/", path)
-	must.NoError(t, exec.Command(path).Run())
+	must.Eq(t, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), path)
+	// With the child's descriptors rearranged as a start with files does.
+	cmd := exec.Command(path)
+	cmd.ExtraFiles = []*os.File{os.Stdin, os.Stdin, os.Stdin, os.Stdin}
+	must.NoError(t, cmd.Run())
 	link, err := os.Readlink(path)
 	must.NoError(t, err)
 	must.StrHasPrefix(t, "/memfd:nomad-driver-wasm-executor", link)
@@ -42,49 +87,96 @@ func TestRunnable(t *testing.T) {
 	must.Error(t, err)
 	got, err := os.ReadFile(path)
 	must.NoError(t, err)
-	must.Eq(t, len(b), len(got))
-
-	// A descriptor above those an executor's start hands over.
-	must.True(t, f.Fd() >= 64, must.Sprintf("memfd is descriptor %d", f.Fd()))
+	must.Eq(t, b, got)
 }
 
-// TestExecutorBinaryFallsBack: once starting from the embedded program
-// failed, executors start from the plugin binary.
-func TestExecutorBinaryFallsBack(t *testing.T) {
-	program.once.Do(func() {}) // this build embeds nothing
-	program.mu.Lock()
-	saved := program.path
-	program.path, program.failed = "/proc/self/fd/999", false
-	program.mu.Unlock()
-	t.Cleanup(func() {
-		program.mu.Lock()
-		program.path, program.failed = saved, false
-		program.mu.Unlock()
-	})
+// TestFallBack: only a program that cannot be executed sends a start to
+// the plugin binary; a cancelled start, or an executor that ran and
+// failed, does not.
+func TestFallBack(t *testing.T) {
+	execErr := exec.Command("/nonexistent/wasm-executor").Start()
+	must.Error(t, execErr)
+	must.True(t, fallBack(context.Background(), fmt.Errorf("connect to executor: %w", execErr)))
+	must.False(t, fallBack(context.Background(), nil))
+	must.False(t, fallBack(context.Background(), errors.New("plugin exited before we could connect")))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	must.False(t, fallBack(ctx, execErr))
+}
 
-	bin, embedded, err := executorBinary()
-	must.NoError(t, err)
-	must.True(t, embedded)
-	must.Eq(t, "/proc/self/fd/999", bin)
+// TestLaunchFallsBack: an embedded program that cannot be executed sends
+// the start, and every later one, to the plugin binary (here this test
+// binary, which fails as an executor: see TestMain), with one warning; an
+// executor that ran and failed does not.
+func TestLaunchFallsBack(t *testing.T) {
+	var logs bytes.Buffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
 
-	embeddedFailed(nil, os.ErrPermission)
+	setProgram(t, "/bin/true") // runs, and never answers
+	_, err := Launch(LaunchConfig{Logger: logger})
+	must.Error(t, err)
+	must.False(t, failed())
+	must.StrNotContains(t, logs.String(), "cannot start executors")
+
+	setProgram(t, "/nonexistent/wasm-executor")
+	_, err = Launch(LaunchConfig{Logger: logger})
+	must.ErrorContains(t, err, "connect to executor") // the test binary's failure
+	must.True(t, failed())
+	must.Eq(t, 1, strings.Count(logs.String(), "cannot start executors from the executor program the plugin binary embeds"))
 	self, err := os.Executable()
 	must.NoError(t, err)
-	bin, embedded, err = executorBinary()
+	bin, embedded, err := executorBinary(logger)
 	must.NoError(t, err)
 	must.False(t, embedded)
 	must.Eq(t, self, bin)
-
-	// Its argv[0] is the plugin binary's path, not /proc/self/fd/N.
-	cmd := command(t.Context(), "/proc/self/fd/999", Subcommand)
-	must.Eq(t, self, cmd.Args[0])
-	must.True(t, strings.HasSuffix(command(t.Context(), "/usr/bin/env").Args[0], "env"))
+	embeddedFailed(logger, errors.New("again"))
+	must.Eq(t, 1, strings.Count(logs.String(), "cannot start executors"))
 }
 
-// TestEmbeddedProgramSubcommand: the executor program accepts what Launch
-// passes it (it spells the subcommand out, not importing this package).
-func TestEmbeddedProgramSubcommand(t *testing.T) {
-	src, err := os.ReadFile("cmd/wasm-executor/main.go")
+// TestEmbeddedProgram: the executor program the plugin binary embeds
+// (executor/cmd/wasm-executor), built as the build builds it, serves the
+// protocol when started as Launch starts it from a memfd, names itself
+// wasm-executor, and refuses to run without the subcommand.
+func TestEmbeddedProgram(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "wasm-executor")
+	build := exec.Command("go", "build", "-ldflags", "-s -w", "-o", bin, "./cmd/wasm-executor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	must.NoError(t, err, must.Sprintf("%s", out))
+
+	out, err = exec.Command(bin).CombinedOutput()
+	var exit *exec.ExitError
+	must.True(t, errors.As(err, &exit))
+	must.Eq(t, 2, exit.ExitCode())
+	must.StrContains(t, string(out), "started by nomad-driver-wasm, not by hand")
+
+	f, err := os.Open(bin)
 	must.NoError(t, err)
-	must.StrContains(t, string(src), `os.Args[1] != "`+Subcommand+`"`)
+	defer f.Close()
+	saved := memfd
+	t.Cleanup(func() { memfd = saved })
+	path, err := runnable(f)
+	must.NoError(t, err)
+	mf := memfd
+	t.Cleanup(func() { _ = mf.Close() })
+	setProgram(t, path)
+
+	c, err := Launch(LaunchConfig{Logger: hclog.NewNullLogger()})
+	must.NoError(t, err)
+	defer c.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.Version(ctx, &proto.VersionRequest{})
+	must.NoError(t, err)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.Pid))
+	must.NoError(t, err)
+	must.StrHasPrefix(t, "/memfd:nomad-driver-wasm-executor", exe)
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.Pid))
+	must.NoError(t, err)
+	must.Eq(t, "wasm-executor\n", string(comm))
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c.Pid))
+	must.NoError(t, err)
+	self, err := os.Executable()
+	must.NoError(t, err)
+	must.StrHasPrefix(t, self+"\x00"+Subcommand+"\x00", string(cmdline))
 }

@@ -5,9 +5,12 @@
 
 package executor
 
-import "errors"
+import (
+	"errors"
+	"io"
+)
 
 // runnable: only Linux runs the embedded program (from a memfd).
-func runnable([]byte) (string, error) {
+func runnable(io.Reader) (string, error) {
 	return "", errors.New("the embedded executor program runs on Linux only")
 }

@@ -109,14 +109,14 @@ func Launch(cfg LaunchConfig) (*Client, error) {
 	if cfg.Binary != "" {
 		return launch(cfg, cfg.Binary)
 	}
-	bin, embedded, err := executorBinary()
+	bin, embedded, err := executorBinary(cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
 	c, err := launch(cfg, bin)
-	if err != nil && embedded {
+	if embedded && fallBack(context.Background(), err) {
 		embeddedFailed(cfg.Logger, err)
-		if bin, _, err = executorBinary(); err != nil {
+		if bin, _, err = executorBinary(cfg.Logger); err != nil {
 			return nil, err
 		}
 		return launch(cfg, bin)
@@ -165,12 +165,12 @@ func launch(cfg LaunchConfig, bin string) (*Client, error) {
 }
 
 // command runs bin with args. The embedded program's path
-// (/proc/self/fd/N) says nothing in ps: its argv[0] is the plugin binary's
+// (/proc/<pid>/fd/N) says nothing in ps: its argv[0] is the plugin binary's
 // path, so that an executor shows as it did when it ran the plugin binary
 // (and its comm is wasm-executor: executor/cmd/wasm-executor).
 func command(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	if strings.HasPrefix(bin, "/proc/self/fd/") {
+	if isEmbedded(bin) {
 		if self, err := os.Executable(); err == nil {
 			cmd.Args[0] = self
 		}

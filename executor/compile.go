@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // Compiling a module for the node's shared executor. The shared executor
@@ -69,6 +71,9 @@ type CompileConfig struct {
 	// reads the module: the task's, so that compiling counts against its
 	// memory.
 	Cgroups []string
+	// Logger hears why the embedded executor program cannot be run, if it
+	// cannot.
+	Logger hclog.Logger
 }
 
 // Compile compiles a module into the node's cache in a process of its own,
@@ -79,7 +84,7 @@ func Compile(ctx context.Context, cfg CompileConfig) error {
 	bin, embedded := cfg.Binary, false
 	if bin == "" {
 		var err error
-		if bin, embedded, err = executorBinary(); err != nil {
+		if bin, embedded, err = executorBinary(cfg.Logger); err != nil {
 			return err
 		}
 	}
@@ -102,9 +107,9 @@ func Compile(ctx context.Context, cfg CompileConfig) error {
 		return true, cmd.Wait()
 	}
 	started, err := run(bin)
-	if !started && embedded {
-		embeddedFailed(nil, err)
-		if bin, _, err = executorBinary(); err != nil {
+	if !started && embedded && fallBack(ctx, err) {
+		embeddedFailed(cfg.Logger, err)
+		if bin, _, err = executorBinary(cfg.Logger); err != nil {
 			return err
 		}
 		_, err = run(bin)

@@ -18,8 +18,8 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"io"
 	"io/fs"
-	"sync"
 )
 
 //go:embed bin
@@ -32,30 +32,31 @@ const Name = "wasm-executor"
 // (-ldflags -X). An embedded program that does not match it is not used.
 var Digest string
 
-var (
-	once    sync.Once
-	program []byte
-)
-
-// Executor is the embedded executor program, or nil when this build has
-// none (or one that is not the build's).
-func Executor() []byte {
-	once.Do(func() { program = verified(files, Digest) })
-	return program
+// Open opens the embedded executor program, to be read once (it is not
+// copied: its bytes are the plugin binary's), or returns nil when this
+// build has none, or one that is not the build's.
+func Open() fs.File {
+	return open(files, Digest)
 }
 
-// verified is bin/wasm-executor in fsys when its sha256 is digest, else nil.
-func verified(fsys fs.FS, digest string) []byte {
+// open opens bin/wasm-executor in fsys when its sha256 is digest.
+func open(fsys fs.FS, digest string) fs.File {
 	if digest == "" {
 		return nil
 	}
-	b, err := fs.ReadFile(fsys, "bin/"+Name)
+	name := "bin/" + Name
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil
 	}
-	sum := sha256.Sum256(b)
-	if hex.EncodeToString(sum[:]) != digest {
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	_ = f.Close()
+	if err != nil || hex.EncodeToString(h.Sum(nil)) != digest {
 		return nil
 	}
-	return b
+	if f, err = fsys.Open(name); err != nil {
+		return nil
+	}
+	return f
 }

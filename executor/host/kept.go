@@ -65,6 +65,10 @@ func (k *keptSet) keep(key keptKey, module []byte, comp *compiled) bool {
 	if k.closed {
 		return false
 	}
+	// A repair of its cache entry was the first task's news; its load
+	// time and cache hit stay, as a prepared module's do: how it was
+	// obtained, ahead of the task.
+	comp.Repaired = ""
 	e := &keptEntry{key: key, module: module, comp: comp}
 	e.timer = time.AfterFunc(k.window, func() { k.expire(e) })
 	k.entries = append(k.entries, e)

@@ -35,6 +35,7 @@ func TestKeptSet(t *testing.T) {
 
 	k := newKeptSet(2)
 	a, b, c := prepared(t, engine, warmA), prepared(t, engine, warmB), prepared(t, engine, warmC)
+	b.Repaired = "the first task's cache entry was damaged"
 	must.True(t, k.keep(key("a"), warmA, a))
 	must.True(t, k.keep(key("b"), warmB, b))
 	must.Eq(t, []string{"a", "b"}, k.digests())
@@ -51,6 +52,7 @@ func TestKeptSet(t *testing.T) {
 	// Taken by content: the caller's, open, and no longer in the set.
 	comp, digest, module := k.take(warmB, engine, true)
 	must.Eq(t, b, comp)
+	must.Eq(t, "", comp.Repaired) // reported once, by the first task
 	must.Eq(t, "b", digest)
 	must.Eq(t, warmB, module)
 	must.False(t, released(b))

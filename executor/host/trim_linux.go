@@ -35,10 +35,6 @@ func trimBinaryPages() {
 	if err != nil {
 		return
 	}
-	// An executor started from the embedded program runs a memfd, which
-	// /proc/self/exe names "/memfd:<name> (deleted)" and smaps without the
-	// suffix.
-	exe = strings.TrimSuffix(exe, " (deleted)")
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return
