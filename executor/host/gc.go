@@ -4,6 +4,7 @@
 package host
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -111,7 +112,8 @@ func (s *server) collectWhileBlocked(in *instance) {
 			s.gcMu.Lock()
 			s.gcOff = false
 			debug.SetGCPercent(100)
-			debug.SetMemoryLimit(-1)
+			// No limit (a negative one would leave the backstop in place).
+			debug.SetMemoryLimit(math.MaxInt64)
 			s.gcMu.Unlock()
 			return
 		case <-s.quit:

@@ -4,11 +4,14 @@
 package host
 
 import (
+	"math"
+	"os"
 	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
 )
 
@@ -67,4 +70,22 @@ func TestHTTPTriggerGCPercent(t *testing.T) {
 		t.Fatal("the trigger did not drain")
 	}
 	must.Eq(t, 150, gogc(), must.Sprint("the trigger's GOGC outlived it"))
+}
+
+// TestGCBackOnceTheGuestEnds: once a guest without the per-loop check has
+// ended, automatic collection is back, and the backstop limit is gone (a
+// negative SetMemoryLimit would have left it). (Not parallel: the setting
+// is the process's.)
+func TestGCBackOnceTheGuestEnds(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	defer debug.SetMemoryLimit(math.MaxInt64)
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	s.disableGC()
+	must.Less(t, int64(math.MaxInt64), debug.SetMemoryLimit(-1))
+	in := &instance{ended: make(chan struct{})}
+	close(in.ended)
+	s.collectWhileBlocked(in)
+	must.Eq(t, 100, debug.SetGCPercent(100))
+	must.Eq(t, int64(math.MaxInt64), debug.SetMemoryLimit(-1))
 }
