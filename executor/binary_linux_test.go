@@ -104,13 +104,7 @@ func TestLaunchFallsBack(t *testing.T) {
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
 
 	setProgram(t, "/nonexistent/wasm-executor")
-	c, err := Launch(LaunchConfig{Logger: logger})
-	must.NoError(t, err)
-	defer c.Kill()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = c.Version(ctx, &proto.VersionRequest{})
-	must.NoError(t, err)
+	c := launchServing(t, logger)
 	must.True(t, failed())
 	must.Eq(t, 1, strings.Count(logs.String(), "cannot start executors from the executor program the plugin binary embeds"))
 	self, err := os.Executable()
@@ -154,13 +148,7 @@ func TestEmbeddedProgram(t *testing.T) {
 	t.Cleanup(func() { _ = mf.Close() })
 	setProgram(t, path)
 
-	c, err := Launch(LaunchConfig{Logger: hclog.NewNullLogger()})
-	must.NoError(t, err)
-	defer c.Kill()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = c.Version(ctx, &proto.VersionRequest{})
-	must.NoError(t, err)
+	c := launchServing(t, hclog.NewNullLogger())
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.Pid))
 	must.NoError(t, err)
 	must.StrHasPrefix(t, "/memfd:nomad-driver-wasm-executor", exe)
@@ -172,4 +160,18 @@ func TestEmbeddedProgram(t *testing.T) {
 	self, err := os.Executable()
 	must.NoError(t, err)
 	must.StrHasPrefix(t, self+"\x00"+Subcommand+"\x00", string(cmdline))
+}
+
+// launchServing launches an executor as a driver does, which must answer
+// over the protocol; it is killed when the test ends.
+func launchServing(t *testing.T, logger hclog.Logger) *Client {
+	t.Helper()
+	c, err := Launch(LaunchConfig{Logger: logger})
+	must.NoError(t, err)
+	t.Cleanup(c.Kill)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.Version(ctx, &proto.VersionRequest{})
+	must.NoError(t, err)
+	return c
 }
