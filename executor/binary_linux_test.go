@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,6 +161,14 @@ func TestEmbeddedProgram(t *testing.T) {
 	self, err := os.Executable()
 	must.NoError(t, err)
 	must.StrHasPrefix(t, self+"\x00"+Subcommand+"\x00", string(cmdline))
+
+	// go-plugin logs an executor's stderr under the base name of what it
+	// ran: the plugin binary's name, as it was before, not the memfd's
+	// descriptor number.
+	base := hclog.New(&hclog.LoggerOptions{Name: "executor", Output: io.Discard})
+	must.Eq(t, "executor."+filepath.Base(self), pluginLogger(base, path).Named(filepath.Base(path)).Name())
+	must.Eq(t, "executor.stdio", pluginLogger(base, path).Named("stdio").Name())
+	must.Eq(t, base, pluginLogger(base, "/usr/bin/env"))
 }
 
 // launchServing launches an executor as a driver does, which must answer

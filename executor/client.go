@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,7 +147,7 @@ func launch(cfg LaunchConfig, bin string) (*Client, error) {
 		Plugins:          map[string]plugin.Plugin{PluginName: clientPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           cfg.Logger,
+		Logger:           pluginLogger(cfg.Logger, bin),
 	})
 	rpcClient, err := pc.Client()
 	if err == nil {
@@ -162,6 +163,34 @@ func launch(cfg LaunchConfig, bin string) (*Client, error) {
 	pc.Kill()
 	_ = w.Close()
 	return nil, fmt.Errorf("connect to executor: %w", err)
+}
+
+// pluginLogger is logger for go-plugin, which names the logger of an
+// executor's stderr after the base name of the path it ran: for the
+// embedded program (/proc/<pid>/fd/N) N, which becomes the plugin
+// binary's name, as it was when executors ran the plugin binary.
+func pluginLogger(logger hclog.Logger, bin string) hclog.Logger {
+	if logger == nil || !isEmbedded(bin) {
+		return logger
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return logger
+	}
+	return renamingLogger{Logger: logger, from: filepath.Base(bin), to: filepath.Base(self)}
+}
+
+// renamingLogger names a sub-logger to instead of from.
+type renamingLogger struct {
+	hclog.Logger
+	from, to string
+}
+
+func (l renamingLogger) Named(name string) hclog.Logger {
+	if name == l.from {
+		name = l.to
+	}
+	return l.Logger.Named(name)
 }
 
 // command runs bin with args. The embedded program's path
