@@ -19,9 +19,7 @@ func BenchmarkSharedStats(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		d := benchDriver(b, b.TempDir(), 0)
-		d.config.SharedExecutor = true
-		d.shared.binary = d.executors.binary
-		d.shared.configure(sharedDir(d.config.CacheDir), d.config.defaultRunAs, d.config.WarmModules)
+		useSharedExecutor(d, d.config.WarmModules)
 		ctx, cancel := context.WithCancel(context.Background())
 		var pid int
 		for range tasks {

@@ -116,6 +116,15 @@ func benchDriverWith(b *testing.B, bin, cacheDir string, warm int) *Driver {
 	return d
 }
 
+// useSharedExecutor makes d run its tasks in the node's shared executor,
+// which keeps the programs of up to keep ended tasks, as SetConfig does
+// with shared_executor = true: no spare.
+func useSharedExecutor(d *Driver, keep int) {
+	d.config.SharedExecutor = true
+	d.executors.setWarm(nil)
+	d.shared.configure(sharedDir(d.config.CacheDir), d.config.defaultRunAs, keep)
+}
+
 // waitPrepared waits until the driver's spare executor holds a prepared
 // module: the state of a node between repeated starts of one module.
 func waitPrepared(b *testing.B, d *Driver) {
@@ -352,9 +361,7 @@ func BenchmarkTaskStart(b *testing.B) {
 				}
 				d := benchDriver(b, filepath.Join(root, "warm"), warm)
 				if shared {
-					d.config.SharedExecutor = true
-					d.executors.setWarm(nil)
-					d.shared.configure(sharedDir(d.config.CacheDir), d.config.defaultRunAs, 4)
+					useSharedExecutor(d, 4)
 				}
 				if cached {
 					startTask(b, d, benchTask(b, g.module, g.args)) // fills the cache

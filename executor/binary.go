@@ -28,36 +28,52 @@ var program struct {
 	// warned once that was logged.
 	path           string
 	failed, warned bool
+	// self is the plugin binary's path (os.Executable), or selfErr why
+	// there is none; setupErr is why the embedded program could not be
+	// made runnable.
+	self              string
+	selfErr, setupErr error
+}
+
+// pluginBinary is the plugin binary's path, found once.
+func pluginBinary() (string, error) {
+	program.once.Do(findPrograms)
+	if program.selfErr != nil {
+		return "", fmt.Errorf("find the plugin binary: %w", program.selfErr)
+	}
+	return program.self, nil
 }
 
 // executorBinary is the program to start an executor from, and whether it
 // is the embedded one. logger hears, once, why the embedded program cannot
 // be used.
 func executorBinary(logger hclog.Logger) (string, bool, error) {
-	program.once.Do(func() {
-		f := embedded.Open()
-		if f == nil {
-			return // a build without it: nothing to say
-		}
-		defer f.Close()
-		path, err := runnable(f)
-		if err != nil {
-			embeddedFailed(logger, err)
-			return
-		}
-		program.path = path
-	})
+	program.once.Do(findPrograms)
 	program.mu.Lock()
-	path, failed := program.path, program.failed
+	path, failed, setupErr := program.path, program.failed, program.setupErr
 	program.mu.Unlock()
+	if setupErr != nil {
+		embeddedFailed(logger, setupErr) // said once, to the first logger
+	}
 	if path != "" && !failed {
 		return path, true, nil
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return "", false, fmt.Errorf("find the plugin binary: %w", err)
+	self, err := pluginBinary()
+	return self, false, err
+}
+
+// findPrograms finds the plugin binary and puts the embedded program, if
+// the build has one, where it can be run.
+func findPrograms() {
+	program.self, program.selfErr = os.Executable()
+	f := embedded.Open()
+	if f == nil {
+		return // a build without it: nothing to say
 	}
-	return self, false, nil
+	defer f.Close()
+	if program.path, program.setupErr = runnable(f); program.setupErr != nil {
+		program.failed = true
+	}
 }
 
 // embeddedFailed records that the embedded program cannot be run (for

@@ -173,7 +173,7 @@ func pluginLogger(logger hclog.Logger, bin string) hclog.Logger {
 	if logger == nil || !isEmbedded(bin) {
 		return logger
 	}
-	self, err := os.Executable()
+	self, err := pluginBinary()
 	if err != nil {
 		return logger
 	}
@@ -200,7 +200,7 @@ func (l renamingLogger) Named(name string) hclog.Logger {
 func command(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	if isEmbedded(bin) {
-		if self, err := os.Executable(); err == nil {
+		if self, err := pluginBinary(); err == nil {
 			cmd.Args[0] = self
 		}
 	}
