@@ -11,15 +11,29 @@ import (
 )
 
 // joinCgroups moves the executor, all its threads, into the task's cgroups
-// (v1 directories the driver made and limited), once the program is
-// loaded: compiling a module is the node's work, and needs more memory
-// than the task's limit allows.
+// (directories the driver made and limited), once the program is loaded:
+// compiling a module is the node's work, and needs more memory than the
+// task's limit allows. Where it can, each thread moves itself
+// (joinByThread): on cgroup v1 that costs no wait for the kernel's
+// threadgroup lock.
 func joinCgroups(dirs []string) error {
-	pid := strconv.Itoa(os.Getpid())
+	byThread := joinEachThread()
 	for _, dir := range dirs {
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(pid), 0o644); err != nil {
+		if err := joinCgroup(dir, byThread); err != nil {
 			return fmt.Errorf("join the task's cgroup %s: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// joinCgroup moves the process into the cgroup dir: thread by thread where
+// byThread and the cgroup has a tasks file (v1), else by its cgroup.procs.
+func joinCgroup(dir string, byThread bool) error {
+	if byThread {
+		done, err := joinByThread(dir)
+		if done || err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644)
 }

@@ -1,8 +1,9 @@
 // Copyright (c) nomad-driver-wasm contributors
 // SPDX-License-Identifier: MPL-2.0
 
-// Package cgroupstest holds what the tests of cgroups, and of the driver
-// that uses it, need of the node's cgroups. Only tests import it.
+// Package cgroupstest holds what the tests of cgroups, of the driver that
+// uses it and of the executor that joins the cgroups need of the node's
+// cgroups. Only tests import it.
 package cgroupstest
 
 import (
