@@ -550,5 +550,14 @@ func (d *Driver) SignalTask(taskID string, signal string) error {
 	if !h.IsRunning() {
 		return fmt.Errorf("task %s is not running", taskID)
 	}
-	return h.exec.Signal(d.ctx, sig)
+	err := h.exec.Signal(d.ctx, sig)
+	if errors.Is(err, executor.ErrExecutorLost) {
+		// It went away before answering: a stopped guest's executor exits
+		// as soon as its status is collected, which can come before the
+		// answer. Its status, or its loss, is the task's result
+		// (taskHandle.run), as for StopTask.
+		h.logger.Debug("the executor went away while its guest was being signalled", "signal", signal, "error", err)
+		return nil
+	}
+	return err
 }

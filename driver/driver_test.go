@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -309,6 +310,58 @@ func TestSignalTask(t *testing.T) {
 	must.NoError(t, h.SignalTask(tk.cfg.ID, "SIGTERM"))
 	res := h.wait(t, tk.cfg.ID)
 	must.Eq(t, 15, res.Signal)
+}
+
+// TestSignalTaskExecutorGone: a signal whose executor goes away before it
+// answers (a stopped guest's executor exits as soon as its status is
+// collected, which can come before the answer) is not an error: the
+// task's wait reports how it ended, here the executor's loss. The
+// executor is held stopped until the signal's request is waiting in its
+// socket (ss shows it queued), then killed.
+func TestSignalTaskExecutorGone(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("ss"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ss (iproute2) is needed")
+		}
+		t.Skip("ss (iproute2) is needed")
+	}
+	h := newHarness(t, "")
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
+	h.start(t, tk)
+	tk.waitLog(t, "stdout", "tick 1\n")
+	status, err := h.InspectTask(tk.cfg.ID)
+	must.NoError(t, err)
+	pid, err := strconv.Atoi(status.DriverAttributes["executor_pid"])
+	must.NoError(t, err)
+	must.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	signalled := make(chan error, 1)
+	go func() { signalled <- h.SignalTask(tk.cfg.ID, "SIGTERM") }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !requestQueued(t, pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the signal's request never reached executor %d's socket", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	must.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	must.NoError(t, <-signalled)
+	res := h.wait(t, tk.cfg.ID)
+	must.ErrorContains(t, res.Err, "executor")
+}
+
+// requestQueued says whether a Unix socket of process pid has bytes
+// waiting to be read (ss's Recv-Q).
+func requestQueued(t *testing.T, pid int) bool {
+	out, err := exec.Command("ss", "-xpnH").Output()
+	must.NoError(t, err)
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && strings.Contains(line, fmt.Sprintf("pid=%d,", pid)) && f[2] != "0" {
+			return true
+		}
+	}
+	return false
 }
 
 func TestWaitTaskChannels(t *testing.T) {
