@@ -62,7 +62,7 @@ func BenchmarkInstancePerRequest(b *testing.B) {
 			}
 			b.Cleanup(p.close)
 			budget := &memory.Budget{Limit: 64 << 20}
-			pool := &memory.Pool{Max: 8, Size: 64 << 20, Keep: p.minBytes}
+			pool := &memory.Pool{Max: 8, Size: 64 << 20, Keep: p.minBytes, Image: p.comp.image}
 			b.Cleanup(pool.Close)
 			env := envOf(map[string]string{"REQUEST_METHOD": "GET", "PATH_INFO": "/hello", "QUERY_STRING": "x=1", "SERVER_PORT": "8080",
 				"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "bench", "CONTENT_LENGTH": "0", "GATEWAY_INTERFACE": "CGI/1.1"})

@@ -37,5 +37,5 @@ func compileOnly(o compileOptions, f *os.File) error {
 	if err != nil {
 		return err
 	}
-	return c.Runtime.Close(ctx)
+	return c.close(ctx)
 }

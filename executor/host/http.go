@@ -154,7 +154,7 @@ func (p *program) serveHTTP(host triggerHost, cfg *proto.HTTPTrigger, args []str
 		slots: make(chan struct{}, max(cfg.MaxConcurrency, 1)), budget: &memory.Budget{Limit: uint64(p.limit) * executor.PageSize},
 		stderr: streams.stderr, stats: newHTTPMetrics(),
 		pool: &memory.Pool{Max: int(min(max(cfg.MaxConcurrency, 1), maxPooledMemories)), Size: int(uint64(p.limit) * executor.PageSize),
-			Keep: min(p.minBytes, maxPooledResident)}}
+			Keep: min(p.minBytes, maxPooledResident), Image: p.comp.image}}
 	var ln, mln net.Listener
 	err := inNetNS(netns, func() error {
 		var err error

@@ -350,7 +350,7 @@ func instantiateWithin(timeout time.Duration, cancel func(), instantiate func() 
 // garbage collector nothing, and the pages it reserves up to the cap are
 // committed by the kernel only as the guest touches them.
 func (in *instance) allocate(_, limit uint64) experimental.LinearMemory {
-	m := memory.NewLinear(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes, in.pool)
+	m := memory.NewLinear(min(limit, uint64(in.prog.limit)*executor.PageSize), &in.memBytes, in.pool, in.prog.comp.image)
 	if in.budget != nil {
 		m.ChargeTo(in.budget, in.held, &in.budgetDenied)
 		in.held = 0 // the memory holds it now, and gives it back when freed

@@ -113,7 +113,7 @@ func (k *keptSet) expire(e *keptEntry) {
 func (k *keptSet) drop(i int) {
 	e := k.entries[i]
 	e.timer.Stop()
-	_ = e.comp.Runtime.Close(context.Background())
+	_ = e.comp.close(context.Background())
 	k.entries = append(k.entries[:i], k.entries[i+1:]...)
 }
 

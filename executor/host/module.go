@@ -25,6 +25,8 @@ type moduleHeader struct {
 	hasMemory bool
 	// minPages is the declared minimum of its first memory.
 	minPages uint32
+	// memoryImported: that memory is imported, not the module's own.
+	memoryImported bool
 	// hasStart is true when the module has a start function (a start
 	// section), which runs while it is instantiated.
 	hasStart bool
@@ -189,7 +191,7 @@ func readMemoryImport(r *byteReader) (moduleHeader, error) {
 			}
 		case importMemory:
 			min, _, err := r.limits()
-			return moduleHeader{hasMemory: true, minPages: min}, err
+			return moduleHeader{hasMemory: true, minPages: min, memoryImported: true}, err
 		case importGlobal:
 			_, err = r.byte()
 			if err == nil {

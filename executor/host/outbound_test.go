@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,9 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
-	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
-	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/testmodule"
 )
 
 // echoServer listens on loopback and answers each connection with
@@ -99,23 +96,12 @@ func runOutboundIn(t testing.TB, netns, module string, out *proto.Outbound, args
 // the per-loop check when interruptible; both last until the test ends.
 func outboundProgram(t testing.TB, netns, module string, out *proto.Outbound, interruptible bool) (*program, *taskNetwork) {
 	t.Helper()
-	local := t.TempDir()
-	testmodule.Install(t, module, local, "app.wasm")
-	files, err := openTaskFiles(&proto.StartRequest{Mounts: []*proto.Mount{{GuestPath: "/local", HostPath: local}}})
-	must.NoError(t, err)
-	t.Cleanup(files.close)
-	b, digest, err := files.view.read("/local/app.wasm", 0)
-	must.NoError(t, err)
 	engine, err := resolveEngine(executor.EngineAuto)
 	must.NoError(t, err)
 	network, err := newTaskNetwork(out, netns, hclog.NewNullLogger())
 	must.NoError(t, err)
 	t.Cleanup(network.close)
-	spec := programSpec{Module: "/local/app.wasm", Engine: engine, Entrypoint: "_start", View: files.view, Network: network, Interruptible: interruptible}
-	cache := modcache.Cache{Dir: filepath.Join(os.TempDir(), "nomad-driver-wasm-host-test-cache"), Logger: hclog.NewNullLogger(), Validate: validateConfig()}
-	p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, b, digest, nil)
-	must.NoError(t, err)
-	t.Cleanup(p.close)
+	p, _ := testProgram(t, module, programSpec{Engine: engine, Network: network, Interruptible: interruptible})
 	return p, network
 }
 

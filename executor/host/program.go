@@ -27,6 +27,7 @@ import (
 
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/dataseg"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/wasi"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
@@ -91,27 +92,78 @@ type compiled struct {
 	interruptible bool
 	// wasi is the WASI host module in the runtime, once instantiated.
 	wasi api.Module
+	// image is the module's data, which every instance's memory starts
+	// with, where the module was compiled without its data section; nil
+	// where wazero applies the data section itself.
+	image *memory.Image
+}
+
+// close releases the runtime (and with it the compiled module and the
+// WASI host) and the memory image.
+func (c *compiled) close(ctx context.Context) error {
+	err := c.Runtime.Close(ctx)
+	if c.image != nil {
+		c.image.Close()
+	}
+	return err
+}
+
+// minImage is the least data for which a module is compiled without its
+// data section and its instances map a memory image (dataseg.Split,
+// memory.Image): below it, copying the data into each instance costs less
+// than mapping the image and faulting its pages in. A Go module has about
+// a megabyte; a small C module a few kilobytes.
+const minImage = 64 << 10
+
+// splitData is module b as the executor compiles it, and the data its
+// instances' memories start with where that is not in it: a module that
+// defines its memory and has at least minImage bytes of data that Split
+// can take out is compiled without its data section; any other has its
+// data segments merged (dataseg.Coalesce), and wazero applies them.
+// Which it is follows from b alone: the node's cache keeps one form of a
+// module.
+func splitData(b []byte) ([]byte, *memory.Image) {
+	if h, err := inspectModule(b); err == nil && h.hasMemory && !h.memoryImported {
+		if module, segs, ok := dataseg.Split(b, uint64(h.minPages)*executor.PageSize); ok {
+			parts := make([]memory.Part, len(segs))
+			var n int
+			for i, s := range segs {
+				parts[i] = memory.Part{Offset: uint64(s.Offset), Data: s.Data}
+				n += len(s.Data)
+			}
+			if n >= minImage {
+				return module, memory.NewImage(parts)
+			}
+		}
+	}
+	b, _ = dataseg.Coalesce(b)
+	return b, nil
 }
 
 // compile compiles b (whose SHA-256 is digest; module names it in
 // messages) through cache for engine, with the per-loop check or not.
 // Its errors are classified (executor.Error).
 //
-// What is compiled is b with its data segments merged (dataseg): the same
-// module to the guest, whose instances start without applying a Go
-// module's tens of thousands of segments one by one. The cache is keyed
-// by b's digest (modcache names the form in its directories).
+// What is compiled is b without its data section, which the instances'
+// memories then map, or with its data segments merged (splitData): the
+// same module to the guest, whose instances start without copying a Go
+// module's megabyte of data, or applying its tens of thousands of segments
+// one by one. The cache is keyed by b's digest (modcache names the form in
+// its directories).
 func compile(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
-	b, _ = dataseg.Coalesce(b)
+	b, image := splitData(b)
 	key := modcache.Key{Engine: engine, Interruptible: interruptible, Digest: digest}
 	c, err := cache.Compile(ctx, runtimeConfig(engine, interruptible), key, module, b)
 	if errors.Is(err, modcache.ErrNotCached) {
-		return nil, executor.NotCompiledErrorf("module %s has no compiled code in the node's cache, and the shared executor compiles none itself: the driver compiles it within the task's memory", module)
+		err = executor.NotCompiledErrorf("module %s has no compiled code in the node's cache, and the shared executor compiles none itself: the driver compiles it within the task's memory", module)
 	}
 	if err != nil {
+		if image != nil {
+			image.Close()
+		}
 		return nil, err
 	}
-	return &compiled{Compiled: *c, interruptible: interruptible}, nil
+	return &compiled{Compiled: *c, interruptible: interruptible, image: image}, nil
 }
 
 // instantiateWASI instantiates the WASI host module in c's runtime, for
@@ -226,7 +278,7 @@ func loadProgram(ctx context.Context, logger hclog.Logger, cache modcache.Cache,
 	defer func() {
 		// Once p exists, p.close releases the runtime.
 		if err != nil && p == nil && warm != nil {
-			_ = warm.Runtime.Close(ctx)
+			_ = warm.close(ctx)
 		}
 	}()
 	if want := strings.ToLower(spec.Sha256); want != "" && want != digest {
@@ -352,8 +404,8 @@ func (p *program) close() {
 		if p.keep != nil && p.keep(p.comp) {
 			return
 		}
-		if p.runtime != nil {
-			_ = p.runtime.Close(context.Background())
+		if p.comp != nil {
+			_ = p.comp.close(context.Background())
 		}
 	})
 }

@@ -99,7 +99,7 @@ func prepare(ctx context.Context, cache modcache.Cache, engine string, m modcach
 		return nil, err
 	}
 	if _, err := comp.instantiateWASI(ctx); err != nil {
-		_ = comp.Runtime.Close(ctx)
+		_ = comp.close(ctx)
 		return nil, err
 	}
 	rehearse(ctx, comp)
@@ -113,7 +113,7 @@ func prepare(ctx context.Context, cache modcache.Cache, engine string, m modcach
 func rehearse(ctx context.Context, comp *compiled) {
 	var size atomic.Uint64
 	alloc := experimental.MemoryAllocatorFunc(func(_, limit uint64) experimental.LinearMemory {
-		return memory.NewLinear(limit, &size, nil)
+		return memory.NewLinear(limit, &size, nil, comp.image)
 	})
 	config := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	if mod, err := comp.Runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, alloc), comp.Module, config); err == nil {
@@ -141,7 +141,7 @@ func (w *warmSet) finish(e *warmEntry, comp *compiled) {
 	defer w.mu.Unlock()
 	e.comp = comp
 	if w.closed && !e.wanted && comp != nil {
-		_ = comp.Runtime.Close(context.Background())
+		_ = comp.close(context.Background())
 		e.comp = nil
 	}
 	close(e.done)
@@ -169,7 +169,7 @@ func (w *warmSet) take(b []byte, engine string, check bool) (*compiled, string) 
 		select {
 		case <-e.done:
 			if e.comp != nil {
-				_ = e.comp.Runtime.Close(context.Background())
+				_ = e.comp.close(context.Background())
 				e.comp = nil
 			}
 		default: // finish releases it

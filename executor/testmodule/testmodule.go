@@ -64,6 +64,8 @@ var recipes = map[string]recipe{
 	// visits: the outbound example's HTTP handler, which calls a counter
 	// at UPSTREAM on every request.
 	"visits": {[]string{"../../example-jobs/src/visits.c"}, clang("../../example-jobs/src/visits.c")},
+	// image: 96 KiB of data, which its instances map (see image.c).
+	"image": {[]string{"image.c"}, clang("image.c")},
 	// compute: the CPU-bound guest of the compute benchmark.
 	"compute": {[]string{"compute.c"}, clang("compute.c")},
 	// listen-go: a Go wasip1 HTTP server on WASM_LISTENER_HTTP.

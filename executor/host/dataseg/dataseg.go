@@ -44,35 +44,7 @@ const (
 // Coalesce returns module b with its data segments merged, and whether it
 // rewrote it (false: b itself, unchanged). b is not modified.
 func Coalesce(b []byte) ([]byte, bool) {
-	if len(b) < 8 || string(b[:4]) != "\x00asm" {
-		return b, false
-	}
-	var dataStart, dataEnd int // the data section, id and size included
-	var content []byte
-	for p := 8; p < len(b); {
-		start := p
-		id := b[p]
-		p++
-		size, n, ok := uleb32(b[p:])
-		if !ok || uint64(p+n)+uint64(size) > uint64(len(b)) {
-			return b, false
-		}
-		p += n
-		switch id {
-		case sectionDataCount:
-			return b, false
-		case sectionData:
-			if content != nil {
-				return b, false // two data sections: malformed
-			}
-			dataStart, dataEnd, content = start, p+int(size), b[p:p+int(size)]
-		}
-		p += int(size)
-	}
-	if content == nil {
-		return b, false
-	}
-	segs, ok := parseSegments(content)
+	dataStart, dataEnd, segs, ok := dataSegments(b)
 	if !ok || len(segs) < minSegments {
 		return b, false
 	}
@@ -90,15 +62,85 @@ func Coalesce(b []byte) ([]byte, bool) {
 	return out, true
 }
 
-// segment is an active data segment of memory 0: its bytes at offset.
-type segment struct {
-	offset uint32
-	data   []byte
+// Segment is bytes a module's data section writes into memory 0, at
+// Offset, when it is instantiated.
+type Segment struct {
+	Offset uint32
+	Data   []byte
+}
+
+// Split returns module b without its data section, and what that section
+// writes into a fresh memory 0: its segments merged as Coalesce merges
+// them (gaps of up to 4 KiB filled with zeros), in offset order, none
+// empty, each holding its own copy of the bytes. Whoever instantiates the
+// module without its data section then lays the segments into each
+// instance's memory itself, before the instance's code runs (package
+// memory maps them copy-on-write).
+//
+// ok is false, and b is returned as it is, where Coalesce's conditions do
+// not hold (whatever the number of segments), where there is no data, or
+// where a segment would not fit in memoryBytes, the module's initial
+// memory: instantiating the module must then fail, as wazero says. Split
+// does not know whether memory 0 is the module's own or imported: a
+// caller splits only a module that defines it.
+func Split(b []byte, memoryBytes uint64) (module []byte, segments []Segment, ok bool) {
+	dataStart, dataEnd, segs, ok := dataSegments(b)
+	if !ok {
+		return b, nil, false
+	}
+	merged := merge(segs)
+	if len(merged) == 0 {
+		return b, nil, false
+	}
+	if last := merged[len(merged)-1]; uint64(last.Offset)+uint64(len(last.Data)) > memoryBytes {
+		return b, nil, false
+	}
+	out := make([]byte, 0, len(b)-(dataEnd-dataStart))
+	out = append(out, b[:dataStart]...)
+	out = append(out, b[dataEnd:]...)
+	return out, merged, true
+}
+
+// dataSegments finds module b's data section (its start and end, id and
+// size included) and parses its segments; ok is false where the module
+// has a data count section, no data section, or one that is not all
+// active segments of memory 0 at constant offsets, or where it cannot be
+// parsed.
+func dataSegments(b []byte) (start, end int, segs []Segment, ok bool) {
+	if len(b) < 8 || string(b[:4]) != "\x00asm" {
+		return 0, 0, nil, false
+	}
+	var content []byte
+	for p := 8; p < len(b); {
+		sectionStart := p
+		id := b[p]
+		p++
+		size, n, ok := uleb32(b[p:])
+		if !ok || uint64(p+n)+uint64(size) > uint64(len(b)) {
+			return 0, 0, nil, false
+		}
+		p += n
+		switch id {
+		case sectionDataCount:
+			return 0, 0, nil, false
+		case sectionData:
+			if content != nil {
+				return 0, 0, nil, false // two data sections: malformed
+			}
+			start, end, content = sectionStart, p+int(size), b[p:p+int(size)]
+		}
+		p += int(size)
+	}
+	if content == nil {
+		return 0, 0, nil, false
+	}
+	segs, ok = parseSegments(content)
+	return start, end, segs, ok
 }
 
 // parseSegments parses a data section's content: only active segments of
 // memory 0 at an i32.const offset; anything else is not ok.
-func parseSegments(c []byte) ([]segment, bool) {
+func parseSegments(c []byte) ([]Segment, bool) {
 	count, n, ok := uleb32(c)
 	if !ok {
 		return nil, false
@@ -107,7 +149,7 @@ func parseSegments(c []byte) ([]segment, bool) {
 	if uint64(count) > uint64(len(c)) { // each takes a byte at least
 		return nil, false
 	}
-	segs := make([]segment, 0, count)
+	segs := make([]Segment, 0, count)
 	for range count {
 		flags, n, ok := uleb32(c)
 		if !ok || flags != 0 {
@@ -130,7 +172,7 @@ func parseSegments(c []byte) ([]segment, bool) {
 		if !ok || uint64(n)+uint64(size) > uint64(len(c)) {
 			return nil, false
 		}
-		segs = append(segs, segment{offset: uint32(offset), data: c[n : n+int(size)]})
+		segs = append(segs, Segment{Offset: uint32(offset), Data: c[n : n+int(size)]})
 		c = c[n+int(size):]
 	}
 	return segs, len(c) == 0
@@ -138,49 +180,49 @@ func parseSegments(c []byte) ([]segment, bool) {
 
 // merge merges segments that follow each other within maxGap; nil when
 // two overlap (which one wins would then depend on their order).
-func merge(segs []segment) []segment {
+func merge(segs []Segment) []Segment {
 	sorted := slices.Clone(segs)
-	slices.SortStableFunc(sorted, func(a, b segment) int {
+	slices.SortStableFunc(sorted, func(a, b Segment) int {
 		switch {
-		case a.offset < b.offset:
+		case a.Offset < b.Offset:
 			return -1
-		case a.offset > b.offset:
+		case a.Offset > b.Offset:
 			return 1
 		}
 		return 0
 	})
-	var out []segment
+	var out []Segment
 	var end uint64 // of the last merged segment
 	for _, s := range sorted {
-		if len(s.data) == 0 {
+		if len(s.Data) == 0 {
 			continue
 		}
-		start := uint64(s.offset)
+		start := uint64(s.Offset)
 		if len(out) > 0 && start < end {
 			return nil
 		}
 		if len(out) > 0 && start-end <= maxGap {
 			last := &out[len(out)-1]
-			last.data = append(last.data, make([]byte, start-end)...)
-			last.data = append(last.data, s.data...)
+			last.Data = append(last.Data, make([]byte, start-end)...)
+			last.Data = append(last.Data, s.Data...)
 		} else {
-			out = append(out, segment{offset: s.offset, data: slices.Clone(s.data)})
+			out = append(out, Segment{Offset: s.Offset, Data: slices.Clone(s.Data)})
 		}
-		end = start + uint64(len(s.data))
+		end = start + uint64(len(s.Data))
 	}
 	return out
 }
 
 // encode is a data section's content holding segs.
-func encode(segs []segment) []byte {
+func encode(segs []Segment) []byte {
 	var out []byte
 	out = binary.AppendUvarint(out, uint64(len(segs)))
 	for _, s := range segs {
 		out = append(out, 0x00, 0x41)
-		out = appendSleb(out, int64(int32(s.offset)))
+		out = appendSleb(out, int64(int32(s.Offset)))
 		out = append(out, 0x0b)
-		out = binary.AppendUvarint(out, uint64(len(s.data)))
-		out = append(out, s.data...)
+		out = binary.AppendUvarint(out, uint64(len(s.Data)))
+		out = append(out, s.Data...)
 	}
 	return out
 }

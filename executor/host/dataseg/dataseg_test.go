@@ -38,9 +38,9 @@ func module(pages byte, data []byte, dataCount bool) []byte {
 // segments is a data section's content: active segments at the offsets,
 // each holding its data.
 func segments(offsets []uint32, data [][]byte) []byte {
-	segs := make([]segment, len(offsets))
+	segs := make([]Segment, len(offsets))
 	for i := range offsets {
-		segs[i] = segment{offset: offsets[i], data: data[i]}
+		segs[i] = Segment{Offset: offsets[i], Data: data[i]}
 	}
 	return encode(segs)
 }
@@ -58,7 +58,7 @@ func image(t *testing.T, b []byte, n int) []byte {
 			segs, ok := parseSegments(b[p : p+int(size)])
 			must.True(t, ok)
 			for _, s := range segs {
-				copy(mem[s.offset:], s.data)
+				copy(mem[s.Offset:], s.Data)
 			}
 		}
 		p += int(size)
@@ -84,7 +84,7 @@ func TestCoalesce(t *testing.T) {
 	out, ok := Coalesce(b)
 	must.True(t, ok)
 	must.Eq(t, image(t, b, 65536), image(t, out, 65536))
-	var merged []segment
+	var merged []Segment
 	for p := 8; p < len(out); {
 		id := out[p]
 		size, k, _ := uleb32(out[p+1:])
@@ -95,8 +95,8 @@ func TestCoalesce(t *testing.T) {
 		p += int(size)
 	}
 	must.Len(t, 2, merged)
-	must.Eq(t, uint32(1000), merged[0].offset)
-	must.Eq(t, uint32(60000), merged[1].offset)
+	must.Eq(t, uint32(1000), merged[0].Offset)
+	must.Eq(t, uint32(60000), merged[1].Offset)
 }
 
 // TestCoalesceLeavesAlone: a module it must not rewrite comes back as it
@@ -199,10 +199,119 @@ func maxEnd(t *testing.T, b []byte) uint64 {
 		if id == sectionData {
 			segs, _ := parseSegments(b[p : p+int(size)])
 			for _, s := range segs {
-				end = max(end, uint64(s.offset)+uint64(len(s.data)))
+				end = max(end, uint64(s.Offset)+uint64(len(s.Data)))
 			}
 		}
 		p += int(size)
 	}
 	return end
+}
+
+// laid lays segs into a zero memory of n bytes, as a caller of Split does.
+func laid(segs []Segment, n int) []byte {
+	mem := make([]byte, n)
+	for _, s := range segs {
+		copy(mem[s.Offset:], s.Data)
+	}
+	return mem
+}
+
+// TestSplit: the module loses its data section, and the segments lay the
+// same bytes as the section did; a module Split cannot take whole is
+// returned as it is.
+func TestSplit(t *testing.T) {
+	b := module(1, segments([]uint32{100, 3000, 40000}, [][]byte{[]byte("abc"), []byte("de"), []byte("f")}), false)
+	out, segs, ok := Split(b, 65536)
+	must.True(t, ok)
+	must.Eq(t, module(1, nil, false), out, must.Sprint("the module without its data section"))
+	must.Eq(t, image(t, b, 65536), laid(segs, 65536))
+	must.Len(t, 2, segs, must.Sprint("the first two are within 4 KiB of each other"))
+	for _, s := range segs {
+		must.Positive(t, len(s.Data))
+	}
+	b2 := bytes.Clone(b)
+	segs[0].Data[0] = 'X'
+	must.Eq(t, b2, b, must.Sprint("the segments are copies, not b's bytes"))
+
+	for name, c := range map[string]struct {
+		b      []byte
+		memory uint64
+	}{
+		"past the initial memory":   {module(1, segments([]uint32{65535}, [][]byte{[]byte("ab")}), false), 65536},
+		"a data count section":      {module(1, segments([]uint32{0}, [][]byte{[]byte("a")}), true), 65536},
+		"no data section":           {module(1, nil, false), 65536},
+		"only empty segments":       {module(1, segments([]uint32{0, 10}, [][]byte{nil, nil}), false), 65536},
+		"overlapping segments":      {module(1, segments([]uint32{0, 1}, [][]byte{[]byte("ab"), []byte("c")}), false), 65536},
+		"a passive segment":         {module(1, []byte{1, 1, 1, 'a'}, false), 65536},
+		"truncated":                 {module(1, segments([]uint32{0}, [][]byte{[]byte("ab")}), false)[:20], 65536},
+		"not a module":              {[]byte("hello, world"), 65536},
+		"a segment at the very end": {module(1, segments([]uint32{65534}, [][]byte{[]byte("ab")}), false), 65535},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, segs, ok := Split(c.b, c.memory)
+			must.False(t, ok)
+			must.Nil(t, segs)
+			must.Eq(t, c.b, out)
+		})
+	}
+}
+
+// TestSplitGoModule: a Go module's instance without its data section,
+// with the segments laid into its memory, holds what the whole module's
+// instance holds.
+func TestSplitGoModule(t *testing.T) {
+	dir := t.TempDir()
+	testmodule.Install(t, "hello-go", dir, "hello.wasm")
+	b, err := os.ReadFile(filepath.Join(dir, "hello.wasm"))
+	must.NoError(t, err)
+	ctx := context.Background()
+	memoryOf := func(b []byte, segs []Segment) []byte {
+		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+		defer r.Close(ctx)
+		wasi_snapshot_preview1.MustInstantiate(ctx, r)
+		mod, err := r.InstantiateWithConfig(ctx, b, wazero.NewModuleConfig().WithStartFunctions())
+		must.NoError(t, err)
+		for _, s := range segs {
+			must.True(t, mod.Memory().Write(s.Offset, s.Data))
+		}
+		mem, ok := mod.Memory().Read(0, mod.Memory().Size())
+		must.True(t, ok)
+		return bytes.Clone(mem)
+	}
+	whole := memoryOf(b, nil)
+	out, segs, ok := Split(b, uint64(len(whole)))
+	must.True(t, ok)
+	must.Less(t, len(b)-900<<10, len(out), must.Sprint("the Go module's data section, about a megabyte, is gone"))
+	must.True(t, bytes.Equal(whole, memoryOf(out, segs)), must.Sprint("the split module's memory, segments laid, differs"))
+}
+
+// FuzzSplit: Split never panics; a module it splits, its segments laid,
+// has the data image of the original, and is the original less its data
+// section.
+func FuzzSplit(f *testing.F) {
+	f.Add(module(1, segments([]uint32{0, 5000, 9000}, [][]byte{[]byte("a"), []byte("b"), []byte("c")}), false), uint32(65536))
+	f.Add(module(1, segments([]uint32{65535}, [][]byte{[]byte("ab")}), false), uint32(65536))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x0b\x01\x00"), uint32(0))
+	f.Fuzz(func(t *testing.T, b []byte, memory uint32) {
+		out, segs, ok := Split(b, uint64(memory))
+		if !ok {
+			if !bytes.Equal(out, b) || segs != nil {
+				t.Fatal("a module left alone changed")
+			}
+			return
+		}
+		end := maxEnd(t, b)
+		if end > uint64(memory) {
+			t.Fatalf("split a module whose data ends at %d, past its memory's %d bytes", end, memory)
+		}
+		if len(out) >= len(b) {
+			t.Fatal("the split module kept its data section")
+		}
+		if end > 1<<20 {
+			return
+		}
+		if !bytes.Equal(image(t, b, int(end)), laid(segs, int(end))) {
+			t.Fatal("the segments lay other bytes than the data section")
+		}
+	})
 }

@@ -2,15 +2,17 @@
 // SPDX-License-Identifier: MPL-2.0
 
 // Package memory is the linear memory of WebAssembly guests, kept off the
-// Go heap: one anonymous mapping of a guest's whole cap (Linear), a pool
-// of mappings that instances which have ended hand on, zeroed, to the next
-// (Pool), and a budget that instances running side by side share (Budget).
-// Linear is what wazero's experimental.LinearMemory asks for (Reallocate,
-// Free), without this package importing wazero.
+// Go heap: one anonymous mapping of a guest's whole cap (Linear), which
+// starts with its program's data (Image), a pool of mappings that
+// instances which have ended hand on, reset, to the next (Pool), and a
+// budget that instances running side by side share (Budget). Linear is
+// what wazero's experimental.LinearMemory asks for (Reallocate, Free),
+// without this package importing wazero.
 //
 // It must not know instances, programs or wazero, and must never hand a
 // guest memory that another guest has written: a pooled mapping comes back
-// zeroed. It uses the standard library only.
+// as a fresh one would be, its image and zeros. It uses the standard
+// library and golang.org/x/sys/unix only.
 package memory
 
 import (
@@ -35,6 +37,9 @@ type Linear struct {
 	held   uint64
 	denied *atomic.Bool
 
+	// image, when set, is what the memory starts with; mapped over its
+	// first image.Size() bytes where image.Mapped().
+	image *Image
 	// pool, when set, takes the mapping back when the memory is freed;
 	// resident is how much of it is known to be faulted in and zero.
 	pool     *Pool
@@ -45,11 +50,13 @@ type Linear struct {
 // Pool keeps the mappings of instances that have ended for the next
 // ones (the HTTP trigger's, one per request): mapping a fresh cap and
 // faulting its first pages in cost more than the rest of a small
-// instance's life. A mapping comes back zeroed: the first keep bytes are
-// cleared and stay faulted in, the rest is handed back to the kernel
-// (MADV_DONTNEED), which makes it read as zero. Nothing an instance leaves
-// in its memory reaches the next. The pool holds at most Max mappings, so
-// it keeps at most Max × Keep bytes resident.
+// instance's life. A mapping comes back as a fresh one starts: where
+// the program's Image is mapped, it is mapped again over what the
+// instance wrote there; up to Keep bytes the rest is cleared and stays
+// faulted in; beyond, it is handed back to the kernel (MADV_DONTNEED),
+// which makes it read as zero; a copied image is copied again. Nothing an
+// instance leaves in its memory reaches the next. The pool holds at most
+// Max mappings, so it keeps at most Max × Keep bytes resident.
 //
 // Its fields are set before it is first used, and not changed after.
 type Pool struct {
@@ -60,6 +67,8 @@ type Pool struct {
 	Size int
 	// Keep is how much of a pooled mapping stays faulted in.
 	Keep uint64
+	// Image is what every memory of the pool starts with, or nil.
+	Image *Image
 
 	mu   sync.Mutex
 	free [][]byte
@@ -76,8 +85,8 @@ func (p *Pool) get() []byte {
 	return nil
 }
 
-// put zeroes the first used bytes of mapped and keeps it, or says it is
-// full.
+// put resets the first used bytes of mapped to what a fresh memory holds
+// and keeps it, or says it is full (or could not reset it).
 func (p *Pool) put(mapped []byte, used uint64) bool {
 	if len(mapped) != p.Size {
 		return false
@@ -88,9 +97,22 @@ func (p *Pool) put(mapped []byte, used uint64) bool {
 	if full {
 		return false
 	}
-	clear(mapped[:min(used, p.Keep)])
-	if used > p.Keep {
-		if err := discard(mapped[p.Keep:used]); err != nil {
+	var zeroFrom uint64 // what a mapped image does not cover
+	if p.Image != nil && p.Image.Mapped() {
+		if err := p.Image.lay(mapped); err != nil {
+			return false
+		}
+		zeroFrom = uint64(p.Image.Size())
+	}
+	kept := max(zeroFrom, min(used, p.Keep))
+	clear(mapped[zeroFrom:kept])
+	if used > kept {
+		if err := discard(mapped[kept:used]); err != nil {
+			return false
+		}
+	}
+	if p.Image != nil && !p.Image.Mapped() {
+		if err := p.Image.lay(mapped); err != nil {
 			return false
 		}
 	}
@@ -150,23 +172,29 @@ func (b *Budget) Used() uint64 { return b.used.Load() }
 const maxPopulate = 32 << 20
 
 // NewLinear maps a memory capped at max bytes, or takes a mapping of
-// pool's when pool is set. It keeps its current size in size, for whoever
+// pool's when pool is set (and has the same image), which starts with
+// image when it is set. It keeps its current size in size, for whoever
 // reports it.
-func NewLinear(max uint64, size *atomic.Uint64, pool *Pool) *Linear {
-	m := &Linear{max: max, size: size}
-	if pool != nil && max <= uint64(pool.Size) {
+func NewLinear(max uint64, size *atomic.Uint64, pool *Pool, image *Image) *Linear {
+	m := &Linear{max: max, size: size, image: image}
+	if pool != nil && max <= uint64(pool.Size) && pool.Image == image {
 		m.pool = pool
 		if m.mapped = pool.get(); m.mapped != nil {
 			m.resident = pool.Keep
 			return m
 		}
 		m.mapped, _ = mapMemory(pool.Size)
-		return m
-	}
-	if max > 0 {
-		// A failed mapping leaves mapped nil: every allocation then fails
-		// inside the guest, as an allocation past the cap does.
+	} else if max > 0 {
 		m.mapped, _ = mapMemory(int(max))
+	}
+	// A failed mapping leaves mapped nil: every allocation then fails
+	// inside the guest, as an allocation past the cap does; and so does an
+	// image that cannot be laid, which would leave the guest's data out.
+	if m.mapped != nil && image != nil {
+		if err := image.lay(m.mapped); err != nil {
+			_ = syscall.Munmap(m.mapped)
+			m.mapped = nil
+		}
 	}
 	return m
 }
@@ -193,12 +221,22 @@ func (m *Linear) Reallocate(size uint64) []byte {
 		}
 		m.held = size
 	}
-	if from := max(m.size.Load(), m.resident); size > from && from < maxPopulate {
+	if from := max(m.size.Load(), m.resident, m.imageMapped()); size > from && from < maxPopulate {
 		populate(m.mapped[from:min(size, maxPopulate)])
 	}
 	m.size.Store(size)
 	m.used = max(m.used, size)
 	return m.mapped[:size:size]
+}
+
+// imageMapped is how much of the memory the image is mapped over: those
+// pages are not populated (which would copy each), but faulted in, shared,
+// as the guest reads them, and copied as it writes them.
+func (m *Linear) imageMapped() uint64 {
+	if m.image == nil || !m.image.Mapped() {
+		return 0
+	}
+	return uint64(m.image.Size())
 }
 
 // Free gives the mapping back to the pool, or unmaps it, and what the

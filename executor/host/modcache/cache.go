@@ -127,11 +127,13 @@ type Cache struct {
 }
 
 // form names, in the cache's directories, the form of the bytes the
-// executor compiles for a module's digest: "ds1", its data segments merged
-// (executor/host/dataseg). A change of it is a new directory, so that code
-// compiled from another form of the module is never taken for it (wazero
-// keys its entries by the bytes it compiled).
-const form = "ds1"
+// executor compiles for a module's digest: "ds2", its data section taken
+// out where its instances map their data (a module with its own memory and
+// at least 64 KiB of data), its data segments merged otherwise
+// (executor/host/dataseg, splitData in executor/host). A change of it is a
+// new directory, so that code compiled from another form of the module is
+// never taken for it (wazero keys its entries by the bytes it compiled).
+const form = "ds2"
 
 // Key names a module's entry: the engine it is compiled for, whether its
 // code has wazero's per-loop check, and the module's SHA-256 (lowercase
