@@ -9,10 +9,15 @@ import (
 )
 
 // TestMain lets this package's test binary serve as the benchmarks' echo
-// server, a process of its own (echoEnv).
+// server, a process of its own (echoEnv), and as a client of the
+// executor's protocol (dialEnv).
 func TestMain(m *testing.M) {
 	if os.Getenv(echoEnv) == "1" {
 		serveEcho()
+		return
+	}
+	if socket := os.Getenv(dialEnv); socket != "" {
+		dialVersion(socket)
 		return
 	}
 	os.Exit(m.Run())

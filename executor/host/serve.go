@@ -42,6 +42,9 @@ func Serve(args []string) {
 	// have fewer CPUs, after it has started. At least two, so that the
 	// protocol server runs beside a spinning guest.
 	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 2))
+	// The user that launched the executor, before it may become another:
+	// only its processes (and root's) may use the protocol.
+	launcher := uint32(os.Getuid())
 
 	out := &logOutput{w: os.Stderr}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: hclog.Info, JSONFormat: true, Output: out})
@@ -109,7 +112,7 @@ func Serve(args []string) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: executor.Handshake,
 		Plugins:         map[string]plugin.Plugin{executor.PluginName: &executor.ServerPlugin{Impl: s, OnServe: s.serving}},
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer:      protocolServer(launcher, logger),
 		Logger:          logger,
 	})
 	s.close()

@@ -124,22 +124,29 @@ func rootOf(d *os.File) (*os.Root, error) {
 // hand a task's descriptors over: root, as the driver is (a driver that is
 // not root hands nothing over: its shared executor runs as it does).
 func peerMayHandOver(conn *net.UnixConn) error {
-	raw, err := conn.SyscallConn()
+	cred, err := peerCredentials(conn)
 	if err != nil {
 		return err
+	}
+	if cred.Uid != 0 {
+		return fmt.Errorf("uid %d (pid %d) may not hand over a task's descriptors: only root (the driver) may", cred.Uid, cred.Pid)
+	}
+	return nil
+}
+
+// peerCredentials are those of the process at the other end of conn, as
+// the kernel recorded them when it connected (SO_PEERCRED).
+func peerCredentials(conn *net.UnixConn) (*unix.Ucred, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
 	var cred *unix.Ucred
 	var credErr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	if credErr != nil {
-		return credErr
-	}
-	if cred.Uid != 0 {
-		return fmt.Errorf("uid %d (pid %d) may not hand over a task's descriptors: only root (the driver) may", cred.Uid, cred.Pid)
-	}
-	return nil
+	return cred, credErr
 }
