@@ -69,6 +69,7 @@ cp bin/nomad-driver-wasm "$rd/plugins/"
 echo "building the test binaries and the test modules"
 CGO_ENABLED=0 go test -c -o "$rd/driver.test" ./driver/
 CGO_ENABLED=0 go test -c -o "$rd/cgroups.test" ./driver/cgroups/
+CGO_ENABLED=0 go test -c -o "$rd/host.test" ./executor/host/
 CGO_ENABLED=0 go test -c -tags cgroup2vm -o "$rd/nomad.test" ./e2e/cgroup2vm/
 if ! WASM_TESTMODULE_EXPORT="$rd/modules" go test -count=1 -run '^TestExport$' ./executor/testmodule/ >"$work/export.log" 2>&1; then
 	cat "$work/export.log" >&2
@@ -99,6 +100,9 @@ status=\$?
 cat /tmp/driver.out
 CI=${CI:-} WASM_TEST_CGROUP=v2 /cgroups.test -test.v -test.count=${CGROUP2_COUNT:-1} -test.timeout=${CGROUP2_TIMEOUT:-5m} >/tmp/cgroups.out 2>&1 || status=\$?
 cat /tmp/cgroups.out
+# The executor's join, as it is built (no cgo): the process moves on v2.
+CI=${CI:-} WASM_TEST_CGROUP=v2 /host.test -test.v -test.count=1 -test.timeout=2m -test.run 'Cgroup' >/tmp/host.out 2>&1 || status=\$?
+cat /tmp/host.out
 /nomad.test -test.v -test.count=1 -test.timeout=10m >/tmp/nomad.out 2>&1 || status=\$?
 cat /tmp/nomad.out
 echo "cgroup2-vm: exit \$status"

@@ -138,19 +138,31 @@ func testCgroups(t *testing.T, version string) []string {
 }
 
 // currentCgroup is the process's cgroup in dir's hierarchy, relative to
-// the hierarchy's root (assumed to be dir's parent).
+// the hierarchy's root (dir's parent).
 func currentCgroup(t testing.TB, dir string) string {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	must.NoError(t, err)
+	path, ok := cgroupLine(string(b), dir)
+	if !ok {
+		t.Fatalf("no line for %s's hierarchy in /proc/self/cgroup: %s", dir, b)
+	}
+	return path
+}
+
+// cgroupLine is the path in a /proc cgroup file's content b of the
+// hierarchy that dir (a cgroup directly under a hierarchy's root) is in:
+// the unified one (0::) for a cgroup under /sys/fs/cgroup itself, else
+// the v1 one named as dir's parent.
+func cgroupLine(b, dir string) (string, bool) {
 	controller := filepath.Base(filepath.Dir(dir))
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+	unified := filepath.Dir(dir) == "/sys/fs/cgroup"
+	for _, line := range strings.Split(strings.TrimSpace(b), "\n") {
 		f := strings.SplitN(line, ":", 3)
-		if len(f) == 3 && (f[1] == controller || (controller == "fs" && f[0] == "0")) {
-			return f[2]
+		if len(f) == 3 && ((unified && f[0] == "0" && f[1] == "") || (!unified && f[1] == controller)) {
+			return f[2], true
 		}
 	}
-	t.Fatalf("no %s line in /proc/self/cgroup: %s", controller, b)
-	return ""
+	return "", false
 }
 
 func assertEveryThreadIn(t *testing.T, dir string) {
@@ -164,20 +176,14 @@ func assertEveryThreadIn(t *testing.T, dir string) {
 }
 
 // mustBeIn asserts that the thread whose /proc cgroup file is file is in
-// cgroup dir (its line for dir's hierarchy ends in dir's name).
+// cgroup dir.
 func mustBeIn(t *testing.T, file, dir string) {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	must.NoError(t, err)
-	controller := filepath.Base(filepath.Dir(dir))
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) == 3 && (f[1] == controller || (controller == "fs" && f[0] == "0")) {
-			must.Eq(t, "/"+filepath.Base(dir), f[2], must.Sprintf("%s: %s", file, b))
-			return
-		}
-	}
-	t.Fatalf("%s has no line for %s: %s", file, dir, b)
+	path, ok := cgroupLine(string(b), dir)
+	must.True(t, ok, must.Sprintf("%s has no line for %s: %s", file, dir, b))
+	must.Eq(t, "/"+filepath.Base(dir), path, must.Sprintf("%s: %s", file, b))
 }
 
 // BenchmarkJoinCgroups is the executor's cgroup-join: this process, with
