@@ -67,6 +67,37 @@ const (
 // guest started before the runtime collects regardless.
 const gcBackstop = 256 << 20
 
+// loadHeadroom is how much the executor's memory may grow while it loads
+// its task's module before the collector runs (see pauseCollection).
+const loadHeadroom = 32 << 20
+
+// pauseCollection defers automatic collection while an executor of its own
+// loads its task's module (reads and hashes it, and wazero decodes,
+// validates and loads it from the cache), and returns what puts it back
+// as it was. Start-up leaves the heap small, so the collector ran several
+// times over a Go module's load, each time marking what the load had
+// built so far: 8–10 ms of a 55 ms start (GOGC=off against the default,
+// BenchmarkTaskStart/go/cached). A load allocates about 20 MB; should it
+// allocate more (a module compiled rather than loaded), the memory limit
+// collects once the executor has grown by loadHeadroom, so that the task's
+// memory cgroup, which the executor has joined, is not filled with
+// garbage. What the load leaves is handed back after the start (Start).
+func (s *server) pauseCollection() (resume func()) {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	if s.gcOff {
+		return func() {}
+	}
+	percent := debug.SetGCPercent(-1)
+	limit := debug.SetMemoryLimit(int64(goMemory()) + loadHeadroom)
+	return func() {
+		s.gcMu.Lock()
+		defer s.gcMu.Unlock()
+		debug.SetGCPercent(percent)
+		debug.SetMemoryLimit(limit)
+	}
+}
+
 // disableGC turns automatic collection off for a guest without the
 // per-loop check, before it runs, unless something may still collect
 // (s.collect), and gives the process a second processor.

@@ -89,3 +89,39 @@ func TestGCBackOnceTheGuestEnds(t *testing.T) {
 	must.Eq(t, 100, debug.SetGCPercent(100))
 	must.Eq(t, int64(math.MaxInt64), debug.SetMemoryLimit(-1))
 }
+
+// garbage is where TestPauseCollection's allocations go, so that the
+// compiler keeps them.
+var garbage []byte
+
+// TestPauseCollection: while a task's module loads, the collector does not
+// run for what the load allocates within loadHeadroom, and afterwards it
+// is back as it was; under a guest without the per-loop check, whose
+// collections the executor schedules itself, it changes nothing.
+func TestPauseCollection(t *testing.T) {
+	s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	resume := s.pauseCollection()
+	cycles := readMetric("/gc/cycles/total:gc-cycles")
+	for range 16 {
+		garbage = make([]byte, 1<<20)
+	}
+	must.Eq(t, cycles, readMetric("/gc/cycles/total:gc-cycles"), must.Sprint("16 MiB of garbage collected during the load"))
+	resume()
+	must.Eq(t, 100, debug.SetGCPercent(100))
+	must.Eq(t, int64(math.MaxInt64), debug.SetMemoryLimit(-1))
+
+	s.disableGC()
+	defer func() {
+		s.gcMu.Lock()
+		s.gcOff = false
+		s.gcMu.Unlock()
+		debug.SetGCPercent(100)
+		debug.SetMemoryLimit(math.MaxInt64)
+	}()
+	limit := debug.SetMemoryLimit(-1)
+	s.pauseCollection()()
+	must.Eq(t, -1, debug.SetGCPercent(-1))
+	must.Eq(t, limit, debug.SetMemoryLimit(-1))
+}

@@ -188,7 +188,12 @@ func (s *server) start(ctx context.Context, req *proto.StartRequest, trace *exec
 	}
 	trace.Mark(executor.SpanCgroupJoin)
 	began := time.Now()
+	resume := func() {}
+	if !s.shared {
+		resume = s.pauseCollection()
+	}
 	prog, read, err := s.load(ctx, t.logger, req, spec, engine, files, trace)
+	resume()
 	if err != nil {
 		closeStdio(streams)
 		return nil, err
