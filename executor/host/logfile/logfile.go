@@ -163,27 +163,48 @@ func (l *Writer) open() error {
 }
 
 // rotate moves to the next file and removes the files beyond maxFiles.
-// The next file is opened before the current one is closed: when it
-// cannot be, output goes on into the current file, past its size, and the
-// failure is reported once (Options.OnRotateError), rather than lost.
+// The directory never holds more than maxFiles of the stream's files (but
+// for an instant when maxFiles is 1), not even for an instant (a reader listing it, Nomad's logs API among them,
+// would see one too many): the next file is made under a name that is not
+// the stream's (nextName), the oldest files are removed, and only then is
+// it renamed into place. Nothing is removed before the next file exists:
+// when it cannot be made, output goes on into the current file, past its
+// size, and the failure is reported once (Options.OnRotateError), rather
+// than lost.
 func (l *Writer) rotate() error {
-	next, err := l.dir.OpenFile(l.name(l.index+1), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	tmp := l.nextName()
+	next, err := l.dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
+		return err
+	}
+	indexes, err := l.indexes()
+	if err == nil {
+		// Room for the next file, among the files before the current one.
+		for len(indexes)+1 > l.maxFiles && indexes[0] != l.index {
+			_ = l.dir.Remove(l.name(indexes[0]))
+			indexes = indexes[1:]
+		}
+		err = l.dir.Rename(tmp, l.name(l.index+1))
+	}
+	if err != nil {
+		_ = next.Close()
+		_ = l.dir.Remove(tmp)
 		return err
 	}
 	_ = l.f.Close()
+	if l.maxFiles == 1 {
+		// Only once the next file is in place, so that output never goes
+		// into a removed file: for an instant, two files.
+		_ = l.dir.Remove(l.name(l.index))
+	}
 	l.f, l.size = next, 0
 	l.index++
-	indexes, err := l.indexes()
-	if err != nil {
-		return err
-	}
-	for len(indexes) > l.maxFiles {
-		_ = l.dir.Remove(l.name(indexes[0]))
-		indexes = indexes[1:]
-	}
 	return nil
 }
+
+// nextName is the name the next file is made under before it takes its
+// place: hidden, and not the stream's (<base>.<n>).
+func (l *Writer) nextName() string { return "." + l.base + ".next" }
 
 // Write writes p through to the current file, moving to the next file
 // when the current one is full: at the last line break that fits, when p

@@ -169,3 +169,46 @@ func TestLogFileKeepsOutputWhenRotationFails(t *testing.T) {
 	must.NoError(t, err)
 	must.Eq(t, "one 4567\ntwo 4567\nthree 67\n", string(b))
 }
+
+// TestLogFileNeverHoldsMoreThanMaxFiles: a reader listing the directory
+// while output floods through many rotations never sees more than
+// max_files of the stream's files (Nomad's logs API lists it so).
+func TestLogFileNeverHoldsMoreThanMaxFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, err := openTestLog(t, dir, "web.stdout", Options{MaxFiles: 3, MaxBytes: 64})
+	must.NoError(t, err)
+	done := make(chan struct{})
+	most := make(chan int)
+	go func() {
+		seen := 0
+		for {
+			select {
+			case <-done:
+				most <- seen
+				return
+			default:
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				continue
+			}
+			n := 0
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), "web.stdout.") {
+					n++
+				}
+			}
+			seen = max(seen, n)
+		}
+	}()
+	line := []byte(strings.Repeat("x", 31) + "\n")
+	for range 2000 { // 1,000 rotations
+		_, err := l.Write(line)
+		must.NoError(t, err)
+	}
+	close(done)
+	must.LessEq(t, 3, <-most)
+	must.NoError(t, l.Close())
+	must.Eq(t, 3, len(readStream(t, dir, "web.stdout")))
+}
