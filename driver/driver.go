@@ -554,10 +554,17 @@ func (d *Driver) SignalTask(taskID string, signal string) error {
 	if errors.Is(err, executor.ErrExecutorLost) {
 		// It went away before answering: a stopped guest's executor exits
 		// as soon as its status is collected, which can come before the
-		// answer. Its status, or its loss, is the task's result
-		// (taskHandle.run), as for StopTask.
-		h.logger.Debug("the executor went away while its guest was being signalled", "signal", signal, "error", err)
-		return nil
+		// answer. Delivered if the task then ends (its status, or its
+		// loss, is the task's result: taskHandle.run), as for StopTask;
+		// else the connection failed, not the executor, and the signal
+		// may not have reached it.
+		select {
+		case <-h.doneCh:
+			h.logger.Debug("the executor went away while its guest was being signalled", "signal", signal, "error", err)
+			return nil
+		case <-time.After(stopGrace):
+			return err
+		}
 	}
 	return err
 }

@@ -11,9 +11,9 @@ import (
 )
 
 // joinCgroups moves the executor, all its threads, into the task's cgroups
-// (directories the driver made and limited), once the program is loaded:
-// compiling a module is the node's work, and needs more memory than the
-// task's limit allows. Where it can, each thread moves itself
+// (directories the driver made and limited), before it reads the task's
+// module: loading or compiling it, and everything after, counts against
+// the task's memory. Where it can, each thread moves itself
 // (joinByThread): on cgroup v1 that costs no wait for the kernel's
 // threadgroup lock.
 func joinCgroups(dirs []string) error {

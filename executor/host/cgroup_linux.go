@@ -75,6 +75,21 @@ func favoursDynamicChanges(mountinfo io.Reader) bool {
 	return false
 }
 
+// sameForEveryThread says whether moving into the v1 cgroup dir succeeds
+// or fails alike for every thread of the process, as AllThreadsSyscall
+// needs (it ends the process when threads' results differ). Not where
+// the pids controller is (its limit can refuse a later thread, not the
+// first), nor where the memory controller moves charges with a process
+// (memory.move_charge_at_immigrate: only the leader's move moves them,
+// and can fail for want of room).
+func sameForEveryThread(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "pids.max")); err == nil {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "memory.move_charge_at_immigrate"))
+	return err != nil || strings.TrimSpace(string(b)) == "0"
+}
+
 // caller is what each thread writes into the tasks file: itself.
 var caller = [1]byte{'0'}
 
@@ -84,6 +99,9 @@ var caller = [1]byte{'0'}
 // the process. A write that fails fails on the first thread, before any
 // other is moved (AllThreadsSyscall stops at the first failure).
 func joinByThread(dir string) (done bool, err error) {
+	if !sameForEveryThread(dir) {
+		return false, nil
+	}
 	f, err := os.OpenFile(filepath.Join(dir, "tasks"), os.O_WRONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,16 +70,59 @@ func TestJoinCgroupEveryThread(t *testing.T) {
 			for _, dir := range dirs {
 				assertEveryThreadIn(t, dir)
 			}
-			later := make(chan struct{})
-			go func() {
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-				for _, dir := range dirs {
-					mustBeIn(t, fmt.Sprintf("/proc/self/task/%d/cgroup", threadID()), dir)
+			// A thread made after the join: goroutines each hold a thread
+			// of their own until one runs on a thread the process did not
+			// have before.
+			tasks, err := os.ReadDir("/proc/self/task")
+			must.NoError(t, err)
+			had := map[string]bool{}
+			for _, task := range tasks {
+				had[task.Name()] = true
+			}
+			hold := make(chan struct{})
+			defer close(hold)
+			var tid int
+			for range 64 {
+				got := make(chan int)
+				go func() {
+					runtime.LockOSThread()
+					got <- threadID()
+					<-hold
+				}()
+				if id := <-got; !had[strconv.Itoa(id)] {
+					tid = id
+					break
 				}
-				close(later)
-			}()
-			<-later
+			}
+			must.Positive(t, tid, must.Sprint("no new thread in 64 goroutines that each hold one"))
+			for _, dir := range dirs {
+				mustBeIn(t, fmt.Sprintf("/proc/self/task/%d/cgroup", tid), dir)
+			}
+		})
+	}
+}
+
+// TestSameForEveryThread: a cgroup whose pids controller or moved memory
+// charges could refuse some threads and not others is joined by the
+// process.
+func TestSameForEveryThread(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct {
+		files map[string]string
+		want  bool
+	}{
+		"cpu":                              {map[string]string{"cpu.shares": "1024\n"}, true},
+		"memory":                           {map[string]string{"memory.move_charge_at_immigrate": "0\n"}, true},
+		"memory, moving charges":           {map[string]string{"memory.move_charge_at_immigrate": "3\n"}, false},
+		"pids, co-mounted":                 {map[string]string{"cpu.shares": "1024\n", "pids.max": "max\n"}, false},
+		"memory without the charges' file": {map[string]string{"memory.limit_in_bytes": "1\n"}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			for f, content := range c.files {
+				must.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte(content), 0o644))
+			}
+			must.Eq(t, c.want, sameForEveryThread(dir))
 		})
 	}
 }

@@ -109,4 +109,15 @@ func TestSplitData(t *testing.T) {
 	out, img = splitData(imported)
 	must.Nil(t, img, must.Sprint("an imported memory is not the executor's to lay data into"))
 	must.Eq(t, imported, out)
+
+	// (memory 200) (data (i32.const 0) 70,000 bytes) (data (i32.const 10 MiB) 1 byte)
+	sparse := []byte("\x00asm\x01\x00\x00\x00\x05\x04\x01\x00\xc8\x01")
+	data = binary.AppendUvarint([]byte{2, 0, 0x41, 0, 0x0b}, 70000)
+	data = append(data, bytes.Repeat([]byte{7}, 70000)...)
+	data = append(data, 0, 0x41, 0x80, 0x80, 0x80, 0x05, 0x0b, 1, 9)
+	sparse = append(sparse, 11)
+	sparse = binary.AppendUvarint(sparse, uint64(len(data)))
+	sparse = append(sparse, data...)
+	_, img = splitData(sparse)
+	must.Nil(t, img, must.Sprint("70 KB of data over a 10 MiB span: most of an image would be holes, filled as guests read them"))
 }

@@ -118,7 +118,8 @@ const minImage = 64 << 10
 // splitData is module b as the executor compiles it, and the data its
 // instances' memories start with where that is not in it: a module that
 // defines its memory and has at least minImage bytes of data that Split
-// can take out is compiled without its data section; any other has its
+// can take out, filling at least a quarter of the span from offset 0 to
+// the end of its last segment, is compiled without its data section; any other has its
 // data segments merged (dataseg.Coalesce), and wazero applies them.
 // Which it is follows from b alone: the node's cache keeps one form of a
 // module.
@@ -131,7 +132,10 @@ func splitData(b []byte) ([]byte, *memory.Image) {
 				parts[i] = memory.Part{Offset: uint64(s.Offset), Data: s.Data}
 				n += len(s.Data)
 			}
-			if n >= minImage {
+			// Dense enough: a page of the image that holds no data is
+			// still the image's memory once a guest has read it (a
+			// memfd's hole is filled as it is faulted in).
+			if last := segs[len(segs)-1]; n >= minImage && uint64(n)*4 >= uint64(last.Offset)+uint64(len(last.Data)) {
 				return module, memory.NewImage(parts)
 			}
 		}

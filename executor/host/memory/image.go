@@ -92,7 +92,13 @@ func (img *Image) lay(mem []byte) error {
 		if img.file == nil {
 			return errImageClosed
 		}
-		return mapImage(img.file, mem[:img.size])
+		if err := mapImage(img.file, mem[:img.size]); err != nil {
+			// Out of mappings (vm.max_map_count), say: the same bytes,
+			// copied from the memfd.
+			_, err = img.file.ReadAt(mem[:img.size], 0)
+			return err
+		}
+		return nil
 	}
 	for _, p := range img.parts {
 		copy(mem[p.Offset:], p.Data)
