@@ -5,6 +5,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -551,4 +552,35 @@ func TestInterpreterEngine(t *testing.T) {
 	must.SliceEmpty(t, cacheEntries(t, h.cacheDir), must.Sprint("the interpreter compiles nothing into the cache"))
 
 	stopSpinningGuest(t, h)
+}
+
+// TestExecutorSocketRemoved: once a task's executor is gone, so is the
+// socket it served its protocol on, which an executor that became its
+// task's user could not remove itself (root's, in the sticky temporary
+// directory): one would be left behind per task.
+func TestExecutorSocketRemoved(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	tk := h.newTask(t, "probe", 64, TaskConfig{Args: []string{"sleep", "3600"}})
+	h.start(t, tk)
+	th, ok := h.driver.tasks.Get(tk.cfg.ID)
+	must.True(t, ok)
+	rc := th.exec.Client().ReattachConfig()
+	must.NotNil(t, rc)
+	must.Eq(t, "unix", rc.Addr.Network())
+	socket := rc.Addr.String()
+	_, err := os.Lstat(socket)
+	must.NoError(t, err)
+	must.NoError(t, h.StopTask(tk.cfg.ID, 10*time.Second, "SIGTERM"))
+	h.wait(t, tk.cfg.ID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Lstat(socket); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the executor's socket %s is still there after the task ended", socket)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

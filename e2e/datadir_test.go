@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,6 +192,16 @@ func TestSharedExecutorAsItsUser(t *testing.T) {
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	must.NoError(t, err)
 	must.StrContains(t, string(st), "\nUid:\t65534\t65534\t65534\t65534\n", must.Sprint("the shared executor must run as nobody"))
+	// Its protocol's socket (go-plugin's, made in the temporary directory)
+	// and its handoff socket are root's: no process of nobody's can
+	// replace or connect to them.
+	sockets := listeningSockets(t, pid)
+	must.Len(t, 2, sockets, must.Sprintf("the shared executor's listening sockets: %v", sockets))
+	for _, path := range sockets {
+		fi, err := os.Stat(path)
+		must.NoError(t, err)
+		must.Eq(t, uint32(0), fi.Sys().(*syscall.Stat_t).Uid, must.Sprintf("%s is not root's", path))
+	}
 
 	// One at a time: Nomad's agent allows a client 100 connections, and
 	// log streams in parallel reached it.
@@ -206,6 +217,38 @@ func TestSharedExecutorAsItsUser(t *testing.T) {
 	must.NoError(t, err)
 	must.Zero(t, code)
 	must.StrContains(t, out, "hello from wasm")
+}
+
+// listeningSockets are the paths of the Unix sockets that process pid
+// listens on: its descriptors' socket inodes (/proc/<pid>/fd) found among
+// the listening sockets of /proc/net/unix.
+func listeningSockets(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/unix")
+	must.NoError(t, err)
+	listening := map[string]string{} // inode: path
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// Num RefCount Protocol Flags Type St Inode Path
+		f := strings.Fields(line)
+		if len(f) == 8 && f[3] == "00010000" {
+			listening[f[6]] = f[7]
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	must.NoError(t, err)
+	var paths []string
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok {
+			if path, ok := listening[strings.TrimSuffix(inode, "]")]; ok {
+				paths = append(paths, path)
+			}
+		}
+	}
+	return paths
 }
 
 // hugeModule is a valid WASI command of about 3*instructions bytes: one

@@ -482,6 +482,20 @@ func (c *Client) Close() {
 	}
 }
 
+// removeSocket removes the Unix socket at addr that an executor served on,
+// once it is gone. go-plugin removes it as the executor exits, which an
+// executor that has become its task's user cannot: the socket is root's,
+// in the sticky temporary directory. Left there, each task would leave
+// one behind.
+func removeSocket(addr net.Addr) {
+	if addr == nil || addr.Network() != "unix" {
+		return
+	}
+	if fi, err := os.Lstat(addr.String()); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(addr.String())
+	}
+}
+
 // Exited reports whether the executor process has exited.
 func (c *Client) Exited() bool {
 	if c.plugin != nil {
@@ -502,6 +516,12 @@ func (c *Client) Kill() { c.killOnce.Do(c.kill) }
 
 func (c *Client) kill() {
 	c.Claimed() // nothing left to watch
+	rc := c.ReattachConfig()
+	defer func() {
+		if rc != nil && ProcessGone(c.Pid) {
+			removeSocket(rc.Addr)
+		}
+	}()
 	if c.plugin != nil {
 		// go-plugin asks the executor to shut down first, with no
 		// deadline: an executor that does not answer (frozen, stopped)

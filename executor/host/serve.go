@@ -86,14 +86,10 @@ func Serve(args []string) {
 				out.close()
 				return
 			}
-			// Before any task: the shared executor runs all its tasks as
-			// this user, and writes nothing to the compiled-module cache.
-			if err := becomeUser(opts.runAs); err != nil {
-				logger.Error("cannot become the shared executor's user", "user", opts.runAs.Name, "error", err)
-				out.close()
-				return
-			}
-			s.user.Store(opts.runAs)
+			// Before any task, once go-plugin has made its socket
+			// (serving): the shared executor runs all its tasks as this
+			// user, and writes nothing to the compiled-module cache.
+			s.becomeOnServe = opts.runAs
 		}
 		logger.Info("shared executor starting", "pid", os.Getpid(), "uid", os.Geteuid())
 	}

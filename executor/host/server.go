@@ -103,6 +103,9 @@ type server struct {
 	// the cache cannot give it into memCache.
 	user     atomic.Pointer[proto.RunAs]
 	memCache wazero.CompilationCache
+	// becomeOnServe is the user a shared executor becomes once go-plugin
+	// has made its socket, before it serves (serving).
+	becomeOnServe *proto.RunAs
 
 	// rss is the process's RSS as the shared executor's stats streams
 	// read it.
@@ -154,7 +157,23 @@ func newServer(logger hclog.Logger, out *logOutput) *server {
 }
 
 // serving receives the gRPC server once go-plugin has made it.
+//
+// A shared executor that runs as a user becomes it here: go-plugin has
+// made the protocol's socket by now, as root, so no process of that user
+// can replace the socket (a root-owned file in the sticky temporary
+// directory) or connect to it (see launcherOnly), and nothing has been
+// served yet. An executor that cannot become its user must not serve as
+// root: it exits, and the driver sees it gone before the handshake.
 func (s *server) serving(g *grpc.Server) {
+	if u := s.becomeOnServe; u != nil {
+		if err := becomeUser(u); err != nil {
+			s.logger.Error("cannot become the shared executor's user", "user", u.Name, "error", err)
+			s.logOutput.close()
+			os.Exit(1)
+		}
+		s.user.Store(u)
+		s.logger.Info("shared executor serving as its user", "user", u.Name, "uid", os.Geteuid())
+	}
 	s.mu.Lock()
 	s.grpc = g
 	stop := s.stopRequested
