@@ -5,8 +5,10 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -254,6 +256,25 @@ func (h *harness) events(t *testing.T) func(taskID string) []*drivers.TaskEvent 
 		cancel()
 		<-done
 	})
+	// The subscription goes over the plugin's gRPC, and the driver adds the
+	// consumer only when the stream reaches it: an event emitted before
+	// then never comes. Events of a task of no one's are emitted until one
+	// comes, and so every later event will.
+	synced := fmt.Sprintf("events-subscribed-%p", &all)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		must.NoError(t, h.driver.eventer.EmitEvent(&drivers.TaskEvent{TaskID: synced, Timestamp: time.Now(), Message: "subscribed"}))
+		mu.Lock()
+		got := slices.ContainsFunc(all, func(ev *drivers.TaskEvent) bool { return ev.TaskID == synced })
+		mu.Unlock()
+		if got {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the driver's events never reached the test's subscription")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return func(taskID string) []*drivers.TaskEvent {
 		mu.Lock()
 		defer mu.Unlock()
