@@ -33,7 +33,8 @@ func compileOnly(o compileOptions, f *os.File) error {
 	}
 	cache := modcache.Cache{Dir: o.cacheDir, Logger: hclog.NewNullLogger(), Validate: validateConfig()}
 	ctx := context.Background()
-	c, err := compile(ctx, cache, engine, o.interruptible, moduleDigest(b), o.name, b)
+	src, _ := splitData(b)
+	c, err := compileSource(ctx, cache, engine, o.interruptible, moduleDigest(b), o.name, src)
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,10 @@ const minImage = 64 << 10
 // data segments merged (dataseg.Coalesce), and wazero applies them.
 // Which it is follows from b alone: the node's cache keeps one form of a
 // module.
-func splitData(b []byte) ([]byte, *memory.Image) {
+//
+// The parts are what the memory image is made of (memory.NewImage), nil
+// where the data section stays in the module.
+func splitData(b []byte) ([]byte, []memory.Part) {
 	if h, err := inspectModule(b); err == nil && h.hasMemory && !h.memoryImported {
 		if module, segs, ok := dataseg.Split(b, uint64(h.minPages)*executor.PageSize); ok {
 			parts := make([]memory.Part, len(segs))
@@ -136,7 +139,7 @@ func splitData(b []byte) ([]byte, *memory.Image) {
 			// still the image's memory once a guest has read it (a
 			// memfd's hole is filled as it is faulted in).
 			if last := segs[len(segs)-1]; n >= minImage && uint64(n)*4 >= uint64(last.Offset)+uint64(len(last.Data)) {
-				return module, memory.NewImage(parts)
+				return module, parts
 			}
 		}
 	}
@@ -155,19 +158,31 @@ func splitData(b []byte) ([]byte, *memory.Image) {
 // one by one. The cache is keyed by b's digest (modcache names the form in
 // its directories).
 func compile(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
-	b, image := splitData(b)
+	src, parts := splitData(b)
+	c, err := compileSource(ctx, cache, engine, interruptible, digest, module, src)
+	if err != nil {
+		return nil, err
+	}
+	if parts != nil {
+		c.image = memory.NewImage(parts)
+	}
+	return c, nil
+}
+
+// compileSource compiles src, a module as splitData makes it from the
+// module whose SHA-256 is digest, through cache: what compile does, but
+// for the memory image, which only a process that instantiates the module
+// needs (not the compile process).
+func compileSource(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, src []byte) (*compiled, error) {
 	key := modcache.Key{Engine: engine, Interruptible: interruptible, Digest: digest}
-	c, err := cache.Compile(ctx, runtimeConfig(engine, interruptible), key, module, b)
+	c, err := cache.Compile(ctx, runtimeConfig(engine, interruptible), key, module, src)
 	if errors.Is(err, modcache.ErrNotCached) {
 		err = executor.NotCompiledErrorf("module %s has no compiled code in the node's cache, and the shared executor compiles none itself: the driver compiles it within the task's memory", module)
 	}
 	if err != nil {
-		if image != nil {
-			image.Close()
-		}
 		return nil, err
 	}
-	return &compiled{Compiled: *c, interruptible: interruptible, image: image}, nil
+	return &compiled{Compiled: *c, interruptible: interruptible}, nil
 }
 
 // instantiateWASI instantiates the WASI host module in c's runtime, for
