@@ -38,7 +38,10 @@ type Image struct {
 	file *os.File
 }
 
-var errImageClosed = errors.New("the memory image is closed")
+var (
+	errImageClosed   = errors.New("the memory image is closed")
+	errImageTooLarge = errors.New("the memory image is larger than the memory")
+)
 
 // Part is bytes of an image at Offset.
 type Part struct {

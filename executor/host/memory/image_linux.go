@@ -4,14 +4,11 @@
 package memory
 
 import (
-	"errors"
 	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-var errImageTooLarge = errors.New("the memory image is larger than the memory")
 
 // imageFile is a sealed memfd of size bytes holding parts (the rest
 // zero): nothing can write, grow or shrink it once made.

@@ -10,10 +10,7 @@ import (
 	"os"
 )
 
-var (
-	errImageTooLarge = errors.New("the memory image is larger than the memory")
-	errNoMemfd       = errors.New("memory images are copied here: no memfd")
-)
+var errNoMemfd = errors.New("memory images are copied here: no memfd")
 
 // imageFile: there is no memfd to map here; images are copied.
 func imageFile(int, []Part) (*os.File, error) { return nil, errNoMemfd }
