@@ -5,12 +5,18 @@ package wasi
 
 import (
 	"bytes"
+	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/shoenig/test/must"
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/wasmtest"
 )
 
 // TestInstantiateExportsPreview1: the host module is wasi_snapshot_preview1
@@ -37,6 +43,76 @@ func TestInstantiateExportsPreview1(t *testing.T) {
 	}
 	sort.Strings(extensions)
 	t.Logf("beyond preview 1: %v", extensions)
+}
+
+// smallGuestImports are the WASI functions a small C module (WASI libc's
+// printf and exit) imports.
+var smallGuestImports = []wasmtest.Import{
+	{Module: ModuleName, Name: "args_get", Params: 2, Results: 1},
+	{Module: ModuleName, Name: "args_sizes_get", Params: 2, Results: 1},
+	{Module: ModuleName, Name: "fd_close", Params: 1, Results: 1},
+	{Module: ModuleName, Name: "fd_fdstat_get", Params: 2, Results: 1},
+	{Module: ModuleName, Name: "fd_write", Params: 4, Results: 1},
+	{Module: ModuleName, Name: "proc_exit", Params: 1},
+	{Module: "env", Name: "other", Params: 1},
+}
+
+// importsOf compiles a module that imports imports, in r, and returns
+// the functions it imports as wazero defines them.
+func importsOf(t testing.TB, r wazero.Runtime, imports ...wasmtest.Import) []api.FunctionDefinition {
+	t.Helper()
+	compiled, err := r.CompileModule(context.Background(), wasmtest.Module(imports...))
+	must.NoError(t, err)
+	return compiled.ImportedFunctions()
+}
+
+// TestInstantiateForItsGuest: given a guest's imports, the host module
+// has the WASI functions it imports and no other, so that the compiler
+// makes code for those only; an import of another module is not one of
+// them. Without imports, it has every function.
+func TestInstantiateForItsGuest(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	t.Cleanup(func() { _ = r.Close(ctx) })
+	m, err := Instantiate(ctx, r, false, importsOf(t, r, smallGuestImports...)...)
+	must.NoError(t, err)
+	got := slices.Sorted(maps.Keys(m.(api.Module).ExportedFunctionDefinitions()))
+	must.Eq(t, []string{"args_get", "args_sizes_get", "fd_close", "fd_fdstat_get", "fd_write", "proc_exit"}, got)
+
+	every := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	t.Cleanup(func() { _ = every.Close(ctx) })
+	m, err = Instantiate(ctx, every, false)
+	must.NoError(t, err)
+	must.Eq(t, len(functions), len(m.(api.Module).ExportedFunctionDefinitions()))
+}
+
+// BenchmarkInstantiate: instantiating the host module with the compiler,
+// for a small C module's imports and with every function.
+func BenchmarkInstantiate(b *testing.B) {
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name    string
+		imports []wasmtest.Import
+	}{{"imported", smallGuestImports}, {"every", nil}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+				var imports []api.FunctionDefinition
+				if bc.imports != nil {
+					imports = importsOf(b, r, bc.imports...)
+				}
+				b.StartTimer()
+				if _, err := Instantiate(ctx, r, true, imports...); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				_ = r.Close(ctx)
+				b.StartTimer()
+			}
+		})
+	}
 }
 
 func valueTypes(ts []api.ValueType) string {
