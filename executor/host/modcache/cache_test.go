@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -179,6 +181,68 @@ func TestCachedOnlyCompilesNothing(t *testing.T) {
 	compiler.Interruptible = true
 	_, err = spare.Compile(ctx, compilerConfig(true), compiler, "probe.wasm", b)
 	must.ErrorIs(t, err, ErrNotCached)
+}
+
+// TestAnotherModulesEntryIsNotLoaded: an entry replaced by another
+// module's valid one (which wazero's CRC32 does not catch) is refused by
+// every kind of cache, although wazero reads it while the entry is
+// checked: a spare's finds nothing cached, a task user's compiles in
+// memory, a privileged executor's compiles it again. Each returns the
+// module's own code.
+func TestAnotherModulesEntryIsNotLoaded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	rw := Cache{Dir: dir, Logger: hclog.NewNullLogger()}
+	compile := func(c Cache, name string) (*Compiled, string, error) {
+		t.Helper()
+		b, err := os.ReadFile(testmodule.Path(t, name))
+		must.NoError(t, err)
+		comp, err := c.Compile(ctx, compilerConfig(false), Key{Engine: executor.EngineCompiler, Digest: digestOf(b)}, name+".wasm", b)
+		return comp, digestOf(b), err
+	}
+	entryOf := func(digest string) string {
+		t.Helper()
+		var found string
+		must.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && strings.Contains(p, digest+string(filepath.Separator)) {
+				found = p
+			}
+			return err
+		}))
+		must.NotEq(t, "", found, must.Sprintf("no entry of %s", digest))
+		return found
+	}
+	exports := func(comp *Compiled) []string {
+		defer func() { _ = comp.Runtime.Close(ctx) }()
+		return slices.Sorted(maps.Keys(comp.Module.ExportedFunctions()))
+	}
+	probe, probeDigest, err := compile(rw, "probe")
+	must.NoError(t, err)
+	want := exports(probe)
+	reactor, reactorDigest, err := compile(rw, "reactor")
+	must.NoError(t, err)
+	must.NotEq(t, want, exports(reactor))
+	other, err := os.ReadFile(entryOf(reactorDigest))
+	must.NoError(t, err)
+	swap := func() { must.NoError(t, os.WriteFile(entryOf(probeDigest), other, 0o644)) }
+
+	swap()
+	_, _, err = compile(Cache{Dir: dir, Logger: hclog.NewNullLogger(), CachedOnly: true}, "probe")
+	must.ErrorIs(t, err, ErrNotCached)
+	comp, _, err := compile(Cache{Dir: dir, Logger: hclog.NewNullLogger(), ReadOnly: true}, "probe")
+	must.NoError(t, err)
+	must.False(t, comp.Hit)
+	must.Eq(t, want, exports(comp))
+	comp, _, err = compile(rw, "probe")
+	must.NoError(t, err)
+	must.False(t, comp.Hit)
+	must.StrContains(t, comp.Repaired, "does not match")
+	must.Eq(t, want, exports(comp))
+	comp, _, err = compile(rw, "probe")
+	must.NoError(t, err)
+	must.True(t, comp.Hit, must.Sprint("the repaired entry"))
+	must.Eq(t, want, exports(comp))
 }
 
 // compilerConfig is a configuration of wazero's compiler, with the

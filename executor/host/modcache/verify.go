@@ -108,18 +108,32 @@ var (
 
 // verifyEntry checks the entry in dir against its recorded digest.
 func verifyEntry(dir string) error {
-	want, err := os.ReadFile(recordPath(dir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return errEntryUnrecorded
-	}
+	want, err := readRecord(dir)
 	if err != nil {
 		return err
 	}
+	return matchRecord(dir, want)
+}
+
+// readRecord is the digest recorded for the entry in dir.
+func readRecord(dir string) (string, error) {
+	want, err := os.ReadFile(recordPath(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", errEntryUnrecorded
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(want)), nil
+}
+
+// matchRecord checks the entry in dir against want, its recorded digest.
+func matchRecord(dir, want string) error {
 	got, err := entryDigest(dir)
 	if err != nil {
 		return err
 	}
-	if got != strings.TrimSpace(string(want)) {
+	if got != want {
 		return errEntryAltered
 	}
 	return nil
