@@ -213,3 +213,45 @@ func serveEcho() {
 		}()
 	}
 }
+
+// BenchmarkLoadCached is the compile step of a cached start: a program
+// made from a module whose compiled entry is in the node's cache (read and
+// checked, wazero's decode and validation, the WASI host for its imports,
+// the memory image), for the small C module and the Go one.
+func BenchmarkLoadCached(b *testing.B) {
+	for _, module := range []string{"probe", "hello-go"} {
+		b.Run(module, func(b *testing.B) {
+			body, err := os.ReadFile(testmodule.Path(b, module))
+			if err != nil {
+				b.Fatal(err)
+			}
+			digest := moduleDigest(body)
+			engine, err := resolveEngine(executor.EngineAuto)
+			if err != nil {
+				b.Fatal(err)
+			}
+			spec := programSpec{Module: "/local/app.wasm", Engine: engine, Entrypoint: "_start", MemoryLimitPages: 64 << 20 / executor.PageSize}
+			cache := modcache.Cache{Dir: b.TempDir(), Logger: hclog.NewNullLogger(), Validate: validateConfig()}
+			load := func() *program {
+				p, err := loadProgram(context.Background(), hclog.NewNullLogger(), cache, spec, bytes.Clone(body), digest, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return p
+			}
+			load().close() // into the cache
+			var took []time.Duration
+			for b.Loop() {
+				began := time.Now()
+				p := load()
+				took = append(took, time.Since(began))
+				if !p.cacheHit {
+					b.Fatal("not a cache hit")
+				}
+				p.close()
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Nanoseconds())/1e6, "p50-ms")
+		})
+	}
+}

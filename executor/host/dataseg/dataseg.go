@@ -179,9 +179,17 @@ func parseSegments(c []byte) ([]Segment, bool) {
 }
 
 // merge merges segments that follow each other within maxGap; nil when
-// two overlap (which one wins would then depend on their order).
+// two overlap (which one wins would then depend on their order). Each
+// merged segment is allocated once, at its size, and its parts copied in:
+// a Go module has tens of thousands of segments, and growing the merged
+// ones segment by segment cost more than the rest of a split.
 func merge(segs []Segment) []Segment {
-	sorted := slices.Clone(segs)
+	sorted := make([]Segment, 0, len(segs))
+	for _, s := range segs {
+		if len(s.Data) > 0 {
+			sorted = append(sorted, s)
+		}
+	}
 	slices.SortStableFunc(sorted, func(a, b Segment) int {
 		switch {
 		case a.Offset < b.Offset:
@@ -192,23 +200,26 @@ func merge(segs []Segment) []Segment {
 		return 0
 	})
 	var out []Segment
-	var end uint64 // of the last merged segment
-	for _, s := range sorted {
-		if len(s.Data) == 0 {
-			continue
+	for i := 0; i < len(sorted); {
+		start := uint64(sorted[i].Offset)
+		end := start + uint64(len(sorted[i].Data))
+		j := i + 1
+		for ; j < len(sorted); j++ {
+			next := uint64(sorted[j].Offset)
+			if next < end {
+				return nil
+			}
+			if next-end > maxGap {
+				break
+			}
+			end = next + uint64(len(sorted[j].Data))
 		}
-		start := uint64(s.Offset)
-		if len(out) > 0 && start < end {
-			return nil
+		data := make([]byte, end-start)
+		for _, s := range sorted[i:j] {
+			copy(data[uint64(s.Offset)-start:], s.Data)
 		}
-		if len(out) > 0 && start-end <= maxGap {
-			last := &out[len(out)-1]
-			last.Data = append(last.Data, make([]byte, start-end)...)
-			last.Data = append(last.Data, s.Data...)
-		} else {
-			out = append(out, Segment{Offset: s.Offset, Data: slices.Clone(s.Data)})
-		}
-		end = start + uint64(len(s.Data))
+		out = append(out, Segment{Offset: sorted[i].Offset, Data: data})
+		i = j
 	}
 	return out
 }

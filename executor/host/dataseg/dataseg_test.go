@@ -315,3 +315,19 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSplit splits the Go module (tens of thousands of segments, a
+// megabyte of data), as every cached start of it does.
+func BenchmarkSplit(b *testing.B) {
+	dir := b.TempDir()
+	testmodule.Install(b, "hello-go", dir, "hello.wasm")
+	module, err := os.ReadFile(filepath.Join(dir, "hello.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, ok := Split(module, 64<<20); !ok {
+			b.Fatal("not split")
+		}
+	}
+}
