@@ -191,25 +191,6 @@ func stdoutLog(cfg *drivers.TaskConfig) string {
 	return filepath.Join(cfg.TaskDir().LogDir, cfg.Name+".stdout.0")
 }
 
-// firstOutput returns a channel that receives when the first byte is in
-// the log file at path, which it polls every 100 µs (at most a tenth of a
-// millisecond late; each poll is one stat).
-func firstOutput(path string) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	go func() {
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
-			if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-				ch <- time.Now()
-				return
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
-		close(ch)
-	}()
-	return ch
-}
-
 // startTask times one StartTask until the first output, then waits for the
 // task to end and destroys it.
 func startTask(b *testing.B, d *Driver, cfg *drivers.TaskConfig) time.Duration {
@@ -232,7 +213,7 @@ type startSpans struct {
 // traceStart is startTask, step by step.
 func traceStart(b *testing.B, d *Driver, cfg *drivers.TaskConfig) startSpans {
 	b.Helper()
-	first := firstOutput(stdoutLog(cfg))
+	first := firstOutput(b, stdoutLog(cfg))
 	start := time.Now()
 	if _, _, err := d.StartTask(cfg); err != nil {
 		b.Fatal(err)
@@ -428,7 +409,7 @@ func BenchmarkIdleExecutorRSS(b *testing.B) {
 		var ids []string
 		for range idleTasks {
 			cfg := benchTask(b, "probe", args)
-			first := firstOutput(stdoutLog(cfg))
+			first := firstOutput(b, stdoutLog(cfg))
 			handle, _, err := d.StartTask(cfg)
 			if err != nil {
 				b.Fatal(err)
