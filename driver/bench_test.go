@@ -550,6 +550,81 @@ func BenchmarkExecutorLaunch(b *testing.B) {
 	}
 }
 
+// BenchmarkExecutorRoundTrip is the floor of a start's wire span (the
+// Start's round trip less the executor's steps): a request the executor
+// answers at once (Version), to an executor launched from the embedded
+// program. Beside it, in the same run, the least any two processes pay
+// for a request and its answer: a byte written to cat(1) through a pipe
+// and read back through another. Each back to back, and alone: 2 ms after
+// the last, as a Start comes after the driver's own steps, long enough
+// for an idle processor of a VM to halt. It reports the median and 90th
+// percentile of each (ms), and the ratio of the medians.
+func BenchmarkExecutorRoundTrip(b *testing.B) {
+	p, err := benchPrograms()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := executor.Launch(executor.LaunchConfig{Binary: p.embedded, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Kill)
+	cat := exec.Command("cat")
+	in, err := cat.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cat.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cat.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = in.Close()
+		_ = cat.Wait()
+	})
+	rpc := func() {
+		if _, err := c.Version(context.Background(), &proto.VersionRequest{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pipe := func() {
+		var one [1]byte
+		if _, err := in.Write(one[:]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(out, one[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const n = 100
+	measure := func(call func(), gap time.Duration) []time.Duration {
+		took := make([]time.Duration, n)
+		for i := range took {
+			time.Sleep(gap) // spacing the calls apart, not waiting for anything
+			began := time.Now()
+			call()
+			took[i] = time.Since(began)
+		}
+		return took
+	}
+	for b.Loop() {
+		for _, gap := range []struct {
+			name string
+			d    time.Duration
+		}{{"back-to-back", 0}, {"alone", 2 * time.Millisecond}} {
+			r, p := measure(rpc, gap.d), measure(pipe, gap.d)
+			b.ReportMetric(ms(percentile(r, 0.5)), "rpc-"+gap.name+"-p50-ms")
+			b.ReportMetric(ms(percentile(r, 0.9)), "rpc-"+gap.name+"-p90-ms")
+			b.ReportMetric(ms(percentile(p, 0.5)), "pipe-"+gap.name+"-p50-ms")
+			b.ReportMetric(ms(percentile(p, 0.9)), "pipe-"+gap.name+"-p90-ms")
+			b.ReportMetric(float64(percentile(r, 0.5))/float64(percentile(p, 0.5)), "x-pipe-"+gap.name)
+		}
+	}
+}
+
 // BenchmarkSpareReady: how soon after a start the node is ready for the
 // next one: from StartTask's return until the new spare executor holds the
 // module prepared (a repeated start's state), for the C and the Go module,
