@@ -627,7 +627,8 @@ func BenchmarkExecutorRoundTrip(b *testing.B) {
 
 // BenchmarkSpareReady: how soon after a start the node is ready for the
 // next one: from StartTask's return until the new spare executor holds the
-// module prepared (a repeated start's state), for the C and the Go module,
+// module prepared and has settled (the collection after its warm-up done: a
+// repeated start's state), for the C and the Go module,
 // with spares started from the embedded executor program and from the
 // plugin binary, in one run. It includes the guest's own run on the other
 // core and the driver's cleanup of the task.

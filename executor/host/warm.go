@@ -34,6 +34,8 @@ type warmSet struct {
 	mu      sync.Mutex
 	entries map[string]*warmEntry // by module digest
 	closed  bool
+	// settled: the warm-up is over, the collection after it included.
+	settled bool
 }
 
 type warmEntry struct {
@@ -64,6 +66,10 @@ func (s *server) warmUp(w executor.Warm) {
 		// set from what stays: the allocations of the next Start then fit
 		// under it, and the start does not pay for marking the prepared
 		// modules. Not once a guest that a collection could stall runs.
+		// The spare reports its modules prepared (ready) after that only:
+		// a Start that comes during the collection (a Go module's is
+		// several milliseconds) shares the processors with it.
+		defer s.warm.settle()
 		defer s.collect(runtime.GC)
 		for _, m := range cache.Recent(w.Modules, w.Digests) {
 			select {
@@ -187,13 +193,24 @@ func (w *warmSet) take(b []byte, engine string, check bool) (*compiled, string) 
 	return match.comp, digest
 }
 
-// ready lists the digests of the modules prepared and not yet released.
+// settle records that the warm-up is over.
+func (w *warmSet) settle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.settled = true
+}
+
+// ready lists the digests of the modules prepared and not yet released,
+// once the warm-up is over (settle): none before.
 func (w *warmSet) ready() []string {
 	if w == nil {
 		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !w.settled {
+		return nil
+	}
 	var out []string
 	for digest, e := range w.entries {
 		select {

@@ -49,8 +49,8 @@ func released(comp *compiled) bool {
 }
 
 // TestWarmSetReady: ready lists the digests of the modules prepared, in
-// order, and not those being prepared or that could not be; a set that was
-// never made has none.
+// order, and not those being prepared or that could not be, once the
+// warm-up has settled (none before); a set that was never made has none.
 func TestWarmSetReady(t *testing.T) {
 	t.Parallel()
 	var none *warmSet
@@ -65,6 +65,8 @@ func TestWarmSetReady(t *testing.T) {
 	w.finish(w.add("b", warmB), prepared(t, engine, warmB))
 	w.add("c", warmC) // being prepared
 	w.finish(w.add("x", []byte("not wasm")), nil)
+	must.Nil(t, w.ready(), must.Sprint("the warm-up has not settled"))
+	w.settle()
 	must.Eq(t, []string{"b"}, w.ready())
 	w.finish(w.add("a", warmA), prepared(t, engine, warmA))
 	must.Eq(t, []string{"a", "b"}, w.ready())
