@@ -214,10 +214,13 @@ func StartCluster(t testing.TB, clients ...ClientOptions) *Cluster {
 
 	consulHTTP := freePort(t, "127.0.0.1")
 	// Connect (on in -dev) needs the gRPC port: Nomad places a group with
-	// a sidecar only where Consul has one.
+	// a sidecar only where Consul has one. Every port is a free one: -dev
+	// would take 8503 for gRPC with TLS, which the agent of the test
+	// before may still hold while it exits.
 	c.consul = &agent{name: "consul", bin: agentBinary(t, "consul"), dir: filepath.Join(dir, "consul"), logFile: filepath.Join(dir, "consul.log"),
 		args: []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
 			"-http-port", strconv.Itoa(consulHTTP), "-dns-port", "-1", "-grpc-port", strconv.Itoa(freePort(t, "127.0.0.1")),
+			"-grpc-tls-port", strconv.Itoa(freePort(t, "127.0.0.1")),
 			"-serf-lan-port", strconv.Itoa(freePort(t, "127.0.0.1")), "-serf-wan-port", strconv.Itoa(freePort(t, "127.0.0.1")),
 			"-server-port", strconv.Itoa(freePort(t, "127.0.0.1"))}}
 	c.consul.start(t)
