@@ -33,8 +33,10 @@ func compileOnly(o compileOptions, f *os.File) error {
 	}
 	cache := modcache.Cache{Dir: o.cacheDir, Logger: hclog.NewNullLogger(), Validate: validateConfig()}
 	ctx := context.Background()
-	src, _ := splitData(b)
-	c, err := compileSource(ctx, cache, engine, o.interruptible, moduleDigest(b), o.name, src)
+	c, err := compileSource(ctx, cache, engine, o.interruptible, moduleDigest(b), o.name, func() []byte {
+		src, _ := splitData(b)
+		return src
+	})
 	if err != nil {
 		return err
 	}

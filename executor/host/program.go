@@ -158,8 +158,12 @@ func splitData(b []byte) ([]byte, []memory.Part) {
 // one by one. The cache is keyed by b's digest (modcache names the form in
 // its directories).
 func compile(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
-	src, parts := splitData(b)
-	c, err := compileSource(ctx, cache, engine, interruptible, digest, module, src)
+	var parts []memory.Part
+	c, err := compileSource(ctx, cache, engine, interruptible, digest, module, func() []byte {
+		var src []byte
+		src, parts = splitData(b)
+		return src
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -169,13 +173,14 @@ func compile(ctx context.Context, cache modcache.Cache, engine string, interrupt
 	return c, nil
 }
 
-// compileSource compiles src, a module as splitData makes it from the
-// module whose SHA-256 is digest, through cache: what compile does, but
-// for the memory image, which only a process that instantiates the module
-// needs (not the compile process).
-func compileSource(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, src []byte) (*compiled, error) {
+// compileSource compiles what source makes (called once: a module as
+// splitData makes it from the module whose SHA-256 is digest) through
+// cache, which checks the module's compiled entry meanwhile: what compile
+// does, but for the memory image, which only a process that instantiates
+// the module needs (not the compile process).
+func compileSource(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, source func() []byte) (*compiled, error) {
 	key := modcache.Key{Engine: engine, Interruptible: interruptible, Digest: digest}
-	c, err := cache.Compile(ctx, runtimeConfig(engine, interruptible), key, module, src)
+	c, err := cache.Compile(ctx, runtimeConfig(engine, interruptible), key, module, source)
 	if errors.Is(err, modcache.ErrNotCached) {
 		err = executor.NotCompiledErrorf("module %s has no compiled code in the node's cache, and the shared executor compiles none itself: the driver compiles it within the task's memory", module)
 	}

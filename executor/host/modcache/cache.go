@@ -163,19 +163,24 @@ type Compiled struct {
 // it have one: the interpreter's code is not cached).
 var ErrNotCached = errors.New("the module has no entry in the compiled-module cache")
 
-// Compile compiles b, the module that key names (module names it in
-// messages), with a runtime of cfg, which must be the configuration key
-// stands for. The compiler goes through the on-disk cache; the interpreter
-// has none. Its errors are classified: a module wazero refuses is the
-// job's, a cache directory that cannot be used the operator's, anything
-// else the node's.
-func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, module string, b []byte) (*Compiled, error) {
+// Compile compiles the module that key names (module names it in
+// messages), which source makes, with a runtime of cfg, which must be the
+// configuration key stands for. The compiler goes through the on-disk
+// cache; the interpreter has none. Its errors are classified: a module
+// wazero refuses is the job's, a cache directory that cannot be used the
+// operator's, anything else the node's.
+//
+// source is called once, while the module's entry is checked against its
+// record on another goroutine (a 2.5 MB Go module's source, split from
+// its data, takes about as long as hashing its 9 MB entry); wazero reads
+// the entry only once the check has passed.
+func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, module string, source func() []byte) (*Compiled, error) {
 	start := time.Now()
 	if key.Engine != executor.EngineCompiler {
 		if c.CachedOnly {
 			return nil, ErrNotCached
 		}
-		return c.compileWith(ctx, cfg, module, b, start)
+		return c.compileWith(ctx, cfg, module, source(), start)
 	}
 
 	code := "uninterruptible"
@@ -184,22 +189,23 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 	}
 	digest := key.Digest
 	dir := filepath.Join(c.Dir, "wazero-"+WazeroVersion()+"-"+form, key.Engine, code, digest)
+	checked := make(chan entryState, 1)
+	go func() { checked <- checkEntry(dir) }()
+	b := source()
+	entry := <-checked
 	if c.CachedOnly {
-		if !hasEntry(dir) {
+		if !entry.exists || entry.verr != nil {
 			return nil, ErrNotCached
 		}
-		l := c.loadVerified(ctx, cfg, dir, b)
-		if l.verr != nil {
-			return nil, ErrNotCached
+		comp, err := c.load(ctx, cfg, dir, b)
+		if err != nil {
+			return nil, err
 		}
-		if l.lerr != nil {
-			return nil, l.lerr
-		}
-		l.comp.Hit, l.comp.Took = true, time.Since(start)
-		return l.comp, nil
+		comp.Hit, comp.Took = true, time.Since(start)
+		return comp, nil
 	}
 	if c.ReadOnly {
-		return c.compileReadOnly(ctx, cfg, dir, digest, module, b, start)
+		return c.compileReadOnly(ctx, cfg, dir, digest, module, b, entry, start)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, cacheError(err)
@@ -212,16 +218,14 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 	// without a record may be one being written: it is looked at again
 	// under the lock.
 	verr := errEntryUnrecorded
-	var l loaded
-	if hasEntry(dir) {
-		l = c.loadVerified(ctx, cfg, dir, b)
-		verr = l.verr
+	if entry.exists {
+		verr = entry.verr
 	}
 	if verr != nil && !errors.Is(verr, errEntryUnrecorded) {
 		return c.replace(ctx, cfg, dir, digest, module, b, verr, start)
 	}
 	if verr == nil {
-		comp, err := l.comp, l.lerr
+		comp, err := c.load(ctx, cfg, dir, b)
 		if err == nil {
 			if err := shareEntry(dir); err != nil {
 				c.Logger.Warn("cannot make the compiled entry readable by tasks' users", "sha256", digest, "error", err)
@@ -270,19 +274,19 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 	return comp, nil
 }
 
-// compileReadOnly loads the entry in dir if it verifies, and otherwise
-// compiles b in memory, writing nothing: the entry is left for a
-// privileged executor to repair or add.
-func (c Cache) compileReadOnly(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, start time.Time) (*Compiled, error) {
-	if hasEntry(dir) {
-		l := c.loadVerified(ctx, cfg, dir, b)
-		if l.verr == nil && l.lerr == nil {
-			l.comp.Hit, l.comp.Took = true, time.Since(start)
-			return l.comp, nil
-		}
-		verr := l.verr
+// compileReadOnly loads the entry in dir if it verifies (entry, checked
+// by the caller), and otherwise compiles b in memory, writing nothing: the
+// entry is left for a privileged executor to repair or add.
+func (c Cache) compileReadOnly(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, entry entryState, start time.Time) (*Compiled, error) {
+	if entry.exists {
+		verr := entry.verr
 		if verr == nil {
-			verr = l.lerr
+			comp, err := c.load(ctx, cfg, dir, b)
+			if err == nil {
+				comp.Hit, comp.Took = true, time.Since(start)
+				return comp, nil
+			}
+			verr = err
 		}
 		c.Logger.Warn("compiled entry cannot be used by this task's user; compiling the module in memory", "sha256", digest, "error", verr)
 	}
@@ -358,38 +362,6 @@ func (c Cache) load(ctx context.Context, cfg wazero.RuntimeConfig, dir string, b
 		return nil, err
 	}
 	return &Compiled{Runtime: closeBoth{rt, cache}, Module: mod}, nil
-}
-
-// loaded is what loadVerified found: the compiled module, where the entry
-// matched its record and wazero loaded it; else why not.
-type loaded struct {
-	comp *Compiled
-	verr error // the entry does not match its record (or has none)
-	lerr error // wazero's load failed
-}
-
-// loadVerified loads the entry in dir (load) while it checks the entry
-// against its record (verifyEntry) on another goroutine. wazero decodes
-// and validates the module before it reads the entry, which for a Go
-// module takes longer than hashing its entry: the check costs a start no
-// time where a second processor is free (5 ms of a 2.5 MB Go module's
-// 45 ms load before). Nothing wazero read runs before the check passed:
-// an entry that does not match is closed unused.
-func (c Cache) loadVerified(ctx context.Context, cfg wazero.RuntimeConfig, dir string, b []byte) loaded {
-	want, err := readRecord(dir)
-	if err != nil {
-		return loaded{verr: err}
-	}
-	matched := make(chan error, 1)
-	go func() { matched <- matchRecord(dir, want) }()
-	comp, lerr := c.load(ctx, cfg, dir, b)
-	if verr := <-matched; verr != nil {
-		if comp != nil {
-			_ = comp.Runtime.Close(ctx)
-		}
-		return loaded{verr: verr}
-	}
-	return loaded{comp: comp, lerr: lerr}
 }
 
 // Check reports whether the cache's directory can be used as c would use

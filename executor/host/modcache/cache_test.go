@@ -74,7 +74,7 @@ func TestReadOnlyCache(t *testing.T) {
 	rw := Cache{Dir: dir, Logger: hclog.NewNullLogger()}
 	compile := func(c Cache) *Compiled {
 		t.Helper()
-		comp, err := c.Compile(ctx, compilerConfig(false), Key{Engine: executor.EngineCompiler, Digest: digest}, "probe.wasm", b)
+		comp, err := c.Compile(ctx, compilerConfig(false), Key{Engine: executor.EngineCompiler, Digest: digest}, "probe.wasm", source(b))
 		must.NoError(t, err)
 		must.NoError(t, comp.Runtime.Close(ctx))
 		return comp
@@ -161,34 +161,36 @@ func TestCachedOnlyCompilesNothing(t *testing.T) {
 	dir := t.TempDir()
 	spare := Cache{Dir: dir, Logger: hclog.NewNullLogger(), CachedOnly: true}
 	compiler := Key{Engine: executor.EngineCompiler, Digest: digest}
-	_, err = spare.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", b)
+	_, err = spare.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", source(b))
 	must.ErrorIs(t, err, ErrNotCached)
-	_, err = spare.Compile(ctx, wazero.NewRuntimeConfigInterpreter(), Key{Engine: executor.EngineInterpreter, Digest: digest}, "probe.wasm", b)
+	_, err = spare.Compile(ctx, wazero.NewRuntimeConfigInterpreter(), Key{Engine: executor.EngineInterpreter, Digest: digest}, "probe.wasm", source(b))
 	must.ErrorIs(t, err, ErrNotCached)
 	entries, err := os.ReadDir(dir)
 	must.NoError(t, err)
 	must.SliceEmpty(t, entries, must.Sprint("a CachedOnly cache wrote to the cache"))
 
 	task := Cache{Dir: dir, Logger: hclog.NewNullLogger()}
-	comp, err := task.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", b)
+	comp, err := task.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", source(b))
 	must.NoError(t, err)
 	_ = comp.Runtime.Close(ctx)
-	comp, err = spare.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", b)
+	comp, err = spare.Compile(ctx, compilerConfig(false), compiler, "probe.wasm", source(b))
 	must.NoError(t, err)
 	must.True(t, comp.Hit)
 	_ = comp.Runtime.Close(ctx)
 	// The other kind of code is another entry, which no task compiled.
 	compiler.Interruptible = true
-	_, err = spare.Compile(ctx, compilerConfig(true), compiler, "probe.wasm", b)
+	_, err = spare.Compile(ctx, compilerConfig(true), compiler, "probe.wasm", source(b))
 	must.ErrorIs(t, err, ErrNotCached)
 }
 
 // TestAnotherModulesEntryIsNotLoaded: an entry replaced by another
 // module's valid one (which wazero's CRC32 does not catch) is refused by
-// every kind of cache, although wazero reads it while the entry is
-// checked: a spare's finds nothing cached, a task user's compiles in
-// memory, a privileged executor's compiles it again. Each returns the
-// module's own code.
+// every kind of cache, which checks it while the module's source is made,
+// before wazero reads it: a spare's finds nothing cached and leaves the
+// entry as it is (wazero, given an entry it takes for stale, would compile
+// the module and write it, in no task's cgroup and without the module's
+// lock), a task user's compiles in memory, a privileged executor's
+// compiles it again. Each returns the module's own code.
 func TestAnotherModulesEntryIsNotLoaded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -198,7 +200,7 @@ func TestAnotherModulesEntryIsNotLoaded(t *testing.T) {
 		t.Helper()
 		b, err := os.ReadFile(testmodule.Path(t, name))
 		must.NoError(t, err)
-		comp, err := c.Compile(ctx, compilerConfig(false), Key{Engine: executor.EngineCompiler, Digest: digestOf(b)}, name+".wasm", b)
+		comp, err := c.Compile(ctx, compilerConfig(false), Key{Engine: executor.EngineCompiler, Digest: digestOf(b)}, name+".wasm", source(b))
 		return comp, digestOf(b), err
 	}
 	entryOf := func(digest string) string {
@@ -230,6 +232,18 @@ func TestAnotherModulesEntryIsNotLoaded(t *testing.T) {
 	swap()
 	_, _, err = compile(Cache{Dir: dir, Logger: hclog.NewNullLogger(), CachedOnly: true}, "probe")
 	must.ErrorIs(t, err, ErrNotCached)
+	// An entry that wazero would take for stale (another version's): left
+	// unread, so not compiled and rewritten.
+	stale := slices.Clone(other)
+	must.Eq(t, "WAZEVO", string(stale[:6]), must.Sprint("wazero's entry header: magic, version length, version"))
+	stale[7] ^= 1 // the version's first byte
+	must.NoError(t, os.WriteFile(entryOf(probeDigest), stale, 0o644))
+	_, _, err = compile(Cache{Dir: dir, Logger: hclog.NewNullLogger(), CachedOnly: true}, "probe")
+	must.ErrorIs(t, err, ErrNotCached)
+	after, err := os.ReadFile(entryOf(probeDigest))
+	must.NoError(t, err)
+	must.Eq(t, stale, after, must.Sprint("a spare's cache rewrote an entry that does not match its record"))
+	swap()
 	comp, _, err := compile(Cache{Dir: dir, Logger: hclog.NewNullLogger(), ReadOnly: true}, "probe")
 	must.NoError(t, err)
 	must.False(t, comp.Hit)
@@ -244,6 +258,9 @@ func TestAnotherModulesEntryIsNotLoaded(t *testing.T) {
 	must.True(t, comp.Hit, must.Sprint("the repaired entry"))
 	must.Eq(t, want, exports(comp))
 }
+
+// source is a Compile's source of b.
+func source(b []byte) func() []byte { return func() []byte { return b } }
 
 // compilerConfig is a configuration of wazero's compiler, with the
 // per-loop check or not, as a key of the compiler's names it.

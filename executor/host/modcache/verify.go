@@ -106,34 +106,35 @@ var (
 	errEntryAltered    = errors.New("the compiled entry does not match its recorded digest")
 )
 
+// entryState is what checkEntry found of an entry.
+type entryState struct {
+	exists bool
+	verr   error // verifyEntry's, where it exists
+}
+
+// checkEntry looks for the entry in dir and checks it against its
+// recorded digest.
+func checkEntry(dir string) entryState {
+	if !hasEntry(dir) {
+		return entryState{}
+	}
+	return entryState{exists: true, verr: verifyEntry(dir)}
+}
+
 // verifyEntry checks the entry in dir against its recorded digest.
 func verifyEntry(dir string) error {
-	want, err := readRecord(dir)
+	want, err := os.ReadFile(recordPath(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return errEntryUnrecorded
+	}
 	if err != nil {
 		return err
 	}
-	return matchRecord(dir, want)
-}
-
-// readRecord is the digest recorded for the entry in dir.
-func readRecord(dir string) (string, error) {
-	want, err := os.ReadFile(recordPath(dir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", errEntryUnrecorded
-	}
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(want)), nil
-}
-
-// matchRecord checks the entry in dir against want, its recorded digest.
-func matchRecord(dir, want string) error {
 	got, err := entryDigest(dir)
 	if err != nil {
 		return err
 	}
-	if got != want {
+	if got != strings.TrimSpace(string(want)) {
 		return errEntryAltered
 	}
 	return nil
