@@ -17,7 +17,8 @@ import (
 // told by inotify (a write to any file of path's directory wakes it, then
 // a stat reads the size): the time it takes is the kernel's wake-up, as
 // with the native baseline's pipe, where polling would add half its period
-// to every start it times.
+// to every start it times. The goroutine that waits ends with the test
+// at the latest.
 func firstOutput(tb testing.TB, path string) <-chan time.Time {
 	tb.Helper()
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
@@ -28,9 +29,25 @@ func firstOutput(tb testing.TB, path string) <-chan time.Time {
 		_ = unix.Close(fd)
 		tb.Fatal(err)
 	}
+	// Closing stop's write end ends the wait early: the test's cleanup
+	// does, and waits for the goroutine.
+	var stop [2]int
+	if err := unix.Pipe2(stop[:], unix.O_CLOEXEC); err != nil {
+		_ = unix.Close(fd)
+		tb.Fatal(err)
+	}
 	ch := make(chan time.Time, 1)
+	done := make(chan struct{})
+	tb.Cleanup(func() {
+		_ = unix.Close(stop[1])
+		<-done
+	})
 	go func() {
-		defer func() { _ = unix.Close(fd) }()
+		defer close(done)
+		defer func() {
+			_ = unix.Close(fd)
+			_ = unix.Close(stop[0])
+		}()
 		deadline := time.Now().Add(time.Minute)
 		buf := make([]byte, 64<<10)
 		for {
@@ -43,8 +60,8 @@ func firstOutput(tb testing.TB, path string) <-chan time.Time {
 				close(ch)
 				return
 			}
-			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(stop[0]), Events: unix.POLLIN}}
+			if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); (err != nil && err != unix.EINTR) || pfd[1].Revents != 0 {
 				close(ch)
 				return
 			}

@@ -13,19 +13,34 @@ import (
 
 // firstOutput returns a channel that receives when the first byte is in
 // the log file at path, which it polls every 100 µs, and is closed if none
-// is within a minute.
-func firstOutput(_ testing.TB, path string) <-chan time.Time {
+// is within a minute, or the test ends first (its cleanup waits for it).
+func firstOutput(tb testing.TB, path string) <-chan time.Time {
 	ch := make(chan time.Time, 1)
+	stop, done := make(chan struct{}), make(chan struct{})
+	tb.Cleanup(func() {
+		close(stop)
+		<-done
+	})
 	go func() {
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Microsecond)
+		defer tick.Stop()
+		deadline := time.After(time.Minute)
+		for {
 			if st, err := os.Stat(path); err == nil && st.Size() > 0 {
 				ch <- time.Now()
 				return
 			}
-			time.Sleep(100 * time.Microsecond)
+			select {
+			case <-tick.C:
+			case <-deadline:
+				close(ch)
+				return
+			case <-stop:
+				close(ch)
+				return
+			}
 		}
-		close(ch)
 	}()
 	return ch
 }
