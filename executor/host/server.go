@@ -32,7 +32,9 @@ const lingerAfterAbandon = time.Second
 
 // computeGrace is how long a stopped guest without the per-loop check has
 // to end by itself or at a host call before, found running its own code,
-// it is abandoned (see watchStop).
+// it is abandoned (see watchStop): as much time, and as much of the
+// executor's CPU time (a guest the node's scheduler left waiting has not
+// had its chance to reach a host call).
 const computeGrace = 100 * time.Millisecond
 
 // server is the executor's side of the protocol. An executor of its own
@@ -59,6 +61,9 @@ type server struct {
 	// instantiateTimeout bounds the instantiation of the task's command
 	// instance (its start function), instantiateTimeout but for tests.
 	instantiateTimeout time.Duration
+	// cpuTime is the CPU time the process has used (processCPUTime), but
+	// for tests.
+	cpuTime func() time.Duration
 	// quit is closed when serving has ended; wg holds every goroutine the
 	// server starts, and close waits for them.
 	quit     chan struct{}
@@ -152,7 +157,7 @@ type task struct {
 }
 
 func newServer(logger hclog.Logger, out *logOutput) *server {
-	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, forgetLinger: lingerAfterExit, releaseWait: releaseWait, instantiateTimeout: instantiateTimeout,
+	return &server{logger: logger, logOutput: out, failedLinger: failedStartLinger, forgetLinger: lingerAfterExit, releaseWait: releaseWait, instantiateTimeout: instantiateTimeout, cpuTime: processCPUTime,
 		quit: make(chan struct{}), tasks: map[string]*task{}, memCache: wazero.NewCompilationCache()}
 }
 

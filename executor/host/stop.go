@@ -77,13 +77,21 @@ func (s *server) stopMain(t *task, signal int32) {
 
 // watchStop follows a stopped instance that has no per-loop check. One
 // in a host call, or making one, ends there (the WASI host's guard), as a
-// guest with the check would. One that is still running its own code after
-// computeGrace cannot be reached from inside the process: it is abandoned
-// (its exit status recorded as the stop's), and the executor exits soon
-// after (exitAfter), which ends it. One that stays inside a host call that
-// the stop cannot cut short (a kernel wait) is left to the driver, which
-// kills the executor once the stop's timeout has passed, as before.
+// guest with the check would. One that is still running its own code
+// after computeGrace, of time and of the executor's CPU time, cannot be
+// reached from inside the process: it is abandoned (its exit status
+// recorded as the stop's), and the executor exits soon after
+// (exitAfter), which ends it. The CPU time tells a guest that spins from
+// one the node's scheduler has not run since the stop, which would make
+// its next host call once it runs: on a loaded node the wall clock alone
+// took one for the other. (The process's CPU time stands for the
+// guest's: an executor of its own, the only kind that runs guests
+// without the check, does little else once its task is stopped.) One
+// that stays inside a host call that the stop cannot cut short (a kernel
+// wait) is left to the driver, which kills the executor once the stop's
+// timeout has passed, as before.
 func (s *server) watchStop(in *instance) {
+	began := s.cpuTime()
 	grace := time.NewTimer(computeGrace)
 	defer grace.Stop()
 	select {
@@ -95,7 +103,7 @@ func (s *server) watchStop(in *instance) {
 	}
 	tick := time.NewTicker(computeGrace / 4)
 	defer tick.Stop()
-	for in.calls.Inside() != 0 {
+	for in.calls.Inside() != 0 || s.cpuTime()-began < computeGrace {
 		select {
 		case <-in.ended:
 			return
@@ -106,6 +114,16 @@ func (s *server) watchStop(in *instance) {
 	}
 	s.logger.Warn("the guest was stopped while it ran its own code, which a stop cannot reach without wazero's per-loop check: recording its exit as the stop's and ending the executor")
 	in.abandon()
+}
+
+// processCPUTime is the CPU time the process has used, in user and
+// kernel mode; the wall clock where the kernel does not say.
+func processCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return time.Duration(time.Now().UnixNano())
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (s *server) Signal(_ context.Context, req *proto.SignalRequest) (*proto.SignalResponse, error) {

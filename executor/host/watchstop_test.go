@@ -6,6 +6,7 @@ package host
 import (
 	"context"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -36,9 +37,10 @@ func newStoppedInstance(t *testing.T, signal int32, instanceSignal bool) *instan
 
 // TestWatchStop: a stopped instance without the per-loop check is left to
 // end by itself while it does, or while it is inside a host call (where
-// the stop reaches it); one still in its own code after computeGrace is
-// abandoned: its exit recorded as the stop's. The watch ends with the
-// server.
+// the stop reaches it), or while the process has not had computeGrace of
+// CPU time since the stop (the guest may not have run); one still in its
+// own code after computeGrace, of time and of CPU time, is abandoned: its
+// exit recorded as the stop's. The watch ends with the server.
 func TestWatchStop(t *testing.T) {
 	t.Parallel()
 	ended := &proto.ExitStatus{ExitCode: 128 + 15, Signal: 15}
@@ -48,43 +50,56 @@ func TestWatchStop(t *testing.T) {
 		signal         int32
 		instanceSignal bool
 		inHost         bool // inside a host call at first
+		// unscheduled: the process uses no CPU time at first (else it
+		// uses a core, as a guest spinning in its own code does).
+		unscheduled bool
 		// then, once computeGrace has passed twice over (nil: nothing).
-		then      func(s *server, in *instance)
+		then      func(s *server, in *instance, cpu *guestCPU)
 		abandoned bool
 		want      *proto.ExitStatus // nil: no status
 	}{
 		{name: "in its own code", signal: 15, abandoned: true, want: ended},
 		{name: "in its own code, stopped alone", signal: 9, instanceSignal: true, abandoned: true, want: &proto.ExitStatus{ExitCode: 128 + 9, Signal: 9}},
 		{name: "inside a host call, then back in its own code", signal: 15, inHost: true,
-			then: func(_ *server, in *instance) { in.calls.Leave() }, abandoned: true, want: ended},
+			then: func(_ *server, in *instance, _ *guestCPU) { in.calls.Leave() }, abandoned: true, want: ended},
 		{name: "inside a host call, where it ends", signal: 15, inHost: true,
-			then: func(_ *server, in *instance) { in.finish(&proto.ExitStatus{ExitCode: 3}) }, want: &proto.ExitStatus{ExitCode: 3}},
+			then: func(_ *server, in *instance, _ *guestCPU) { in.finish(&proto.ExitStatus{ExitCode: 3}) }, want: &proto.ExitStatus{ExitCode: 3}},
 		{name: "inside a host call when the server ends", signal: 15, inHost: true,
-			then: func(s *server, _ *instance) { close(s.quit) }},
+			then: func(s *server, _ *instance, _ *guestCPU) { close(s.quit) }},
+		{name: "not run since the stop, then in its own code", signal: 15, unscheduled: true,
+			then: func(_ *server, _ *instance, cpu *guestCPU) { cpu.run() }, abandoned: true, want: ended},
+		{name: "not run since the stop, then ending at a host call", signal: 15, unscheduled: true,
+			then: func(_ *server, in *instance, _ *guestCPU) { in.finish(&proto.ExitStatus{ExitCode: 143, Signal: 15}) }, want: ended},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+			var cpu guestCPU
+			if !tc.unscheduled {
+				cpu.run()
+			}
+			s.cpuTime = cpu.time
 			in := newStoppedInstance(t, tc.signal, tc.instanceSignal)
 			if tc.inHost {
 				in.calls.Enter()
 			}
 			watched := make(chan struct{})
-			began := time.Now()
+			began, thenAt := time.Now(), time.Time{}
 			go func() {
 				defer close(watched)
 				s.watchStop(in)
 			}()
 			if tc.then != nil {
 				// Still watching: it waits as long as the guest is in a
-				// host call.
+				// host call, or has not run.
 				select {
 				case <-watched:
-					t.Fatal("the watch ended while the guest was inside a host call")
+					t.Fatal("the watch ended while the guest was inside a host call or had not run")
 				case <-time.After(2 * computeGrace):
 				}
 				must.False(t, in.abandoned.Load())
-				tc.then(s, in)
+				thenAt = time.Now()
+				tc.then(s, in, &cpu)
 			}
 			select {
 			case <-watched:
@@ -96,6 +111,9 @@ func TestWatchStop(t *testing.T) {
 			must.Eq(t, tc.abandoned, in.abandoned.Load())
 			if tc.abandoned {
 				must.GreaterEq(t, computeGrace, time.Since(began), must.Sprint("abandoned before its grace"))
+				if tc.unscheduled {
+					must.GreaterEq(t, computeGrace, time.Since(thenAt), must.Sprint("abandoned before its grace of CPU time"))
+				}
 			}
 			if tc.want == nil {
 				select {
@@ -110,6 +128,19 @@ func TestWatchStop(t *testing.T) {
 			must.Eq(t, tc.want.Signal, in.status.Signal)
 		})
 	}
+}
+
+// guestCPU is the CPU time of a process whose guest spins in its own code
+// once it runs: none before, then as much as the wall clock's.
+type guestCPU struct{ since atomic.Int64 } // when it began to run (Unix ns); 0: not yet
+
+func (g *guestCPU) run() { g.since.Store(time.Now().UnixNano()) }
+
+func (g *guestCPU) time() time.Duration {
+	if since := g.since.Load(); since != 0 {
+		return time.Since(time.Unix(0, since))
+	}
+	return 0
 }
 
 // TestWatchStopEndsEarly: the watch ends at once, abandoning nothing, when
