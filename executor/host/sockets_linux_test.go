@@ -158,3 +158,16 @@ func TestStopLeavesNeighbourSockets(t *testing.T) {
 	default:
 	}
 }
+
+// TestOutboundInNetworkNamespace: in bridge mode the guest's sockets are
+// made in the allocation's namespace, so 127.0.0.1 is the namespace's
+// loopback (the group's other tasks and sidecars), not the node's.
+func TestOutboundInNetworkNamespace(t *testing.T) {
+	ns := testNetNS(t, "out")
+	t.Parallel()
+	port, accepted := echoServerIn(t, ns, "from the namespace:")
+	r := runOutboundIn(t, ns, "connect", loopbackRules(port), "nonblock", "127.0.0.1", strconv.Itoa(port), "hi")
+	must.Eq(t, int32(0), r.exit, must.Sprintf("stdout: %s\nstderr: %s", r.stdout, r.stderr))
+	must.StrContains(t, r.stdout, "received: from the namespace:hi")
+	must.Eq(t, 1, accepted())
+}
