@@ -81,7 +81,9 @@ type LaunchConfig struct {
 // to Modules of the modules started on this node in the last RecentWindow,
 // most recent first (Digests first, then what the cache's record of recent
 // starts adds), compiled through the cache in CacheDir for Engine, so that
-// a task starting one of them skips decoding and compiling it.
+// a task starting one of them skips decoding and compiling it; and,
+// whatever Modules is, a runtime for Engine with the WASI host in it, for
+// a module it did not prepare.
 type Warm struct {
 	CacheDir string
 	Engine   string
@@ -91,8 +93,11 @@ type Warm struct {
 
 // args are the executor's arguments that carry w.
 func (w *Warm) args() []string {
-	if w == nil || w.Modules <= 0 {
+	if w == nil {
 		return nil
+	}
+	if w.Modules <= 0 {
+		return []string{WarmEngineFlag + "=" + w.Engine}
 	}
 	return []string{
 		WarmCacheDirFlag + "=" + w.CacheDir,

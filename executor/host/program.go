@@ -157,15 +157,32 @@ func splitData(b []byte) ([]byte, []memory.Part) {
 // module's megabyte of data, or applying its tens of thousands of segments
 // one by one. The cache is keyed by b's digest (modcache names the form in
 // its directories).
+//
+// Loaded into cache.Blank (a runtime made ahead, with the WASI host of
+// every function), the program keeps that WASI host where it matches
+// what the module imports; where it does not (a function imported with
+// another of its signatures), the module is loaded again into a runtime
+// of its own.
 func compile(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
 	var parts []memory.Part
+	var src []byte
 	c, err := compileSource(ctx, cache, engine, interruptible, digest, module, func() []byte {
-		var src []byte
 		src, parts = splitData(b)
 		return src
 	})
 	if err != nil {
 		return nil, err
+	}
+	if c.FromBlank {
+		if host := c.Runtime.Module(wasi.ModuleName); host != nil && importsMatch(c.Module, host) {
+			c.wasi = host
+		} else {
+			_ = c.close(ctx)
+			cache.Blank = nil
+			if c, err = compileSource(ctx, cache, engine, interruptible, digest, module, func() []byte { return src }); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if parts != nil {
 		c.image = memory.NewImage(parts)
@@ -492,6 +509,23 @@ func checkImports(mod wazero.CompiledModule, wasiHost api.Module) error {
 		msg += " (wasi_unstable is the pre-release WASI snapshot 0; a current toolchain targets wasi_snapshot_preview1)"
 	}
 	return errors.New(msg)
+}
+
+// importsMatch says whether every WASI function mod imports that host
+// exports has the signature mod imports it with (a function the host
+// lacks is checkImports' to report).
+func importsMatch(mod wazero.CompiledModule, host api.Module) bool {
+	provided := host.ExportedFunctionDefinitions()
+	for _, f := range mod.ImportedFunctions() {
+		module, name, _ := f.Import()
+		if module != wasiModule {
+			continue
+		}
+		if p, ok := provided[name]; ok && (!slices.Equal(p.ParamTypes(), f.ParamTypes()) || !slices.Equal(p.ResultTypes(), f.ResultTypes())) {
+			return false
+		}
+	}
+	return true
 }
 
 func exportedFunctions(mod wazero.CompiledModule) string {

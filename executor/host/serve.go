@@ -102,7 +102,9 @@ func Serve(args []string) {
 		// -warm-modules programs of tasks that ended, for the next task
 		// of the same module.
 		s.kept = newKeptSet(opts.warm.Modules)
-	case opts.warm.Modules > 0:
+	case opts.warm.Engine != "":
+		// A spare: it makes a runtime ahead, and prepares the recent
+		// modules it is told to (none when Modules is 0).
 		s.warmUp(opts.warm)
 	}
 	plugin.Serve(&plugin.ServeConfig{

@@ -59,14 +59,20 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 	// that an idle task holds little more than what its guest uses. Under
 	// a guest without the per-loop check, only once that cannot stall the
 	// executor (see gc.go); in the shared executor, once for many starts.
+	// A blank runtime the start did not use (see warmSet.dropBlank) goes
+	// first.
 	switch {
 	case s.shared:
 		s.trimSoon()
 		s.wg.Go(func() { s.forgetAfter(t) })
 	case s.gcOff:
-		s.wg.Go(func() { s.collectWhileBlocked(t.command) })
+		s.wg.Go(func() {
+			s.warm.dropBlank()
+			s.collectWhileBlocked(t.command)
+		})
 	default:
 		s.wg.Go(func() {
+			s.warm.dropBlank()
 			debug.FreeOSMemory()
 			trimBinaryPages()
 		})
@@ -269,6 +275,13 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 	}
 	defer unmap()
 	warm, digest := s.warm.take(b, engine, spec.Interruptible)
+	// For a module the spare did not prepare, the runtime it made ahead;
+	// closed here unless the compile loads the module into it.
+	var blank *modcache.Blank
+	if warm == nil {
+		blank = s.warm.takeBlank(engine, spec.Interruptible)
+		defer blank.Close()
+	}
 	// module is b as the shared executor's kept set may hold it: not a
 	// mapping of the file.
 	var module []byte
@@ -286,6 +299,7 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 	read := time.Since(began)
 	trace.Mark(executor.SpanRead)
 	cache := s.moduleCache(req.CacheDir, logger, engine)
+	cache.Blank = blank
 	prog, err := loadProgram(ctx, logger, cache, spec, b, digest, warm)
 	if err != nil {
 		return nil, 0, err

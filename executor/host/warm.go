@@ -17,6 +17,7 @@ import (
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/memory"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/wasi"
 )
 
 // warmSet is what a spare executor prepares while it waits for a task:
@@ -36,6 +37,10 @@ type warmSet struct {
 	closed  bool
 	// settled: the warm-up is over, the collection after it included.
 	settled bool
+	// blank is a runtime made ahead with the WASI host in it, for a
+	// module that was not prepared (see newBlank); nil until it is made,
+	// and once taken.
+	blank *modcache.Blank
 }
 
 type warmEntry struct {
@@ -48,7 +53,8 @@ type warmEntry struct {
 	wanted bool
 }
 
-// warmUp prepares the recent modules that w names, most recent first, in
+// warmUp makes a blank runtime (newBlank), then prepares the recent
+// modules that w names, most recent first (none when w.Modules is 0), in
 // a goroutine the server owns.
 func (s *server) warmUp(w executor.Warm) {
 	engine, err := resolveEngine(w.Engine)
@@ -71,6 +77,14 @@ func (s *server) warmUp(w executor.Warm) {
 		// several milliseconds) shares the processors with it.
 		defer s.warm.settle()
 		defer s.collect(runtime.GC)
+		if blank, err := newBlank(context.Background(), engine); err != nil {
+			s.logger.Debug("no runtime made ahead", "error", err)
+		} else {
+			s.warm.setBlank(blank)
+		}
+		if w.Modules <= 0 {
+			return
+		}
 		for _, m := range cache.Recent(w.Modules, w.Digests) {
 			select {
 			case <-ctx.Done():
@@ -95,6 +109,74 @@ func (s *server) warmUp(w executor.Warm) {
 			s.warm.finish(e, comp)
 		}
 	})
+}
+
+// newBlank makes a blank runtime (modcache.Blank) for a command task's
+// module, which compiles without the per-loop check, with the WASI host of
+// every function in it (the first signature of each, see wasi.Instantiate):
+// a start whose module was not prepared loads it into that runtime, and
+// neither makes a runtime nor compiles a WASI host. nil for the
+// interpreter, which has no cache.
+func newBlank(ctx context.Context, engine string) (*modcache.Blank, error) {
+	if engine != executor.EngineCompiler {
+		return nil, nil
+	}
+	check := interruptible(false)
+	b, err := modcache.NewBlank(ctx, runtimeConfig(engine, check), engine, check)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := wasi.Instantiate(ctx, b.Runtime(), !check); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// setBlank keeps blank for the task's start (takeBlank), or closes it
+// when the set has been taken already.
+func (w *warmSet) setBlank(blank *modcache.Blank) {
+	if blank == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		blank.Close()
+		return
+	}
+	w.blank = blank
+}
+
+// takeBlank hands over the blank runtime if it is made and stands for
+// engine and for code with the per-loop check or not (check), else nil;
+// it does not wait for one being made.
+func (w *warmSet) takeBlank(engine string, check bool) *modcache.Blank {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.blank
+	if b == nil || b.Engine != engine || b.Interruptible != check {
+		return nil
+	}
+	w.blank = nil
+	return b
+}
+
+// dropBlank closes the blank runtime if no start took it. Not take's to
+// do: closing a runtime unmaps its code, which a start whose module was
+// prepared should not wait for; the executor does it once the start is
+// over.
+func (w *warmSet) dropBlank() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.blank.Close()
+	w.blank = nil
 }
 
 // prepare compiles recent module m, whose content is b, instantiates its

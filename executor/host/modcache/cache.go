@@ -124,6 +124,12 @@ type Cache struct {
 	// memory and touches no cache (the interpreter's), with the features
 	// that guests get. Unset, wazero's interpreter with its defaults.
 	Validate wazero.RuntimeConfig
+	// Blank, when set, is a runtime made ahead that Compile loads the
+	// module into, where its entry is in the cache and checked and the
+	// blank stands for the Key's engine and kind of code; it is then
+	// Compiled.Runtime (Compiled.FromBlank). Compile leaves it to its
+	// caller to close otherwise.
+	Blank *Blank
 }
 
 // form names, in the cache's directories, the form of the bytes the
@@ -157,6 +163,8 @@ type Compiled struct {
 	// Repaired says what was wrong with a damaged entry that was replaced;
 	// empty when none was.
 	Repaired string
+	// FromBlank: Runtime is Cache.Blank's, with what its holder added.
+	FromBlank bool
 }
 
 // ErrNotCached: a CachedOnly cache holds no entry of the module (nor can
@@ -197,7 +205,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 		if !entry.exists || entry.verr != nil {
 			return nil, ErrNotCached
 		}
-		comp, err := c.load(ctx, cfg, dir, b)
+		comp, err := c.load(ctx, cfg, dir, b, c.Blank.matching(key))
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +213,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 		return comp, nil
 	}
 	if c.ReadOnly {
-		return c.compileReadOnly(ctx, cfg, dir, digest, module, b, entry, start)
+		return c.compileReadOnly(ctx, cfg, dir, digest, module, b, entry, c.Blank.matching(key), start)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, cacheError(err)
@@ -225,7 +233,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 		return c.replace(ctx, cfg, dir, digest, module, b, verr, start)
 	}
 	if verr == nil {
-		comp, err := c.load(ctx, cfg, dir, b)
+		comp, err := c.load(ctx, cfg, dir, b, c.Blank.matching(key))
 		if err == nil {
 			if err := shareEntry(dir); err != nil {
 				c.Logger.Warn("cannot make the compiled entry readable by tasks' users", "sha256", digest, "error", err)
@@ -260,7 +268,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 			return comp, nil
 		}
 	}
-	comp, err := c.load(ctx, cfg, dir, b)
+	comp, err := c.load(ctx, cfg, dir, b, nil)
 	if err != nil {
 		return nil, c.compileError(ctx, module, b, err)
 	}
@@ -277,11 +285,11 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 // compileReadOnly loads the entry in dir if it verifies (entry, checked
 // by the caller), and otherwise compiles b in memory, writing nothing: the
 // entry is left for a privileged executor to repair or add.
-func (c Cache) compileReadOnly(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, entry entryState, start time.Time) (*Compiled, error) {
+func (c Cache) compileReadOnly(ctx context.Context, cfg wazero.RuntimeConfig, dir, digest, module string, b []byte, entry entryState, blank *Blank, start time.Time) (*Compiled, error) {
 	if entry.exists {
 		verr := entry.verr
 		if verr == nil {
-			comp, err := c.load(ctx, cfg, dir, b)
+			comp, err := c.load(ctx, cfg, dir, b, blank)
 			if err == nil {
 				comp.Hit, comp.Took = true, time.Since(start)
 				return comp, nil
@@ -336,7 +344,7 @@ func (c Cache) recompile(ctx context.Context, cfg wazero.RuntimeConfig, dir, mod
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, cacheError(err)
 	}
-	comp, err := c.load(ctx, cfg, dir, b)
+	comp, err := c.load(ctx, cfg, dir, b, nil)
 	if err != nil {
 		return nil, c.compileError(ctx, module, b, err)
 	}
@@ -348,8 +356,18 @@ func (c Cache) recompile(ctx context.Context, cfg wazero.RuntimeConfig, dir, mod
 }
 
 // load compiles b with a runtime whose compilation cache is dir: a hit
-// when dir has the entry, a compile that adds it otherwise.
-func (c Cache) load(ctx context.Context, cfg wazero.RuntimeConfig, dir string, b []byte) (*Compiled, error) {
+// when dir has the entry, a compile that adds it otherwise. The runtime is
+// blank's, pointed at dir, where blank is set (only for an entry that is
+// there and checked) and has not been taken yet.
+func (c Cache) load(ctx context.Context, cfg wazero.RuntimeConfig, dir string, b []byte, blank *Blank) (*Compiled, error) {
+	if rt, ok := blank.take(dir); ok {
+		mod, err := rt.CompileModule(ctx, b)
+		if err != nil {
+			_ = rt.Close(ctx)
+			return nil, err
+		}
+		return &Compiled{Runtime: rt, Module: mod, FromBlank: true}, nil
+	}
 	cache, err := wazero.NewCompilationCacheWithDir(dir)
 	if err != nil {
 		return nil, cacheError(err)
