@@ -5,7 +5,11 @@ package host
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/shoenig/test/must"
@@ -14,16 +18,17 @@ import (
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/internal/wasmtest"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/modcache"
 	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/host/wasi"
+	"github.com/nomad-driver-wasm/nomad-driver-wasm/executor/proto"
 )
 
 // TestCompileIntoTheBlank: a command task's module found in the cache is
 // loaded into the spare's blank runtime and keeps the WASI host made in
 // it, which has every function; a module that imports a function with
-// another of its signatures (WasmEdge 0.11's sock_accept) gets a runtime
-// and a WASI host of its own, with that signature. The warm set hands the
-// blank over once, for its engine and kind of code only; one not taken is
-// closed once the start is over (dropBlank), or at once when it is made
-// after the start.
+// another of its signatures (WasmEdge 0.11's sock_accept) gets a WASI host
+// of its own in that runtime, with that signature. The warm set offers the
+// blank for its engine and kind of code only; one not taken is closed once
+// the start is over (dropBlank), or at once when it is made after the
+// start.
 func TestCompileIntoTheBlank(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -50,11 +55,10 @@ func TestCompileIntoTheBlank(t *testing.T) {
 	plain := wasmtest.Module(wasmtest.Import{Module: wasi.ModuleName, Name: "fd_write", Params: 4, Results: 1})
 	load(plain, nil) // into the cache
 	w := newWarmBlank()
-	must.Nil(t, w.takeBlank(engine, interruptible(true)), must.Sprint("the blank is for code without the per-loop check"))
-	must.Nil(t, w.takeBlank(executor.EngineInterpreter, interruptible(false)))
-	blank := w.takeBlank(engine, interruptible(false))
+	must.Nil(t, w.blankFor(engine, interruptible(true)), must.Sprint("the blank is for code without the per-loop check"))
+	must.Nil(t, w.blankFor(executor.EngineInterpreter, interruptible(false)))
+	blank := w.blankFor(engine, interruptible(false))
 	must.NotNil(t, blank)
-	must.Nil(t, w.takeBlank(engine, interruptible(false)), must.Sprint("handed over twice"))
 	comp := load(plain, blank)
 	must.True(t, comp.FromBlank)
 	must.True(t, comp.Hit)
@@ -68,15 +72,22 @@ func TestCompileIntoTheBlank(t *testing.T) {
 	v1 := wasmtest.Module(wasmtest.Import{Module: wasi.ModuleName, Name: "sock_accept", Params: 2, Results: 1})
 	load(v1, nil)
 	w = newWarmBlank()
-	comp = load(v1, w.takeBlank(engine, interruptible(false)))
-	must.False(t, comp.FromBlank)
+	comp = load(v1, w.blankFor(engine, interruptible(false)))
+	must.True(t, comp.FromBlank)
 	must.True(t, comp.Hit)
 	host, err = comp.instantiateWASI(ctx)
 	must.NoError(t, err)
 	must.Eq(t, 2, len(host.ExportedFunctionDefinitions()["sock_accept"].ParamTypes()))
 	must.NoError(t, checkImports(comp.Module, host))
 
-	// A blank not taken is closed once the start is over, not by take.
+	// A blank taken is the program's: dropping it from the set leaves it.
+	w = newWarmBlank()
+	comp = load(plain, w.blankFor(engine, interruptible(false)))
+	must.True(t, comp.FromBlank)
+	w.dropBlank()
+	must.NotNil(t, comp.Runtime.Module(wasi.ModuleName))
+
+	// One not taken is closed once the start is over, not by take.
 	w = newWarmBlank()
 	left := w.blank
 	w.take(plain, engine, interruptible(false))
@@ -90,4 +101,60 @@ func TestCompileIntoTheBlank(t *testing.T) {
 	w.setBlank(blank)
 	must.Nil(t, w.blank)
 	must.Nil(t, blank.Runtime().Module(wasi.ModuleName), must.Sprint("the blank was not closed"))
+}
+
+// TestStartFromTheBlank: a spare's Start of a command task whose module is
+// in the cache, and which it did not prepare, runs it from the blank
+// runtime, whose WASI host has the guard of code without the per-loop
+// check: a guest that calls the host in a loop is ended at its next host
+// call by the stop, not abandoned. A blank that the start did not take (a
+// module not in the cache) is closed once the start is over.
+func TestStartFromTheBlank(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	engine, err := resolveEngine(executor.EngineAuto)
+	must.NoError(t, err)
+	if engine != executor.EngineCompiler {
+		t.Skip("the blank runtime is the compiler's")
+	}
+	start := func(cached bool, args ...string) (*task, *modcache.Blank, *proto.StartRequest, *server) {
+		t.Helper()
+		s := newServer(hclog.NewNullLogger(), &logOutput{w: os.Stderr})
+		t.Cleanup(s.close)
+		w, _ := newWarmSet(engine)
+		blank, err := newBlank(ctx, engine)
+		must.NoError(t, err)
+		w.setBlank(blank)
+		s.warm = w
+		req := httpStartRequest(t, "probe", func(r *proto.StartRequest) { r.Http, r.Args = nil, args })
+		if cached {
+			f, err := os.Open(filepath.Join(req.Mounts[0].HostPath, "handler.wasm"))
+			must.NoError(t, err)
+			// Into the cache, as a task's compile leaves it.
+			must.NoError(t, compileOnly(compileOptions{cacheDir: req.CacheDir, engine: req.Engine, name: "probe", interruptible: interruptible(false)}, f))
+		} else {
+			req.CacheDir = t.TempDir()
+		}
+		_, err = s.Start(ctx, req)
+		must.NoError(t, err)
+		tk, err := s.current("")
+		must.NoError(t, err)
+		t.Cleanup(tk.prog.close)
+		return tk, blank, req, s
+	}
+
+	tk, _, req, s := start(true, "hostloop")
+	must.True(t, tk.prog.comp.FromBlank)
+	waitUntil(t, func() bool {
+		out, _ := os.ReadFile(req.StdoutPath)
+		return strings.Contains(string(out), "looping")
+	}, "the guest never ran")
+	resp, err := s.Stop(ctx, &proto.StopRequest{Signal: 15, TimeoutNanos: int64(20 * time.Second)})
+	must.NoError(t, err)
+	must.True(t, resp.Exited)
+	must.False(t, tk.command.abandoned.Load(), must.Sprint("the stop did not reach the guest at its host call"))
+
+	tk, blank, _, _ := start(false, "hello")
+	must.False(t, tk.prog.comp.FromBlank)
+	waitUntil(t, func() bool { return blank.Runtime().Module(wasi.ModuleName) == nil }, "the blank no start took was not closed")
 }

@@ -161,12 +161,12 @@ func splitData(b []byte) ([]byte, []memory.Part) {
 // Loaded into cache.Blank (a runtime made ahead, with the WASI host of
 // every function), the program keeps that WASI host where it matches
 // what the module imports; where it does not (a function imported with
-// another of its signatures), the module is loaded again into a runtime
-// of its own.
+// another of its signatures), that host is closed, and instantiateWASI
+// makes the module's own in the same runtime.
 func compile(ctx context.Context, cache modcache.Cache, engine string, interruptible bool, digest, module string, b []byte) (*compiled, error) {
 	var parts []memory.Part
-	var src []byte
 	c, err := compileSource(ctx, cache, engine, interruptible, digest, module, func() []byte {
+		var src []byte
 		src, parts = splitData(b)
 		return src
 	})
@@ -174,15 +174,15 @@ func compile(ctx context.Context, cache modcache.Cache, engine string, interrupt
 		return nil, err
 	}
 	if c.FromBlank {
-		if host := c.Runtime.Module(wasi.ModuleName); host != nil && importsMatch(c.Module, host) {
-			c.wasi = host
-		} else {
-			_ = c.close(ctx)
-			cache.Blank = nil
-			if c, err = compileSource(ctx, cache, engine, interruptible, digest, module, func() []byte { return src }); err != nil {
-				return nil, err
+		host := c.Runtime.Module(wasi.ModuleName)
+		if host != nil && !importsMatch(c.Module, host) {
+			if err := host.Close(ctx); err != nil {
+				_ = c.close(ctx)
+				return nil, executor.NodeErrorf("close the WASI host made ahead: %v", err)
 			}
+			host = nil
 		}
+		c.wasi = host
 	}
 	if parts != nil {
 		c.image = memory.NewImage(parts)

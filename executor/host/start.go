@@ -46,6 +46,7 @@ func (s *server) Start(ctx context.Context, req *proto.StartRequest) (*proto.Sta
 	t, err := s.start(ctx, req, trace)
 	if err != nil {
 		if !s.shared {
+			s.warm.dropBlank()
 			s.lingerAfterFailedStart(gen)
 		}
 		return nil, err
@@ -275,13 +276,6 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 	}
 	defer unmap()
 	warm, digest := s.warm.take(b, engine, spec.Interruptible)
-	// For a module the spare did not prepare, the runtime it made ahead;
-	// closed here unless the compile loads the module into it.
-	var blank *modcache.Blank
-	if warm == nil {
-		blank = s.warm.takeBlank(engine, spec.Interruptible)
-		defer blank.Close()
-	}
 	// module is b as the shared executor's kept set may hold it: not a
 	// mapping of the file.
 	var module []byte
@@ -299,7 +293,11 @@ func (s *server) load(ctx context.Context, logger hclog.Logger, req *proto.Start
 	read := time.Since(began)
 	trace.Mark(executor.SpanRead)
 	cache := s.moduleCache(req.CacheDir, logger, engine)
-	cache.Blank = blank
+	if warm == nil {
+		// The runtime the spare made ahead, which the compile takes for
+		// a module in the cache (see warmSet.blankFor).
+		cache.Blank = s.warm.blankFor(engine, spec.Interruptible)
+	}
 	prog, err := loadProgram(ctx, logger, cache, spec, b, digest, warm)
 	if err != nil {
 		return nil, 0, err

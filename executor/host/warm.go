@@ -68,23 +68,24 @@ func (s *server) warmUp(w executor.Warm) {
 	cache := modcache.Cache{Dir: w.CacheDir, Logger: s.logger, CachedOnly: true, Validate: validateConfig()}
 	s.wg.Go(func() {
 		defer cancel()
-		// Collected once everything is prepared, so that the heap goal is
-		// set from what stays: the allocations of the next Start then fit
-		// under it, and the start does not pay for marking the prepared
-		// modules. Not once a guest that a collection could stall runs.
-		// The spare reports its modules prepared (ready) after that only:
-		// a Start that comes during the collection (a Go module's is
-		// several milliseconds) shares the processors with it.
+		// The spare reports its modules prepared (ready) only once the
+		// warm-up is over, the collection after it included: a Start that
+		// comes during the collection (a Go module's is several
+		// milliseconds) shares the processors with it.
 		defer s.warm.settle()
-		defer s.collect(runtime.GC)
 		if blank, err := newBlank(context.Background(), engine); err != nil {
 			s.logger.Debug("no runtime made ahead", "error", err)
 		} else {
 			s.warm.setBlank(blank)
 		}
 		if w.Modules <= 0 {
-			return
+			return // the blank alone allocates too little to collect
 		}
+		// Collected once everything is prepared, so that the heap goal is
+		// set from what stays: the allocations of the next Start then fit
+		// under it, and the start does not pay for marking the prepared
+		// modules. Not once a guest that a collection could stall runs.
+		defer s.collect(runtime.GC)
 		for _, m := range cache.Recent(w.Modules, w.Digests) {
 			select {
 			case <-ctx.Done():
@@ -148,27 +149,26 @@ func (w *warmSet) setBlank(blank *modcache.Blank) {
 	w.blank = blank
 }
 
-// takeBlank hands over the blank runtime if it is made and stands for
-// engine and for code with the per-loop check or not (check), else nil;
-// it does not wait for one being made.
-func (w *warmSet) takeBlank(engine string, check bool) *modcache.Blank {
+// blankFor is the blank runtime if it is made and stands for engine and
+// for code with the per-loop check or not (check), else nil; it does not
+// wait for one being made. It stays in the set: a compile takes it
+// (modcache.Cache.Blank), and dropBlank closes it if none did.
+func (w *warmSet) blankFor(engine string, check bool) *modcache.Blank {
 	if w == nil {
 		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	b := w.blank
-	if b == nil || b.Engine != engine || b.Interruptible != check {
-		return nil
+	if b := w.blank; b != nil && b.Engine == engine && b.Interruptible == check {
+		return b
 	}
-	w.blank = nil
-	return b
+	return nil
 }
 
-// dropBlank closes the blank runtime if no start took it. Not take's to
-// do: closing a runtime unmaps its code, which a start whose module was
-// prepared should not wait for; the executor does it once the start is
-// over.
+// dropBlank closes the blank runtime unless a compile took it, and
+// forgets it. Not take's to do, nor a start's: closing a runtime unmaps
+// its code, which a start should not wait for; the executor does it once
+// the start is over, or has failed.
 func (w *warmSet) dropBlank() {
 	if w == nil {
 		return

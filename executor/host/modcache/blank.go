@@ -5,6 +5,8 @@ package modcache
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
@@ -33,6 +35,10 @@ type Blank struct {
 	runtime wazero.Runtime
 	cache   wazero.CompilationCache
 	fd      int // the descriptor that names the cache directory
+	// entries is the directory below the cache directory that wazero
+	// reads and writes its entries in (named after its version): an
+	// entry directory without it is not one this runtime can use.
+	entries string
 
 	mu    sync.Mutex
 	taken bool // by a Compile, which closes it with its runtime
@@ -43,11 +49,11 @@ type Blank struct {
 // and interruptible stand for (as in Key). Its holder adds what it needs
 // to Runtime before a Compile takes it.
 func NewBlank(ctx context.Context, cfg wazero.RuntimeConfig, engine string, interruptible bool) (*Blank, error) {
-	fd, cache, err := blankCache()
+	fd, cache, entries, err := blankCache()
 	if err != nil {
 		return nil, err
 	}
-	return &Blank{Engine: engine, Interruptible: interruptible, fd: fd, cache: cache,
+	return &Blank{Engine: engine, Interruptible: interruptible, fd: fd, cache: cache, entries: entries,
 		runtime: wazero.NewRuntimeWithConfig(ctx, cfg.WithCompilationCache(cache))}, nil
 }
 
@@ -66,7 +72,10 @@ func (b *Blank) matching(key Key) *Blank {
 
 // take points b's cache at dir, the entry directory of one module, and
 // hands over its runtime, which closes b with it; false when b was taken
-// or closed already, or cannot be pointed there.
+// or closed already, or cannot be pointed there, or dir lacks the
+// directory wazero keeps its entries in (an entry of another wazero
+// version or platform: wazero, which makes that directory only when a
+// cache is made, could not write the module's entry there).
 func (b *Blank) take(dir string) (wazero.Runtime, bool) {
 	if b == nil {
 		return nil, false
@@ -74,6 +83,9 @@ func (b *Blank) take(dir string) (wazero.Runtime, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.taken || b.done {
+		return nil, false
+	}
+	if st, err := os.Stat(filepath.Join(dir, b.entries)); err != nil || !st.IsDir() {
 		return nil, false
 	}
 	if err := pointAt(b.fd, dir); err != nil {

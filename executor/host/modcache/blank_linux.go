@@ -4,6 +4,7 @@
 package modcache
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -14,33 +15,43 @@ import (
 
 // blankCache makes a compilation cache whose directory is a descriptor of
 // this process (/proc/self/fd/<fd>), which pointAt points at a module's
-// entry directory later. wazero makes its version directory in the cache
+// entry directory later, and returns the name of the directory wazero
+// keeps its entries in below it (its version's). wazero makes that
 // directory when the cache is made: the descriptor names a private
 // directory then, which is removed at once; until pointAt, the cache's
 // directory is gone, and a compile would find nothing and write nothing.
-func blankCache() (int, wazero.CompilationCache, error) {
+func blankCache() (int, wazero.CompilationCache, string, error) {
 	tmp, err := os.MkdirTemp("", "wasm-blank-")
 	if err != nil {
-		return -1, nil, err
+		return -1, nil, "", err
 	}
 	defer os.RemoveAll(tmp)
-	fd, err := unix.Open(tmp, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(tmp, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, nil, fmt.Errorf("open %s: %w", tmp, err)
+		return -1, nil, "", fmt.Errorf("open %s: %w", tmp, err)
 	}
 	// Where /proc is not mounted, wazero would make the path's
 	// directories instead, and the blank's cache would be those.
 	byFD := "/proc/self/fd/" + strconv.Itoa(fd)
 	if a, err := os.Stat(byFD); err != nil || !sameAs(a, tmp) {
 		_ = unix.Close(fd)
-		return -1, nil, fmt.Errorf("%s does not name the directory it was opened on (is /proc mounted?)", byFD)
+		return -1, nil, "", fmt.Errorf("%s does not name the directory it was opened on (is /proc mounted?)", byFD)
 	}
 	cache, err := wazero.NewCompilationCacheWithDir(byFD)
 	if err != nil {
 		_ = unix.Close(fd)
-		return -1, nil, err
+		return -1, nil, "", err
 	}
-	return fd, cache, nil
+	made, err := os.ReadDir(tmp)
+	if err == nil && (len(made) != 1 || !made[0].IsDir()) {
+		err = fmt.Errorf("%d entries, not the one directory expected", len(made))
+	}
+	if err != nil {
+		_ = cache.Close(context.Background())
+		_ = unix.Close(fd)
+		return -1, nil, "", fmt.Errorf("wazero's compilation cache in %s: %w", tmp, err)
+	}
+	return fd, cache, made[0].Name(), nil
 }
 
 // sameAs says whether a is the file at path.

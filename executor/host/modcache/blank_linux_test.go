@@ -5,6 +5,7 @@ package modcache
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -47,17 +48,23 @@ func TestBlankLoadsACheckedEntry(t *testing.T) {
 		must.NoError(t, err)
 		return blank
 	}
-	blank := newBlank()
-	cache.Blank = blank
-
-	// Another kind of code: not the blank's (and not cached: compiled).
+	// Another kind of code, in the cache too, is not the blank's.
 	other := key
 	other.Interruptible = true
 	comp, err = cache.Compile(ctx, compilerConfig(true), other, "probe.wasm", source(b))
 	must.NoError(t, err)
+	must.NoError(t, comp.Runtime.Close(ctx))
+	blank := newBlank()
+	cache.Blank = blank
+	comp, err = cache.Compile(ctx, compilerConfig(true), other, "probe.wasm", source(b))
+	must.NoError(t, err)
+	must.True(t, comp.Hit)
 	must.False(t, comp.FromBlank)
 	must.NoError(t, comp.Runtime.Close(ctx))
 	before := filesUnder(t, dir)
+	// Nor a directory without wazero's entries directory.
+	_, ok := blank.take(t.TempDir())
+	must.False(t, ok)
 
 	comp, err = cache.Compile(ctx, compilerConfig(false), key, "probe.wasm", source(b))
 	must.NoError(t, err)
@@ -65,11 +72,19 @@ func TestBlankLoadsACheckedEntry(t *testing.T) {
 	must.True(t, comp.Hit)
 	must.Eq(t, want, slices.Sorted(maps.Keys(comp.Module.ExportedFunctions())))
 	must.NotNil(t, comp.Runtime.Module("env"), must.Sprint("what the holder added to the blank is in the program's runtime"))
-	// Taken: its holder's Close leaves it to the program.
+	byFD := fmt.Sprintf("/proc/self/fd/%d", blank.fd)
+	entryDir := filepath.Join(dir, "wazero-"+WazeroVersion()+"-"+form, key.Engine, "uninterruptible", key.Digest)
+	must.True(t, names(byFD, entryDir), must.Sprint("the blank's descriptor names the module's entry directory"))
+	// Taken: its holder's Close leaves it to the program, whose Close
+	// releases it, descriptor included.
 	blank.Close()
 	must.NotNil(t, comp.Runtime.Module("env"))
 	must.NoError(t, comp.Runtime.Close(ctx))
+	must.Nil(t, comp.Runtime.Module("env"))
+	must.False(t, names(byFD, entryDir), must.Sprint("the blank's descriptor is still open"))
 	blank.Close()
+	_, ok = blank.take(entryDir)
+	must.False(t, ok, must.Sprint("a released blank was taken again"))
 	must.Eq(t, before, filesUnder(t, dir), must.Sprint("loading into the blank changed the cache"))
 
 	// A module not in the cache is compiled in a runtime of its own.
@@ -94,6 +109,16 @@ func TestBlankLoadsACheckedEntry(t *testing.T) {
 	must.StrContains(t, comp.Repaired, "does not match")
 	must.NoError(t, comp.Runtime.Close(ctx))
 	cache.Blank.Close()
+}
+
+// names says whether path names the directory dir.
+func names(path, dir string) bool {
+	a, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(dir)
+	return err == nil && os.SameFile(a, b)
 }
 
 // filesUnder maps each regular file under dir (its path relative to dir)

@@ -12,8 +12,8 @@ import (
 )
 
 // blankCache: no /proc/self/fd here to name a directory by descriptor.
-func blankCache() (int, wazero.CompilationCache, error) {
-	return -1, nil, errors.New("a blank runtime needs /proc/self/fd (Linux)")
+func blankCache() (int, wazero.CompilationCache, string, error) {
+	return -1, nil, "", errors.New("a blank runtime needs /proc/self/fd (Linux)")
 }
 
 func pointAt(int, string) error { return errors.New("unsupported") }
