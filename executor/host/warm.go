@@ -39,7 +39,7 @@ type warmSet struct {
 	settled bool
 	// blank is a runtime made ahead with the WASI host in it, for a
 	// module that was not prepared (see newBlank); nil until it is made,
-	// and once taken.
+	// and once dropped (dropBlank).
 	blank *modcache.Blank
 }
 
@@ -134,7 +134,7 @@ func newBlank(ctx context.Context, engine string) (*modcache.Blank, error) {
 	return b, nil
 }
 
-// setBlank keeps blank for the task's start (takeBlank), or closes it
+// setBlank keeps blank for the task's start (blankFor), or closes it
 // when the set has been taken already.
 func (w *warmSet) setBlank(blank *modcache.Blank) {
 	if blank == nil {

@@ -114,11 +114,7 @@ func TestBlankLoadsACheckedEntry(t *testing.T) {
 // names says whether path names the directory dir.
 func names(path, dir string) bool {
 	a, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	b, err := os.Stat(dir)
-	return err == nil && os.SameFile(a, b)
+	return err == nil && sameAs(a, dir)
 }
 
 // filesUnder maps each regular file under dir (its path relative to dir)

@@ -201,11 +201,12 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 	go func() { checked <- checkEntry(dir) }()
 	b := source()
 	entry := <-checked
+	blank := c.Blank.matching(key)
 	if c.CachedOnly {
 		if !entry.exists || entry.verr != nil {
 			return nil, ErrNotCached
 		}
-		comp, err := c.load(ctx, cfg, dir, b, c.Blank.matching(key))
+		comp, err := c.load(ctx, cfg, dir, b, blank)
 		if err != nil {
 			return nil, err
 		}
@@ -213,7 +214,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 		return comp, nil
 	}
 	if c.ReadOnly {
-		return c.compileReadOnly(ctx, cfg, dir, digest, module, b, entry, c.Blank.matching(key), start)
+		return c.compileReadOnly(ctx, cfg, dir, digest, module, b, entry, blank, start)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, cacheError(err)
@@ -233,7 +234,7 @@ func (c Cache) Compile(ctx context.Context, cfg wazero.RuntimeConfig, key Key, m
 		return c.replace(ctx, cfg, dir, digest, module, b, verr, start)
 	}
 	if verr == nil {
-		comp, err := c.load(ctx, cfg, dir, b, c.Blank.matching(key))
+		comp, err := c.load(ctx, cfg, dir, b, blank)
 		if err == nil {
 			if err := shareEntry(dir); err != nil {
 				c.Logger.Warn("cannot make the compiled entry readable by tasks' users", "sha256", digest, "error", err)
