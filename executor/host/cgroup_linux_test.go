@@ -73,31 +73,10 @@ func TestJoinCgroupEveryThread(t *testing.T) {
 			for _, dir := range dirs {
 				assertEveryThreadIn(t, dir)
 			}
-			// A thread made after the join: goroutines each hold a thread
-			// of their own until one runs on a thread the process did not
-			// have before.
-			tasks, err := os.ReadDir("/proc/self/task")
-			must.NoError(t, err)
-			had := map[string]bool{}
-			for _, task := range tasks {
-				had[task.Name()] = true
-			}
+			// A thread made after the join.
 			hold := make(chan struct{})
 			defer close(hold)
-			var tid int
-			for range 64 {
-				got := make(chan int)
-				go func() {
-					runtime.LockOSThread()
-					got <- threadID()
-					<-hold
-				}()
-				if id := <-got; !had[strconv.Itoa(id)] {
-					tid = id
-					break
-				}
-			}
-			must.Positive(t, tid, must.Sprint("no new thread in 64 goroutines that each hold one"))
+			tid := newThread(t, hold)
 			for _, dir := range dirs {
 				mustBeIn(t, fmt.Sprintf("/proc/self/task/%d/cgroup", tid), dir)
 			}
@@ -160,6 +139,32 @@ func parkThreads(t testing.TB, release <-chan struct{}, n int) {
 	for range n {
 		<-locked
 	}
+}
+
+// newThread is the ID of a thread the process did not have before, held
+// until hold is closed: goroutines each hold a thread of their own until
+// one runs on a new one.
+func newThread(t *testing.T, hold <-chan struct{}) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	must.NoError(t, err)
+	had := map[string]bool{}
+	for _, task := range tasks {
+		had[task.Name()] = true
+	}
+	for range 64 {
+		got := make(chan int)
+		go func() {
+			runtime.LockOSThread()
+			got <- threadID()
+			<-hold
+		}()
+		if id := <-got; !had[strconv.Itoa(id)] {
+			return id
+		}
+	}
+	t.Fatal("no new thread in 64 goroutines that each hold one")
+	return 0
 }
 
 // testCgroups makes empty cgroups for the test process (cpu and memory on

@@ -35,6 +35,10 @@ func Serve(args []string) {
 	// The driver may die while the executor runs on; a write to the pipes
 	// it left behind must fail, not kill the executor and its guest.
 	signal.Ignore(syscall.SIGPIPE)
+	// Before anything else, while the process has its fewest threads; an
+	// executor execs nothing, so this costs it nothing but closes a way
+	// back to root once it has become a task's user.
+	privsErr := forbidNewPrivileges()
 	// GOMAXPROCS is set once, here: that ends the runtime's automatic
 	// updates of it (Go 1.25), each of which stops the world, which a
 	// guest without the per-loop check can stall for ever (see gc.go). The
@@ -48,6 +52,9 @@ func Serve(args []string) {
 
 	out := &logOutput{w: os.Stderr}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: hclog.Info, JSONFormat: true, Output: out})
+	if privsErr != nil {
+		logger.Error("cannot set no_new_privs on the executor's threads", "error", privsErr)
+	}
 	s := newServer(logger, out)
 	opts, err := parseArgs(args)
 	if err != nil {

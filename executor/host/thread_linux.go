@@ -4,6 +4,7 @@
 package host
 
 import (
+	"errors"
 	"syscall"
 	"time"
 
@@ -31,4 +32,22 @@ func threadCPU(tid int) time.Duration {
 		return 0
 	}
 	return time.Duration(ts.Nano())
+}
+
+// forbidNewPrivileges sets no_new_privs on every thread of the process:
+// nothing it could exec would gain privileges through a set-user-ID bit
+// or file capabilities. The attribute is each thread's own (prctl(2)),
+// inherited by the threads a thread makes, so it is set on all of them at
+// once, with the world stopped, as Go's own Setuid reaches every thread.
+// Where cgo is linked, which AllThreadsSyscall refuses, only the calling
+// thread's is set (becomeUser sets its thread's again).
+func forbidNewPrivileges() error {
+	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0)
+	if errors.Is(errno, syscall.ENOTSUP) {
+		return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }

@@ -4,7 +4,10 @@
 package host
 
 import (
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,4 +41,50 @@ func TestThreadCPU(t *testing.T) {
 	close(done)
 	must.Between(t, 150*time.Millisecond, spent, 2*time.Second)
 	must.Zero(t, threadCPU(0))
+}
+
+// TestForbidNewPrivileges: no_new_privs is set on every thread of the
+// process (only the calling one where cgo is linked: make test runs this
+// once more without cgo, as the executor's program is built), and on a
+// thread made afterwards. It stays set for the rest of the test binary,
+// which execs nothing that needs more privileges than it has.
+func TestForbidNewPrivileges(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	parkThreads(t, release, 4)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	must.NoError(t, forbidNewPrivileges())
+	self := strconv.Itoa(threadID())
+	tasks, err := os.ReadDir("/proc/self/task")
+	must.NoError(t, err)
+	must.Greater(t, 4, len(tasks))
+	for _, task := range tasks {
+		if cgoLinked && task.Name() != self {
+			continue
+		}
+		must.Eq(t, "1", noNewPrivs(t, task.Name()), must.Sprintf("thread %s", task.Name()))
+	}
+	// A thread made afterwards, by whichever thread the runtime makes it
+	// from.
+	hold := make(chan struct{})
+	defer close(hold)
+	id := strconv.Itoa(newThread(t, hold))
+	if !cgoLinked {
+		must.Eq(t, "1", noNewPrivs(t, id), must.Sprintf("thread %s, made after", id))
+	}
+}
+
+// noNewPrivs is the NoNewPrivs field of thread tid of this process.
+func noNewPrivs(t *testing.T, tid string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/task/" + tid + "/status")
+	must.NoError(t, err)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "NoNewPrivs:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no NoNewPrivs in the status of thread %s", tid)
+	return ""
 }

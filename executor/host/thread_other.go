@@ -12,3 +12,6 @@ func threadID() int { return 0 }
 
 // threadCPU is Linux-only; elsewhere a guest's own CPU time reads as zero.
 func threadCPU(int) time.Duration { return 0 }
+
+// forbidNewPrivileges is Linux-only (no_new_privs).
+func forbidNewPrivileges() error { return nil }

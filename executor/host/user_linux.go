@@ -35,7 +35,9 @@ func becomeUser(u *proto.RunAs) error {
 	}
 	// No new privileges, ever: nothing the executor could exec (it execs
 	// nothing) would gain any through a set-user-ID bit or file
-	// capabilities.
+	// capabilities. Serve set it on every thread already
+	// (forbidNewPrivileges); again on this thread, the one that drops,
+	// for a process that links cgo, where Serve could set only its own.
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
