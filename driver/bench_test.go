@@ -111,7 +111,7 @@ func benchDriverWith(b *testing.B, bin, cacheDir string, warm int) *Driver {
 	}
 	d.executors.binary = bin
 	d.shared.binary = bin // and compiles in the task's cgroups
-	d.executors.setWarm(&executor.Warm{CacheDir: d.config.CacheDir, Engine: d.config.Engine, Modules: warm})
+	d.executors.setWarm(d.config.spareWarm(warm))
 	d.executors.fill()
 	return d
 }

@@ -154,6 +154,18 @@ type Config struct {
 	defaultRunAs *proto.RunAs
 }
 
+// spareWarm is what a spare executor does while it waits (see
+// executor.Warm): prepare up to modules recent modules, make a runtime
+// ahead, and take the supplementary groups of the default user, as whom
+// most tasks start.
+func (c *Config) spareWarm(modules int) *executor.Warm {
+	w := &executor.Warm{CacheDir: c.CacheDir, Engine: c.Engine, Modules: modules}
+	if u := c.defaultRunAs; u != nil && u.Uid != 0 {
+		w.Groups = u.Groups
+	}
+	return w
+}
+
 // OutboundConfig is the plugin config's outbound block: what tasks may
 // connect to at most (executor/outbound).
 type OutboundConfig struct {

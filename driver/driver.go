@@ -129,7 +129,7 @@ func (d *Driver) SetConfig(cfg *base.Config) error {
 		return nil
 	}
 	// Have an executor ready for the first task.
-	d.executors.setWarm(&executor.Warm{CacheDir: config.CacheDir, Engine: config.Engine, Modules: config.WarmModules})
+	d.executors.setWarm(config.spareWarm(config.WarmModules))
 	d.executors.fill()
 	return nil
 }

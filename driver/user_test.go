@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,11 +55,16 @@ func procIDs(t *testing.T, pid int) (uids, gids string) {
 }
 
 // runsAs checks that the executor of handle's task is u: real, effective,
-// saved and filesystem uid.
+// saved and filesystem uid, and supplementary groups (which a spare took
+// ahead for the default user, and a start sets for any other).
 func runsAs(t *testing.T, handle *drivers.TaskHandle, u *proto.RunAs) {
 	t.Helper()
-	uids, _ := procIDs(t, executorPid(t, handle))
+	pid := executorPid(t, handle)
+	uids, _ := procIDs(t, pid)
 	must.Eq(t, fmt.Sprintf("%d %d %d %d", u.Uid, u.Uid, u.Uid, u.Uid), uids)
+	_, _, groups, err := processUser(pid)
+	must.NoError(t, err)
+	must.Eq(t, slices.Sorted(slices.Values(u.Groups)), groups)
 }
 
 // execProbe runs the probe module at local/tool.wasm in tk with nomad alloc
@@ -142,6 +148,22 @@ func TestTaskRunsAsDefaultUser(t *testing.T) {
 
 	// Logs are written on, by the user, across rotation's new files.
 	tk.waitLog(t, "stdout", "tick 3")
+}
+
+// A spare runs as root with the supplementary groups of the default user
+// (nobody), so that a task of that user need not set them when it starts;
+// a task of another user gets its own (TestTaskUser), and nobody's task
+// the same (TestTaskRunsAsDefaultUser).
+func TestSpareTakesTheDefaultUsersGroups(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	nobody, err := lookupUser("nobody")
+	must.NoError(t, err)
+	h := newHarness(t, "")
+	uid, _, groups, err := processUser(waitReady(t, h.driver))
+	must.NoError(t, err)
+	must.Zero(t, uid)
+	must.Eq(t, slices.Sorted(slices.Values(nobody.Groups)), groups)
 }
 
 // A task that names its user runs as it; root only where the operator

@@ -84,11 +84,19 @@ type LaunchConfig struct {
 // a task starting one of them skips decoding and compiling it; and,
 // whatever Modules is, a runtime for Engine with the WASI host in it, for
 // a module it did not prepare.
+//
+// Groups are the supplementary groups a spare that runs as root takes when
+// it starts: those of the user most tasks run as (the plugin's
+// default_user). Root's access does not depend on them, and a task of
+// that user then starts without setting them, one of the three
+// credential changes that each stop every thread of the executor (see
+// becomeUser in executor/host). None: the executor keeps its own.
 type Warm struct {
 	CacheDir string
 	Engine   string
 	Modules  int
 	Digests  []string
+	Groups   []uint32
 }
 
 // args are the executor's arguments that carry w.
@@ -96,15 +104,21 @@ func (w *Warm) args() []string {
 	if w == nil {
 		return nil
 	}
-	if w.Modules <= 0 {
-		return []string{WarmEngineFlag + "=" + w.Engine}
+	args := []string{WarmEngineFlag + "=" + w.Engine}
+	if w.Modules > 0 {
+		args = append(args,
+			WarmCacheDirFlag+"="+w.CacheDir,
+			WarmModulesFlag+"="+strconv.Itoa(w.Modules),
+			WarmDigestsFlag+"="+strings.Join(w.Digests, ","))
 	}
-	return []string{
-		WarmCacheDirFlag + "=" + w.CacheDir,
-		WarmEngineFlag + "=" + w.Engine,
-		WarmModulesFlag + "=" + strconv.Itoa(w.Modules),
-		WarmDigestsFlag + "=" + strings.Join(w.Digests, ","),
+	if len(w.Groups) > 0 {
+		groups := make([]string, len(w.Groups))
+		for i, g := range w.Groups {
+			groups[i] = strconv.FormatUint(uint64(g), 10)
+		}
+		args = append(args, WarmGroupsFlag+"="+strings.Join(groups, ","))
 	}
+	return args
 }
 
 // Launch starts an executor process in a session of its own, so that

@@ -33,6 +33,7 @@ const (
 	WarmEngineFlag   = "-warm-engine"
 	WarmModulesFlag  = "-warm-modules"
 	WarmDigestsFlag  = "-warm-digests"
+	WarmGroupsFlag   = "-warm-groups"
 )
 
 // SharedFlag makes the executor the node's shared executor, which runs many

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,8 +111,14 @@ func Serve(args []string) {
 		// of the same module.
 		s.kept = newKeptSet(opts.warm.Modules)
 	case opts.warm.Engine != "":
-		// A spare: it makes a runtime ahead, and prepares the recent
-		// modules it is told to (none when Modules is 0).
+		// A spare: it takes the groups of the user most tasks run as,
+		// before any Start can come (a Start of another user's task sets
+		// that user's, and none may change them after it), makes a
+		// runtime ahead, and prepares the recent modules it is told to
+		// (none when Modules is 0).
+		if err := takeGroups(opts.warm.Groups); err != nil {
+			logger.Warn("cannot take the default user's groups ahead; a task sets them when it starts", "groups", opts.warm.Groups, "error", err)
+		}
 		s.warmUp(opts.warm)
 	}
 	plugin.Serve(&plugin.ServeConfig{
@@ -171,9 +178,10 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&co.name, strings.TrimPrefix(executor.CompileNameFlag, "-"), "", "")
 	fs.BoolVar(&co.interruptible, strings.TrimPrefix(executor.CompileInterruptibleFlag, "-"), false, "")
 	fs.Var(&cgroups, strings.TrimPrefix(executor.CompileCgroupFlag, "-"), "")
-	var digests, runAs string
+	var digests, runAs, groups string
 	fs.StringVar(&runAs, strings.TrimPrefix(executor.RunAsFlag, "-"), "", "")
 	fs.StringVar(&digests, strings.TrimPrefix(executor.WarmDigestsFlag, "-"), "", "")
+	fs.StringVar(&groups, strings.TrimPrefix(executor.WarmGroupsFlag, "-"), "", "")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -183,6 +191,15 @@ func parseArgs(args []string) (options, error) {
 	}
 	if digests != "" {
 		o.warm.Digests = strings.Split(digests, ",")
+	}
+	if groups != "" {
+		for g := range strings.SplitSeq(groups, ",") {
+			n, err := strconv.ParseUint(g, 10, 32)
+			if err != nil {
+				return o, fmt.Errorf("%s=%s: %q is not a group ID", executor.WarmGroupsFlag, groups, g)
+			}
+			o.warm.Groups = append(o.warm.Groups, uint32(n))
+		}
 	}
 	if runAs != "" {
 		var err error

@@ -32,3 +32,16 @@ func TestRunAsArgument(t *testing.T) {
 	_, err = parseArgs([]string{executor.SharedFlag, executor.RunAsFlag + "={}"})
 	must.ErrorContains(t, err, "not a user")
 }
+
+// TestWarmGroupsArgument: a spare's groups cross its command line as IDs;
+// anything else is refused.
+func TestWarmGroupsArgument(t *testing.T) {
+	o, err := parseArgs([]string{executor.WarmEngineFlag + "=compiler", executor.WarmGroupsFlag + "=65534,100"})
+	must.NoError(t, err)
+	must.Eq(t, []uint32{65534, 100}, o.warm.Groups)
+	o, err = parseArgs([]string{executor.WarmEngineFlag + "=compiler"})
+	must.NoError(t, err)
+	must.SliceEmpty(t, o.warm.Groups)
+	_, err = parseArgs([]string{executor.WarmGroupsFlag + "=65534,nogroup"})
+	must.ErrorContains(t, err, `-warm-groups=65534,nogroup: "nogroup" is not a group ID`)
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -41,8 +42,12 @@ func becomeUser(u *proto.RunAs) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
-	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("set the supplementary groups of user %s: %w", u.Name, err)
+	// A spare took the default user's groups when it started (takeGroups):
+	// one stop of every thread fewer for a task of that user.
+	if !haveGroups(u.Groups) {
+		if err := syscall.Setgroups(groups); err != nil {
+			return fmt.Errorf("set the supplementary groups of user %s: %w", u.Name, err)
+		}
 	}
 	if err := syscall.Setgid(int(u.Gid)); err != nil {
 		return fmt.Errorf("become group %d of user %s: %w", u.Gid, u.Name, err)
@@ -61,6 +66,39 @@ func becomeUser(u *proto.RunAs) error {
 		}
 	}
 	return nil
+}
+
+// takeGroups makes groups the process's supplementary groups, every
+// thread's, while it runs as root and before it has a task, so that a
+// task of the user they are the groups of need not set them (see
+// executor.Warm.Groups); nothing where groups is empty or the process is
+// not root. Root's access does not depend on its groups, and files it
+// makes get its group, not these.
+func takeGroups(groups []uint32) error {
+	if len(groups) == 0 || os.Geteuid() != 0 {
+		return nil
+	}
+	gids := make([]int, len(groups))
+	for i, g := range groups {
+		gids[i] = int(g)
+	}
+	return syscall.Setgroups(gids)
+}
+
+// haveGroups says whether the calling thread's supplementary groups, which
+// Go keeps the same on every thread, are want, in any order.
+func haveGroups(want []uint32) bool {
+	have, err := unix.Getgroups()
+	if err != nil || len(have) != len(want) {
+		return false
+	}
+	sorted := make([]int, len(want))
+	for i, g := range want {
+		sorted[i] = int(g)
+	}
+	slices.Sort(sorted)
+	slices.Sort(have)
+	return slices.Equal(have, sorted)
 }
 
 // asUserOnThread runs instantiate as user u on an OS thread that first

@@ -31,3 +31,6 @@ func rootOf(*os.File) (*os.Root, error) { return nil, errNoDrop }
 
 // peerMayHandOver is Linux-only, as handoffs are.
 func peerMayHandOver(*net.UnixConn) error { return errNoDrop }
+
+// takeGroups is Linux-only, as becoming a task's user is.
+func takeGroups([]uint32) error { return nil }
