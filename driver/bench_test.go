@@ -385,10 +385,11 @@ func BenchmarkTaskStart(b *testing.B) {
 	}
 }
 
-// createFile times the making of a new file in dir, as a start makes the
-// task's log files there (logs makes two, open the executor's log in the
-// task directory beside it), after the task has ended: the floor of those
-// steps on this disk, measured in the same run as they are.
+// createFile times the making of a new file in dir, after the task has
+// ended: the floor of the files a start makes on this disk (the task's
+// stdout and stderr in its log directory, in the logs step, and the
+// executor's log in the task directory, in the open step), measured in
+// the same run.
 func createFile(b *testing.B, dir string) time.Duration {
 	b.Helper()
 	began := time.Now()

@@ -197,6 +197,13 @@ func TestTaskUser(t *testing.T) {
 	tk.cfg.User = "root"
 	must.Zero(t, h.run(t, tk).ExitCode)
 	must.Eq(t, "root's", tk.waitLog(t, "stdout", "root's"))
+	// With root's own groups, not those the spare took for the default
+	// user.
+	root, err := lookupUser("root")
+	must.NoError(t, err)
+	tk = h.newTask(t, "probe", 64, TaskConfig{Args: []string{"ticker"}})
+	tk.cfg.User = "root"
+	runsAs(t, h.start(t, tk), root)
 }
 
 // The plugin config's default_user must exist, and be root only with

@@ -87,8 +87,9 @@ type LaunchConfig struct {
 //
 // Groups are the supplementary groups a spare that runs as root takes when
 // it starts: those of the user most tasks run as (the plugin's
-// default_user). Root's access does not depend on them, and a task of
-// that user then starts without setting them, one of the three
+// default_user). Root's access to files does not depend on them while it
+// holds CAP_DAC_OVERRIDE, and a task of that user then starts without
+// setting them, one of the three
 // credential changes that each stop every thread of the executor (see
 // becomeUser in executor/host). None: the executor keeps its own.
 type Warm struct {

@@ -39,7 +39,7 @@ func Serve(args []string) {
 	// Before anything else, while the process has its fewest threads; an
 	// executor execs nothing, so this costs it nothing but closes a way
 	// back to root once it has become a task's user.
-	privsErr := forbidNewPrivileges()
+	everyThread, privsErr := forbidNewPrivileges()
 	// GOMAXPROCS is set once, here: that ends the runtime's automatic
 	// updates of it (Go 1.25), each of which stops the world, which a
 	// guest without the per-loop check can stall for ever (see gc.go). The
@@ -53,8 +53,13 @@ func Serve(args []string) {
 
 	out := &logOutput{w: os.Stderr}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "wasm-executor", Level: hclog.Info, JSONFormat: true, Output: out})
-	if privsErr != nil {
+	switch {
+	case privsErr != nil:
 		logger.Error("cannot set no_new_privs on the executor's threads", "error", privsErr)
+	case !everyThread:
+		// A build that links cgo (the tests', with -race): not the
+		// executor's program, which is built without it.
+		logger.Debug("no_new_privs set on one thread only: this build links cgo")
 	}
 	s := newServer(logger, out)
 	opts, err := parseArgs(args)
@@ -193,6 +198,9 @@ func parseArgs(args []string) (options, error) {
 		o.warm.Digests = strings.Split(digests, ",")
 	}
 	if groups != "" {
+		if o.warm.Engine == "" || o.shared {
+			return o, fmt.Errorf("%s is for a spare executor (%s), not %s", executor.WarmGroupsFlag, executor.WarmEngineFlag, executor.SharedFlag)
+		}
 		for g := range strings.SplitSeq(groups, ",") {
 			n, err := strconv.ParseUint(g, 10, 32)
 			if err != nil {

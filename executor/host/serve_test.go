@@ -42,6 +42,10 @@ func TestWarmGroupsArgument(t *testing.T) {
 	o, err = parseArgs([]string{executor.WarmEngineFlag + "=compiler"})
 	must.NoError(t, err)
 	must.SliceEmpty(t, o.warm.Groups)
-	_, err = parseArgs([]string{executor.WarmGroupsFlag + "=65534,nogroup"})
+	_, err = parseArgs([]string{executor.WarmEngineFlag + "=compiler", executor.WarmGroupsFlag + "=65534,nogroup"})
 	must.ErrorContains(t, err, `-warm-groups=65534,nogroup: "nogroup" is not a group ID`)
+	for _, args := range [][]string{{executor.WarmGroupsFlag + "=65534"}, {executor.SharedFlag, executor.WarmEngineFlag + "=compiler", executor.WarmGroupsFlag + "=65534"}} {
+		_, err = parseArgs(args)
+		must.ErrorContains(t, err, "-warm-groups is for a spare executor (-warm-engine), not -shared")
+	}
 }

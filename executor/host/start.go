@@ -352,7 +352,12 @@ func (s *server) runAs(req *proto.StartRequest) (*proto.RunAs, error) {
 	case want == nil:
 		return nil, executor.NodeErrorf("this executor runs as user %s, and the task names none: a driver that runs as root names the task's user", current.Name)
 	case current == nil && uint32(os.Geteuid()) == want.Uid:
-		// Already the user (root, where the operator allows it).
+		// Already the user (root, where the operator allows it), but for
+		// its supplementary groups, which a spare took for the default
+		// user (takeGroups).
+		if err := setGroups(want.Groups); err != nil {
+			return nil, executor.NodeErrorf("set the supplementary groups of user %s: %v", want.Name, err)
+		}
 		return nil, nil
 	case current == nil && s.shared:
 		return nil, executor.JobErrorf("the node's shared executor runs every task as uid %d, and this task's user is %s (uid %d): remove the task's user, or run it in an executor of its own (plugin config shared_executor = false)", os.Geteuid(), want.Name, want.Uid)

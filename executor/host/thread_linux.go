@@ -40,14 +40,15 @@ func threadCPU(tid int) time.Duration {
 // inherited by the threads a thread makes, so it is set on all of them at
 // once, with the world stopped, as Go's own Setuid reaches every thread.
 // Where cgo is linked, which AllThreadsSyscall refuses, only the calling
-// thread's is set (becomeUser sets its thread's again).
-func forbidNewPrivileges() error {
+// thread's is set (becomeUser sets its thread's again), and everyThread
+// is false.
+func forbidNewPrivileges() (everyThread bool, err error) {
 	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0)
 	if errors.Is(errno, syscall.ENOTSUP) {
-		return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+		return false, unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 	}
 	if errno != 0 {
-		return errno
+		return false, errno
 	}
-	return nil
+	return true, nil
 }

@@ -14,4 +14,4 @@ func threadID() int { return 0 }
 func threadCPU(int) time.Duration { return 0 }
 
 // forbidNewPrivileges is Linux-only (no_new_privs).
-func forbidNewPrivileges() error { return nil }
+func forbidNewPrivileges() (everyThread bool, err error) { return true, nil }

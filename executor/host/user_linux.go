@@ -30,10 +30,6 @@ import (
 // Go applies these calls to all the process's threads (syscall.Setuid and
 // friends since Go 1.16), so no goroutine is left running as root.
 func becomeUser(u *proto.RunAs) error {
-	groups := make([]int, len(u.Groups))
-	for i, g := range u.Groups {
-		groups[i] = int(g)
-	}
 	// No new privileges, ever: nothing the executor could exec (it execs
 	// nothing) would gain any through a set-user-ID bit or file
 	// capabilities. Serve set it on every thread already
@@ -44,10 +40,8 @@ func becomeUser(u *proto.RunAs) error {
 	}
 	// A spare took the default user's groups when it started (takeGroups):
 	// one stop of every thread fewer for a task of that user.
-	if !haveGroups(u.Groups) {
-		if err := syscall.Setgroups(groups); err != nil {
-			return fmt.Errorf("set the supplementary groups of user %s: %w", u.Name, err)
-		}
+	if err := setGroups(u.Groups); err != nil {
+		return fmt.Errorf("set the supplementary groups of user %s: %w", u.Name, err)
 	}
 	if err := syscall.Setgid(int(u.Gid)); err != nil {
 		return fmt.Errorf("become group %d of user %s: %w", u.Gid, u.Name, err)
@@ -72,10 +66,22 @@ func becomeUser(u *proto.RunAs) error {
 // thread's, while it runs as root and before it has a task, so that a
 // task of the user they are the groups of need not set them (see
 // executor.Warm.Groups); nothing where groups is empty or the process is
-// not root. Root's access does not depend on its groups, and files it
-// makes get its group, not these.
+// not root. Files root makes get its group, not these; its access to
+// files does not depend on them while it holds CAP_DAC_OVERRIDE (not
+// where a file system ignores capabilities, as NFS with root squashing
+// does, which then sees the default user's groups).
 func takeGroups(groups []uint32) error {
 	if len(groups) == 0 || os.Geteuid() != 0 {
+		return nil
+	}
+	return setGroups(groups)
+}
+
+// setGroups makes groups the process's supplementary groups, every
+// thread's (Go's Setgroups stops every thread to set them), unless they
+// are already.
+func setGroups(groups []uint32) error {
+	if haveGroups(groups) {
 		return nil
 	}
 	gids := make([]int, len(groups))

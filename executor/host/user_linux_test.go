@@ -23,5 +23,9 @@ func TestHaveGroups(t *testing.T) {
 	must.False(t, haveGroups(append(want, 4242)))
 	if len(want) > 0 {
 		must.False(t, haveGroups(want[1:]))
+		other := append([]uint32{4242}, want[1:]...)
+		must.False(t, haveGroups(other), must.Sprint("as many groups, one of them another"))
+	} else {
+		must.False(t, haveGroups([]uint32{4242}))
 	}
 }
