@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -79,13 +80,43 @@ func pluginBinaryDir(t testing.TB) string {
 	return pluginDir
 }
 
-// freePort returns a TCP port free on addr.
+// Agents' ports come from agentPorts, a range that neither the kernel's
+// ephemeral ports (32768 and up by default) nor Nomad's dynamic ports
+// (20000–32000) overlap: a port the kernel chose (a listen on port 0) and
+// the test released could be taken, before the agent bound it, by another
+// process's outgoing connection (a Consul agent once failed to start so),
+// and one of Nomad's dynamic ports by a task.
+const (
+	agentPortsLow  = 10000
+	agentPortsHigh = 20000
+)
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// freePort returns a TCP port free on addr, from the agents' range, and
+// never the same twice in a run.
 func freePort(t testing.TB, addr string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", addr+":0")
-	must.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := agentPortsLow + rand.IntN(agentPortsHigh-agentPortsLow)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		portsGiven[p] = true
+		return p
+	}
+	t.Fatalf("no free port on %s in [%d, %d) after 1000 tries", addr, agentPortsLow, agentPortsHigh)
+	return 0
 }
 
 // agent is one agent process.
