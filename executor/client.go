@@ -89,9 +89,9 @@ type LaunchConfig struct {
 // it starts: those of the user most tasks run as (the plugin's
 // default_user). Root's access to files does not depend on them while it
 // holds CAP_DAC_OVERRIDE, and a task of that user then starts without
-// setting them, one of the three
-// credential changes that each stop every thread of the executor (see
-// becomeUser in executor/host). None: the executor keeps its own.
+// setting them, one of the three credential changes that each stop every
+// thread of the executor (see becomeUser in executor/host). None: the
+// executor keeps its own.
 type Warm struct {
 	CacheDir string
 	Engine   string

@@ -81,30 +81,25 @@ func takeGroups(groups []uint32) error {
 // thread's (Go's Setgroups stops every thread to set them), unless they
 // are already.
 func setGroups(groups []uint32) error {
-	if haveGroups(groups) {
-		return nil
-	}
 	gids := make([]int, len(groups))
 	for i, g := range groups {
 		gids[i] = int(g)
+	}
+	if haveGroups(gids) {
+		return nil
 	}
 	return syscall.Setgroups(gids)
 }
 
 // haveGroups says whether the calling thread's supplementary groups, which
 // Go keeps the same on every thread, are want, in any order.
-func haveGroups(want []uint32) bool {
+func haveGroups(want []int) bool {
 	have, err := unix.Getgroups()
 	if err != nil || len(have) != len(want) {
 		return false
 	}
-	sorted := make([]int, len(want))
-	for i, g := range want {
-		sorted[i] = int(g)
-	}
-	slices.Sort(sorted)
 	slices.Sort(have)
-	return slices.Equal(have, sorted)
+	return slices.Equal(have, slices.Sorted(slices.Values(want)))
 }
 
 // asUserOnThread runs instantiate as user u on an OS thread that first

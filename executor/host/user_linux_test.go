@@ -4,6 +4,9 @@
 package host
 
 import (
+	"os"
+	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/shoenig/test/must"
@@ -11,21 +14,27 @@ import (
 )
 
 // TestHaveGroups: the process's supplementary groups are told in any
-// order, and told apart from others.
+// order, and told apart from others, of another number or of as many. As
+// root it gives itself two groups for the test (and its own back after),
+// so that there are groups to compare whatever it had.
 func TestHaveGroups(t *testing.T) {
+	if os.Geteuid() == 0 {
+		had, err := unix.Getgroups()
+		must.NoError(t, err)
+		defer func() { must.NoError(t, syscall.Setgroups(had)) }()
+		must.NoError(t, syscall.Setgroups([]int{4241, 4243}))
+	}
 	have, err := unix.Getgroups()
 	must.NoError(t, err)
-	want := make([]uint32, len(have))
-	for i, g := range have {
-		want[len(have)-1-i] = uint32(g)
-	}
+	want := slices.Clone(have)
+	slices.Reverse(want)
 	must.True(t, haveGroups(want))
 	must.False(t, haveGroups(append(want, 4242)))
 	if len(want) > 0 {
 		must.False(t, haveGroups(want[1:]))
-		other := append([]uint32{4242}, want[1:]...)
+		other := append([]int{4242}, want[1:]...)
 		must.False(t, haveGroups(other), must.Sprint("as many groups, one of them another"))
 	} else {
-		must.False(t, haveGroups([]uint32{4242}))
+		must.False(t, haveGroups([]int{4242}))
 	}
 }
